@@ -1,0 +1,50 @@
+"""Rasa SDK custom actions. Thin: the decisions are made by plain functions in bot/."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.fallback import CONTACT, consecutive_misses, fallback_step, payload_for, rank_candidates
+from bot.input_check import input_problem
+from bot.knowledge import knowledge_base, ui_labels
+
+
+def user_intents(tracker: Tracker) -> List[Text]:
+    """Intents of the current session's user messages, oldest first."""
+    return [
+        ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        for event in tracker.events_after_latest_restart()
+        if event.get("event") == "user"
+    ]
+
+
+class ActionNluFallback(Action):
+    """First miss: "did you mean…?" with the best candidates as buttons; second miss: the FAQ 11 channels."""
+
+    def name(self) -> Text:
+        return "action_nlu_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        if fallback_step(consecutive_misses(user_intents(tracker))) == CONTACT:
+            dispatcher.utter_message(response="utter_fallback_contact")
+            return []
+        latest = tracker.latest_message or {}
+        problem = input_problem(latest.get("text"))
+        if problem is not None:
+            dispatcher.utter_message(response=f"utter_input_{problem}")
+            return []
+        kb = knowledge_base()
+        candidates = rank_candidates(latest, kb.keys())
+        if not candidates:
+            dispatcher.utter_message(response="utter_ask_rephrase")
+            return []
+        language = tracker.get_slot("language")
+        buttons = [{"title": kb.get(key).title(language), "payload": payload_for(key)} for key, _ in candidates]
+        none_label = ui_labels()["none_of_these"]
+        buttons.append({"title": none_label.get(language, none_label["en"]), "payload": "/deny"})
+        dispatcher.utter_message(response="utter_did_you_mean", buttons=buttons)
+        return []

@@ -1,0 +1,1 @@
+"""KSOS support assistant: business rules, language handling, knowledge base and CLI."""

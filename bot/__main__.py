@@ -1,0 +1,96 @@
+"""Command line: python -m bot {train,serve,shell,eval}."""
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+
+from bot.paths import REPO_ROOT
+from bot.services import (
+    assistant_services, child_environment, rasa_command, train_command,
+)
+from bot.settings import load_settings
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    return subprocess.call(train_command(), cwd=REPO_ROOT, env=child_environment(settings))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    group = assistant_services(settings)
+    started = time.monotonic()
+    stop_requested = []
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
+    try:
+        group.start(child_environment(settings))
+        print("Starting the action server and Rasa (logs in var/logs/) ...", flush=True)
+        group.wait_ready()
+        print(
+            f"\nKSOS assistant ready in {time.monotonic() - started:.1f}s.\n"
+            f"  Talk to it over REST:  curl -s -XPOST http://localhost:{settings.rasa_port}/webhooks/rest/webhook "
+            "-H 'Content-Type: application/json' -d '{\"sender\":\"me\",\"message\":\"berapa harga pelan starter?\"}'\n"
+            f"  HTTP API:              http://localhost:{settings.rasa_port}/model/parse (POST {{\"text\": ...}})\n"
+            f"  Action server:         http://localhost:{settings.actions_port}/health\n"
+            "  In a terminal:         make shell\n"
+            "Press Ctrl-C to stop everything.",
+            flush=True,
+        )
+        while not stop_requested:
+            exited = group.first_exited()
+            if exited:
+                print(f"{exited.name} stopped unexpectedly:\n{exited.log_tail()}", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, TimeoutError) as error:
+        print(f"Could not start the assistant: {error}", file=sys.stderr)
+        return 1
+    finally:
+        group.stop()
+        print("Stopped.", flush=True)
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    group = assistant_services(settings, with_rasa=False)
+    env = child_environment(settings)
+    try:
+        group.start(env)
+        group.wait_ready()
+        return subprocess.call(
+            rasa_command("shell", "--model", settings.model_path, "--endpoints", "endpoints.yml"),
+            cwd=REPO_ROOT, env=env,
+        )
+    finally:
+        group.stop()
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from bot import evaluation
+
+    return evaluation.main(args)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="KSOS support assistant")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("train", help="train the model into models/ksos.tar.gz").set_defaults(func=cmd_train)
+    commands.add_parser("serve", help="run the action server and Rasa (REST + HTTP API)").set_defaults(func=cmd_serve)
+    commands.add_parser("shell", help="talk to the assistant in this terminal").set_defaults(func=cmd_shell)
+    evaluate = commands.add_parser("eval", help="held-out NLU accuracy per language")
+    evaluate.add_argument("--baseline", action="store_true", help="also train and evaluate Rasa's default pipeline")
+    evaluate.add_argument("--min-accuracy", type=float, default=None, help="exit 1 if a language scores below")
+    evaluate.add_argument("--model", default=None, help="evaluate this model instead of training a fresh one")
+    evaluate.set_defaults(func=cmd_eval)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

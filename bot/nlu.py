@@ -1,0 +1,200 @@
+"""Custom Rasa 3.6 graph components (referenced from config.yml as bot.nlu.<Name>).
+
+- ChatNormalizer (first): classifies the normalised text (bot.text.normalize_message), keeps the raw text.
+- InputGuard (after FallbackClassifier): unreadable input (empty, emoji only, another script) -> nlu_fallback.
+- RetrievalPayloadResolver: button payloads such as "/faq/plans" select that answer directly.
+- LanguageTagger (last): adds entity `language` (en/ms) that fills the `language` slot, or the language asked
+  for when the intent is switch_language; nothing when the message is too short to tell.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.constants import RESPONSE_SELECTOR_PROPERTY_NAME, RESPONSE_SELECTOR_RETRIEVAL_INTENTS
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    INTENT,
+    INTENT_RANKING_KEY,
+    INTENT_RESPONSE_KEY,
+    TEXT,
+)
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot import language as language_detection
+from bot.input_check import input_problem
+from bot.text import normalize_message
+
+RAW_TEXT = "raw_text"
+FALLBACK_INTENT = "nlu_fallback"
+LANGUAGE_ENTITY = "language"
+SWITCH_LANGUAGE_INTENT = "switch_language"
+
+
+def raw_text(message: Message) -> Text:
+    """The text as the customer typed it (ChatNormalizer replaces TEXT with the normalised form)."""
+    return message.get(RAW_TEXT) if message.get(RAW_TEXT) is not None else (message.get(TEXT) or "")
+
+
+def is_payload(text: Text) -> bool:
+    return text.lstrip().startswith("/")
+
+
+class _StatelessComponent(GraphComponent):
+    @classmethod
+    def create(
+        cls,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> GraphComponent:
+        return cls()
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
+class ChatNormalizer(_StatelessComponent):
+    """Rewrites TEXT to its canonical form before tokenisation; the raw text stays in RAW_TEXT."""
+
+    @staticmethod
+    def _normalize(message: Message) -> None:
+        text = message.get(TEXT)
+        if text is None or message.get(RAW_TEXT) is not None:
+            return
+        message.set(RAW_TEXT, text)
+        if not is_payload(text):
+            message.set(TEXT, normalize_message(text))
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        for example in training_data.training_examples:
+            self._normalize(example)
+        return training_data
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            self._normalize(message)
+        return messages
+
+
+def _set_intent(message: Message, intent: Text, confidence: float = 1.0) -> None:
+    ranked = {"name": intent, "confidence": confidence}
+    message.set(INTENT, ranked, add_to_output=True)
+    message.set(INTENT_RANKING_KEY, [ranked], add_to_output=True)
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class InputGuard(_StatelessComponent):
+    """Unreadable input goes to the fallback, which explains politely what we can read."""
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            if input_problem(raw_text(message)) is not None:
+                _set_intent(message, FALLBACK_INTENT)
+                message.set(RESPONSE_SELECTOR_PROPERTY_NAME, {}, add_to_output=True)
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
+class RetrievalPayloadResolver(GraphComponent):
+    """Payloads "/<retrieval intent>/<key>" (our quick-reply buttons) select that exact answer.
+
+    Rasa's own "/intent" payloads do not cover retrieval keys. The keys known at training time are stored with
+    the model; an unknown payload is left to the normal pipeline (and usually ends in the fallback).
+    """
+
+    PAYLOAD_RE = re.compile(r"^\s*/(?P<intent>[A-Za-z_]+)/(?P<key>[A-Za-z0-9_]+)\s*$")
+    FILE_NAME = "retrieval_keys.json"
+
+    def __init__(self, model_storage: ModelStorage, resource: Resource, keys: Optional[List[Text]] = None):
+        self._model_storage = model_storage
+        self._resource = resource
+        self._keys = set(keys or [])
+
+    @classmethod
+    def create(cls, config, model_storage, resource, execution_context) -> "RetrievalPayloadResolver":
+        return cls(model_storage, resource)
+
+    @classmethod
+    def load(cls, config, model_storage, resource, execution_context, **kwargs: Any) -> "RetrievalPayloadResolver":
+        try:
+            with model_storage.read_from(resource) as directory:
+                keys = json.loads((directory / cls.FILE_NAME).read_text(encoding="utf-8"))
+        except (ValueError, FileNotFoundError):
+            keys = []
+        return cls(model_storage, resource, keys)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        keys = sorted(
+            {
+                example.get(INTENT_RESPONSE_KEY)
+                for example in training_data.intent_examples
+                if example.get(INTENT_RESPONSE_KEY)
+            }
+        )
+        with self._model_storage.write_to(self._resource) as directory:
+            (directory / self.FILE_NAME).write_text(json.dumps(keys), encoding="utf-8")
+        self._keys = set(keys)
+        return self._resource
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            match = self.PAYLOAD_RE.match(raw_text(message))
+            if not match:
+                continue
+            key = f"{match.group('intent')}/{match.group('key')}"
+            if key not in self._keys:
+                continue
+            intent = match.group("intent")
+            _set_intent(message, intent)
+            selector = dict(message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {})
+            retrieval_intents = selector.get(RESPONSE_SELECTOR_RETRIEVAL_INTENTS) or sorted(
+                {known.split("/")[0] for known in self._keys}
+            )
+            selector[RESPONSE_SELECTOR_RETRIEVAL_INTENTS] = retrieval_intents
+            selector[intent] = {
+                "response": {
+                    "responses": [],
+                    "confidence": 1.0,
+                    INTENT_RESPONSE_KEY: key,
+                    "utter_action": f"utter_{key}",
+                },
+                "ranking": [{"confidence": 1.0, INTENT_RESPONSE_KEY: key}],
+            }
+            message.set(RESPONSE_SELECTOR_PROPERTY_NAME, selector, add_to_output=True)
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
+class LanguageTagger(_StatelessComponent):
+    """Adds entity `language` = 'en' | 'ms' (see bot.language for the rule)."""
+
+    def __init__(self) -> None:
+        language_detection.warm_up()
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            text = raw_text(message)
+            intent = (message.get(INTENT) or {}).get("name")
+            detected = None
+            if intent == SWITCH_LANGUAGE_INTENT:
+                detected = language_detection.requested_language(text)
+            if detected is None:
+                detected = language_detection.detect_language(text)
+            if detected is None:
+                continue
+            entity = {
+                "entity": LANGUAGE_ENTITY,
+                "value": detected,
+                "start": 0,
+                "end": len(text),
+                "confidence": 1.0,
+                "extractor": self.__class__.__name__,
+            }
+            message.set(ENTITIES, (message.get(ENTITIES) or []) + [entity], add_to_output=True)
+        return messages

@@ -1,0 +1,139 @@
+"""Start, watch and stop the assistant's processes: the Rasa SDK action server and the Rasa server."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from bot.paths import REPO_ROOT, VAR_DIR
+from bot.settings import Settings
+
+TRAINING_DATA = ["data/nlu", "data/faq", "data/rules.yml"]
+LOG_DIR = VAR_DIR / "logs"
+
+
+def child_environment(settings: Settings) -> Dict[str, str]:
+    """Environment for Rasa processes: ours, the endpoints.yml variables, our package importable, quiet TF."""
+    env = dict(os.environ)
+    for key, value in settings.rasa_environment().items():
+        env.setdefault(key, value)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    return env
+
+
+def rasa_command(*args: str) -> List[str]:
+    return [sys.executable, "-m", "rasa", *args]
+
+
+def train_command(output_dir: str = "models", fixed_name: str = "ksos", config: str = "config.yml") -> List[str]:
+    return rasa_command(
+        "train", "--config", config, "--domain", "domain.yml", "--data", *TRAINING_DATA,
+        "--out", output_dir, "--fixed-model-name", fixed_name,
+    )
+
+
+def actions_command(settings: Settings) -> List[str]:
+    return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.actions_port)]
+
+
+def rasa_server_command(settings: Settings) -> List[str]:
+    return rasa_command(
+        "run", "--enable-api", "--port", str(settings.rasa_port), "--model", settings.model_path,
+        "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
+    )
+
+
+def http_json(url: str, timeout: float = 2.0) -> Optional[dict]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.loads(response.read().decode("utf-8") or "{}")
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError, OSError):
+        return None
+
+
+@dataclass
+class Service:
+    name: str
+    argv: List[str]
+    ready_url: str
+    process: Optional[subprocess.Popen] = None
+    log_path: Optional[Path] = None
+
+    def is_ready(self) -> bool:
+        answer = http_json(self.ready_url)
+        if answer is None:
+            return False
+        return bool(answer.get("model_file", True))  # Rasa: a model is loaded; action server: any answer
+
+    def log_tail(self, lines: int = 20) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class ServiceGroup:
+    """The running processes; stop() ends them all (also on Ctrl-C via `serve`)."""
+
+    services: List[Service] = field(default_factory=list)
+
+    def start(self, env: Dict[str, str], log_dir: Path = LOG_DIR) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        for service in self.services:
+            service.log_path = log_dir / f"{service.name}.log"
+            log = open(service.log_path, "w")
+            service.process = subprocess.Popen(
+                service.argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(self.services)
+        while pending:
+            for service in list(pending):
+                if service.process and service.process.poll() is not None:
+                    raise RuntimeError(f"{service.name} exited:\n{service.log_tail()}")
+                if service.is_ready():
+                    pending.remove(service)
+            if pending and time.monotonic() > deadline:
+                names = ", ".join(service.name for service in pending)
+                raise TimeoutError(f"not ready after {timeout:.0f}s: {names}")
+            if pending:
+                time.sleep(0.25)
+
+    def first_exited(self) -> Optional[Service]:
+        return next((s for s in self.services if s.process and s.process.poll() is not None), None)
+
+    def stop(self) -> None:
+        for service in self.services:
+            if service.process and service.process.poll() is None:
+                os.killpg(service.process.pid, signal.SIGTERM)
+        for service in self.services:
+            if service.process:
+                try:
+                    service.process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(service.process.pid, signal.SIGKILL)
+
+
+def assistant_services(settings: Settings, with_rasa: bool = True) -> ServiceGroup:
+    services = [
+        Service("actions", actions_command(settings), f"http://127.0.0.1:{settings.actions_port}/health"),
+    ]
+    if with_rasa:
+        services.append(
+            Service("rasa", rasa_server_command(settings), f"http://127.0.0.1:{settings.rasa_port}/status")
+        )
+    return ServiceGroup(services)

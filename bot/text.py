@@ -1,0 +1,67 @@
+"""Text normalisation for Malaysian chat messages.
+
+`normalize_message` is what the NLU pipeline classifies: HTML tags removed, lower case, letter runs squeezed
+("pleaseeee" -> "pleasee"), shortforms and misspellings from data/lexicon/shortforms.yml expanded ("x" -> "tak",
+"camne" -> "macam mana"), and cut to MAX_CLASSIFIED_CHARS.
+"""
+from __future__ import annotations
+
+import functools
+import html
+import re
+from typing import Dict, List
+
+import yaml
+
+from bot.paths import LEXICON_DIR
+
+# Only the start of a very long message is classified; the whole message is still stored in the tracker.
+MAX_CLASSIFIED_CHARS = 600
+
+WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+TAG_RE = re.compile(r"<[^<>]{0,200}>")
+REPEAT_RE = re.compile(r"([^\W\d_])\1{2,}", re.UNICODE)
+SPACE_RE = re.compile(r"\s+")
+
+
+@functools.lru_cache(maxsize=None)
+def shortforms() -> Dict[str, str]:
+    """The reviewed shortform lexicon: token -> canonical spelling."""
+    with open(LEXICON_DIR / "shortforms.yml", encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    return {str(key).lower(): str(value).lower() for key, value in data["shortforms"].items()}
+
+
+def squeeze_repeats(text: str) -> str:
+    """Squeeze runs of three or more identical letters to two ("helloooo" -> "helloo")."""
+    return REPEAT_RE.sub(r"\1\1", text)
+
+
+def canonical_word(word: str) -> str:
+    """One token in canonical spelling (may expand to several words)."""
+    word = squeeze_repeats(word.lower())
+    lexicon = shortforms()
+    if word in lexicon:
+        return lexicon[word]
+    squeezed_once = REPEAT_RE.sub(r"\1", word)  # "pleasee" is in the lexicon, "pleaseee" squeezes to it
+    return lexicon.get(squeezed_once, word)
+
+
+def strip_markup(text: str) -> str:
+    """Remove HTML/XML tags and decode entities, so "<b>harga</b>" reads as "harga"."""
+    return html.unescape(TAG_RE.sub(" ", text))
+
+
+def normalize_message(text: str) -> str:
+    """The canonical form of a chat message that the NLU pipeline classifies."""
+    if not text:
+        return ""
+    text = strip_markup(text[: MAX_CLASSIFIED_CHARS * 2])
+    normalized = WORD_RE.sub(lambda match: canonical_word(match.group(0)), text)
+    normalized = SPACE_RE.sub(" ", normalized).strip()
+    return normalized[:MAX_CLASSIFIED_CHARS]
+
+
+def canonical_words(text: str) -> List[str]:
+    """The message as a list of canonical lowercase words (shortforms expanded)."""
+    return WORD_RE.findall(normalize_message(text))
