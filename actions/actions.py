@@ -6,15 +6,26 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.fallback import CONTACT, consecutive_misses, fallback_step, payload_for, rank_candidates
+from bot.fallback import CONTACT, UNREADABLE, consecutive_misses, fallback_step, payload_for, rank_candidates
 from bot.input_check import input_problem
 from bot.knowledge import knowledge_base, ui_labels
 
+# Responses that only custom actions send (so no rule names them; `rasa data validate` reports them unused).
+RESPONSES_SENT_BY_ACTIONS = (
+    "utter_did_you_mean",
+    "utter_ask_rephrase",
+    "utter_input_empty",
+    "utter_input_no_words",
+    "utter_input_unsupported_script",
+)
+
 
 def user_intents(tracker: Tracker) -> List[Text]:
-    """Intents of the current session's user messages, oldest first."""
+    """Intents of the conversation's user messages, oldest first; UNREADABLE for unreadable input."""
     return [
-        ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        UNREADABLE
+        if input_problem(event.get("text")) is not None
+        else ((event.get("parse_data") or {}).get("intent") or {}).get("name")
         for event in tracker.events_after_latest_restart()
         if event.get("event") == "user"
     ]
@@ -29,13 +40,13 @@ class ActionNluFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
     ) -> List[Dict[Text, Any]]:
-        if fallback_step(consecutive_misses(user_intents(tracker))) == CONTACT:
-            dispatcher.utter_message(response="utter_fallback_contact")
-            return []
         latest = tracker.latest_message or {}
         problem = input_problem(latest.get("text"))
         if problem is not None:
             dispatcher.utter_message(response=f"utter_input_{problem}")
+            return []
+        if fallback_step(consecutive_misses(user_intents(tracker))) == CONTACT:
+            dispatcher.utter_message(response="utter_fallback_contact")
             return []
         kb = knowledge_base()
         candidates = rank_candidates(latest, kb.keys())

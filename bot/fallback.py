@@ -7,6 +7,9 @@ from __future__ import annotations
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 FALLBACK_INTENT = "nlu_fallback"
+# Stands for a message we could not read at all (empty, emoji only, other script): it gets its own polite
+# answer and neither counts as a miss nor breaks a run of misses.
+UNREADABLE = "unreadable"
 RETRIEVAL_INTENTS = ("faq", "support")
 MAX_CANDIDATES = 3
 MIN_CANDIDATE_SCORE = 0.02
@@ -18,11 +21,14 @@ CONTACT = "contact"
 def consecutive_misses(user_intents: Sequence[Optional[str]]) -> int:
     """How many of the latest user messages in a row the assistant did not understand.
 
-    `user_intents` are the intents of the conversation's user messages, oldest first. ("None of these" after a
+    `user_intents` are the intents of the conversation's user messages, oldest first, with UNREADABLE for
+    messages that could not be read at all. ("None of these" after a
     "did you mean…?" is handled by a rule in data/rules.yml that goes straight to the contact channels.)
     """
     misses = 0
     for intent in reversed(user_intents):
+        if intent == UNREADABLE:
+            continue
         if intent != FALLBACK_INTENT:
             break
         misses += 1

@@ -24,7 +24,7 @@ def child_environment(settings: Settings) -> Dict[str, str]:
     """Environment for Rasa processes: ours, the endpoints.yml variables, our package importable, quiet TF."""
     env = dict(os.environ)
     for key, value in settings.rasa_environment().items():
-        env.setdefault(key, value)
+        env[key] = value
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")

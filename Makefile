@@ -1,0 +1,54 @@
+# KSOS support assistant. `make run` sets everything up and serves; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3.10
+VENV := .venv
+PY := $(VENV)/bin/python
+MODEL := models/ksos.tar.gz
+INSTALLED := $(VENV)/.installed
+# Everything the trained model depends on: retrain only when one of these changed.
+TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' 2>/dev/null) \
+                bot/nlu.py bot/text.py bot/language.py bot/input_check.py
+
+.PHONY: help install train run shell test test-unit eval bench validate clean
+
+help:
+	@echo "make run    set up (venv, install, train if data changed) and serve the assistant"
+	@echo "make test   run every test (unit, data validation, conversations, held-out accuracy)"
+	@echo "make shell  talk to the assistant in this terminal"
+	@echo "make train  train models/ksos.tar.gz if data or config changed"
+	@echo "make eval   held-out accuracy per language: our pipeline vs Rasa's default pipeline"
+
+$(INSTALLED): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+install: $(INSTALLED)
+
+$(MODEL): $(INSTALLED) $(TRAIN_INPUTS)
+	$(PY) -m bot train
+	@touch $@
+
+train: $(MODEL)
+
+run: $(MODEL)
+	$(PY) -m bot serve
+
+shell: $(MODEL)
+	$(PY) -m bot shell
+
+validate: $(INSTALLED)
+	$(PY) -m pytest -q tests/test_data.py
+
+test-unit: $(INSTALLED)
+	$(PY) -m pytest -q -m "not model" tests
+
+test: $(MODEL)
+	$(PY) -m pytest tests
+
+eval: $(MODEL)
+	$(PY) -m bot eval --baseline
+
+clean:
+	rm -rf models var results .pytest_cache

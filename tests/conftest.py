@@ -1,0 +1,79 @@
+"""Shared fixtures. Tests marked `model` run against the trained model with real Rasa and action servers,
+started on their own ports (RASA_TEST_PORT / ACTIONS_TEST_PORT) so they don't clash with `make run`."""
+import json
+import os
+import urllib.request
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from bot.services import assistant_services, child_environment
+from bot.settings import load_settings
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "assistant" in getattr(item, "fixturenames", ()) or "model_path" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.model)
+
+
+@pytest.fixture(scope="session")
+def test_settings(tmp_path_factory):
+    var = tmp_path_factory.mktemp("var")
+    return load_settings(
+        {
+            **os.environ,
+            "RASA_PORT": os.environ.get("RASA_TEST_PORT", "5105"),
+            "ACTIONS_PORT": os.environ.get("ACTIONS_TEST_PORT", "5155"),
+            "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{os.environ.get('ACTIONS_TEST_PORT', '5155')}/webhook",
+            "TRACKER_STORE_URL": f"sqlite:///{var / 'tracker.db'}",
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def model_path(test_settings) -> str:
+    if not Path(test_settings.model_path).exists():
+        pytest.fail(f"no trained model at {test_settings.model_path}: run `make train` (make test does)")
+    return test_settings.model_path
+
+
+class RestClient:
+    """Talks to Rasa's REST channel like the gateway does."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+
+    def post(self, path: str, payload: Dict) -> object:
+        request = urllib.request.Request(
+            self.base_url + path, data=json.dumps(payload).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read().decode())
+
+    def send(self, sender: str, message: str, metadata: Optional[Dict] = None) -> List[Dict]:
+        return self.post("/webhooks/rest/webhook", {"sender": sender, "message": message, "metadata": metadata or {}})
+
+    def text(self, sender: str, message: str) -> str:
+        """All bot texts of one turn joined as the response was written (Rasa splits on blank lines)."""
+        return "\n\n".join(m.get("text", "") for m in self.send(sender, message))
+
+    def parse(self, text: str) -> Dict:
+        return self.post("/model/parse", {"text": text})
+
+    def tracker(self, sender: str) -> Dict:
+        with urllib.request.urlopen(f"{self.base_url}/conversations/{sender}/tracker", timeout=30) as response:
+            return json.loads(response.read().decode())
+
+
+@pytest.fixture(scope="session")
+def assistant(test_settings, model_path, tmp_path_factory):
+    group = assistant_services(test_settings)
+    group.start(child_environment(test_settings), log_dir=tmp_path_factory.mktemp("logs"))
+    try:
+        group.wait_ready(timeout=240)
+        yield RestClient(f"http://127.0.0.1:{test_settings.rasa_port}")
+    finally:
+        group.stop()

@@ -1,0 +1,28 @@
+"""Runs the test stories in tests/conversations/ with `rasa test core` and fails on any failed story."""
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from bot.paths import REPO_ROOT
+from bot.services import child_environment
+
+STORIES = REPO_ROOT / "tests" / "conversations"
+
+
+def test_conversation_stories(assistant, model_path, test_settings, tmp_path):
+    # `assistant` keeps the action server of test_settings running for action_nlu_fallback.
+    result = subprocess.run(
+        [sys.executable, "-m", "rasa", "test", "core", "--stories", str(STORIES), "--model", model_path,
+         "--endpoints", "endpoints.yml", "--out", str(tmp_path), "--fail-on-prediction-errors"],
+        cwd=REPO_ROOT, env=child_environment(test_settings), capture_output=True, text=True, timeout=600,
+    )
+    failed = tmp_path / "failed_test_stories.yml"
+    details = failed.read_text() if failed.exists() else ""
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:] + details
+    stories = yaml.safe_load((STORIES / "test_stories.yml").read_text())["stories"]
+    report = (tmp_path / "story_report.json")
+    assert report.exists()
+    assert "None of the test stories failed" in details or not details.strip(), details
+    assert len(stories) >= 8
