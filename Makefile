@@ -17,6 +17,7 @@ help:
 	@echo "make shell  talk to the assistant in this terminal"
 	@echo "make train  train models/ksos.tar.gz if data or config changed"
 	@echo "make eval   held-out accuracy per language: our pipeline vs Rasa's default pipeline"
+	@echo "make bench  latency, throughput, memory: ours vs a stock rasa init bot"
 
 $(INSTALLED): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +50,9 @@ test: $(MODEL)
 
 eval: $(MODEL)
 	$(PY) -m bot eval --baseline
+
+bench: $(MODEL)
+	$(PY) -m bot bench
 
 clean:
 	rm -rf models var results .pytest_cache

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import subprocess
 import sys
 import time
 
-from bot.paths import REPO_ROOT
+from bot.paths import REPO_ROOT, VAR_DIR
 from bot.services import (
     assistant_services, child_environment, rasa_command, train_command,
 )
@@ -16,7 +17,14 @@ from bot.settings import load_settings
 
 def cmd_train(args: argparse.Namespace) -> int:
     settings = load_settings()
-    return subprocess.call(train_command(), cwd=REPO_ROOT, env=child_environment(settings))
+    started = time.monotonic()
+    code = subprocess.call(train_command(), cwd=REPO_ROOT, env=child_environment(settings))
+    if code == 0:
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        seconds = round(time.monotonic() - started, 1)
+        (VAR_DIR / "train_time.json").write_text(json.dumps({"seconds": seconds}))
+        print(f"Trained {settings.model_path} in {seconds} s")
+    return code
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -77,6 +85,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return evaluation.main(args)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bot import bench
+
+    return bench.main(args.bench_args)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="KSOS support assistant")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +102,9 @@ def main(argv=None) -> int:
     evaluate.add_argument("--min-accuracy", type=float, default=None, help="exit 1 if a language scores below")
     evaluate.add_argument("--model", default=None, help="evaluate this model instead of training a fresh one")
     evaluate.set_defaults(func=cmd_eval)
+    bench = commands.add_parser("bench", help="latency/throughput vs a stock `rasa init` bot")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -2,7 +2,8 @@
 
 `normalize_message` is what the NLU pipeline classifies: HTML tags removed, lower case, letter runs squeezed
 ("pleaseeee" -> "pleasee"), shortforms and misspellings from data/lexicon/shortforms.yml expanded ("x" -> "tak",
-"camne" -> "macam mana"), and cut to MAX_CLASSIFIED_CHARS.
+"camne" -> "macam mana"), negation marked ("does not cover" -> "does not cover negcover", so that bag-of-words
+features tell "not covered" from "covered"), and cut to MAX_CLASSIFIED_CHARS.
 """
 from __future__ import annotations
 
@@ -22,6 +23,13 @@ WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
 TAG_RE = re.compile(r"<[^<>]{0,200}>")
 REPEAT_RE = re.compile(r"([^\W\d_])\1{2,}", re.UNICODE)
 SPACE_RE = re.compile(r"\s+")
+# Negators (canonical forms) in English and Malay; the next word gets a joint "neg<word>" token.
+NEGATORS = frozenset(
+    {"not", "never", "cannot", "tak", "tidak", "bukan", "belum",
+     "don't", "doesn't", "isn't", "aren't", "won't", "can't", "didn't", "wasn't",
+     "dont", "doesnt", "isnt", "arent", "wont", "cant", "didnt", "wasnt"}
+)
+NEGATION_MARK = "neg"
 
 
 @functools.lru_cache(maxsize=None)
@@ -58,10 +66,25 @@ def normalize_message(text: str) -> str:
         return ""
     text = strip_markup(text[: MAX_CLASSIFIED_CHARS * 2])
     normalized = WORD_RE.sub(lambda match: canonical_word(match.group(0)), text)
-    normalized = SPACE_RE.sub(" ", normalized).strip()
+    normalized = mark_negation(SPACE_RE.sub(" ", normalized).strip())
     return normalized[:MAX_CLASSIFIED_CHARS]
 
 
+def mark_negation(text: str) -> str:
+    """Add "neg<word>" after the word that follows a negator: "tak boleh bayar" -> "tak boleh negboleh bayar"."""
+    pieces, previous, position = [], "", 0
+    for match in WORD_RE.finditer(text):
+        word = match.group(0)
+        pieces.append(text[position:match.end()])
+        position = match.end()
+        if previous in NEGATORS and word.isalpha() and word not in NEGATORS:
+            pieces.append(f" {NEGATION_MARK}{word}")
+        previous = word
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
 def canonical_words(text: str) -> List[str]:
-    """The message as a list of canonical lowercase words (shortforms expanded)."""
-    return WORD_RE.findall(normalize_message(text))
+    """The message as a list of canonical lowercase words (shortforms expanded, no negation marks)."""
+    text = strip_markup(text[: MAX_CLASSIFIED_CHARS * 2])
+    return WORD_RE.findall(WORD_RE.sub(lambda match: canonical_word(match.group(0)), text))

@@ -1,0 +1,171 @@
+"""`make bench`: latency and throughput of our assistant next to a stock `rasa init` bot on this machine.
+
+Measures, for each bot: time until ready, `/model/parse` latency, one REST turn (the full
+message -> NLU -> policies -> actions -> response path) sequentially and with concurrent conversations,
+and resident memory of its processes. Our model's last training time comes from var/train_time.json.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import aiohttp
+
+from bot.evaluation import load_test_set
+from bot.paths import REPO_ROOT, VAR_DIR
+from bot.services import Service, ServiceGroup, assistant_services, child_environment, rasa_command
+from bot.settings import load_settings
+
+BENCH_DIR = VAR_DIR / "bench"
+STOCK_DIR = BENCH_DIR / "stock-rasa-init"
+STOCK_MESSAGES = ["hello", "I am sad", "great", "no", "bye", "are you a bot?", "yes", "very good"]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, in MB (from /proc)."""
+    total = 0
+    pids = [pid]
+    try:
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        pids += [int(child) for child in children]
+    except OSError:
+        pass
+    for one in pids:
+        try:
+            for line in Path(f"/proc/{one}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+async def timed_posts(url: str, bodies: List[Dict], concurrency: int) -> Dict[str, float]:
+    latencies: List[float] = []
+    queue: asyncio.Queue = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            started = time.perf_counter()
+            async with session.post(url, json=body) as response:
+                await response.read()
+                response.raise_for_status()
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        # warm-up, not measured
+        for body in bodies[:5]:
+            async with session.post(url, json=body) as response:
+                await response.read()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {
+        "n": len(latencies),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "throughput_per_s": round(len(latencies) / elapsed, 1),
+    }
+
+
+def measure(base_url: str, messages: List[str], requests: int) -> Dict[str, Dict[str, float]]:
+    texts = [messages[i % len(messages)] for i in range(requests)]
+    parse = asyncio.run(timed_posts(f"{base_url}/model/parse", [{"text": t} for t in texts], 1))
+    results = {"parse": parse}
+    for concurrency in (1, 10):
+        # each conversation (sender) sends its messages in order, like a customer
+        bodies = [{"sender": f"bench-{concurrency}-{i % max(concurrency, 1)}-{i // 50}", "message": t}
+                  for i, t in enumerate(texts)]
+        results[f"rest_turn_c{concurrency}"] = asyncio.run(
+            timed_posts(f"{base_url}/webhooks/rest/webhook", bodies, concurrency)
+        )
+    return results
+
+
+def start_and_measure(group: ServiceGroup, env: Dict[str, str], base_url: str, messages: List[str],
+                      requests: int, log_dir: Path) -> Dict:
+    started = time.monotonic()
+    group.start(env, log_dir=log_dir)
+    try:
+        group.wait_ready(timeout=300)
+        ready_s = round(time.monotonic() - started, 1)
+        results = measure(base_url, messages, requests)
+        results["ready_s"] = ready_s
+        results["rss_mb"] = round(sum(rss_mb(s.process.pid) for s in group.services if s.process))
+        return results
+    finally:
+        group.stop()
+
+
+def stock_bot(port: int) -> ServiceGroup:
+    """A stock `rasa init` project (moodbot, default config), created and trained once under var/bench/."""
+    if not (STOCK_DIR / "models").exists() or not any((STOCK_DIR / "models").glob("*.tar.gz")):
+        STOCK_DIR.mkdir(parents=True, exist_ok=True)
+        print("Creating and training a stock `rasa init` bot (once) ...", flush=True)
+        subprocess.run(rasa_command("init", "--no-prompt", "--init-dir", str(STOCK_DIR)), cwd=STOCK_DIR,
+                       env=child_environment(load_settings()), check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    model = sorted((STOCK_DIR / "models").glob("*.tar.gz"))[-1]
+    argv = rasa_command("run", "--enable-api", "--port", str(port), "--model", str(model))
+    return ServiceGroup([Service("stock-rasa", argv, f"http://127.0.0.1:{port}/status")])
+
+
+def format_row(name: str, r: Dict) -> str:
+    return (f"| {name} | {r['parse']['p50_ms']} / {r['parse']['p99_ms']} | "
+            f"{r['rest_turn_c1']['p50_ms']} / {r['rest_turn_c1']['p99_ms']} | {r['rest_turn_c1']['throughput_per_s']} | "
+            f"{r['rest_turn_c10']['p50_ms']} / {r['rest_turn_c10']['p99_ms']} | {r['rest_turn_c10']['throughput_per_s']} | "
+            f"{r['ready_s']} | {r['rss_mb']} |")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot bench")
+    parser.add_argument("--requests", type=int, default=300, help="requests per measurement")
+    parser.add_argument("--no-stock", action="store_true", help="skip the stock `rasa init` comparison")
+    args = parser.parse_args(argv)
+    settings = load_settings({"RASA_PORT": "5205", "ACTIONS_PORT": "5255",
+                              "TRACKER_STORE_URL": f"sqlite:///{BENCH_DIR / 'tracker.db'}"})
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    (BENCH_DIR / "tracker.db").unlink(missing_ok=True)
+    messages = [example.text for example in load_test_set()]
+    report = {"machine": {"cpus": __import__("os").cpu_count(), "python": sys.version.split()[0]}}
+    train_file = VAR_DIR / "train_time.json"
+    if train_file.exists():
+        report["train_s"] = json.loads(train_file.read_text())["seconds"]
+    print("Measuring the KSOS assistant ...", flush=True)
+    report["ksos"] = start_and_measure(assistant_services(settings), child_environment(settings),
+                                       f"http://127.0.0.1:{settings.rasa_port}", messages, args.requests,
+                                       BENCH_DIR / "logs-ksos")
+    if not args.no_stock:
+        print("Measuring a stock `rasa init` bot ...", flush=True)
+        stock_settings = load_settings({"TRACKER_STORE_URL": "sqlite://"})
+        report["stock"] = start_and_measure(stock_bot(5305), child_environment(stock_settings),
+                                            "http://127.0.0.1:5305", STOCK_MESSAGES, args.requests,
+                                            BENCH_DIR / "logs-stock")
+    (BENCH_DIR / "report.json").write_text(json.dumps(report, indent=2))
+    print("\n| bot | parse p50 / p99 ms | REST turn p50 / p99 ms (1 conv.) | turns/s | "
+          "REST turn p50 / p99 ms (10 conv.) | turns/s | ready s | RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(format_row("KSOS assistant", report["ksos"]))
+    if "stock" in report:
+        print(format_row("stock `rasa init`", report["stock"]))
+    if "train_s" in report:
+        print(f"\nLast full training of models/ksos.tar.gz: {report['train_s']} s")
+    print(f"Report: {BENCH_DIR / 'report.json'}")
+    return 0
