@@ -150,8 +150,14 @@ def train_baseline(output_dir: Path = EVAL_DIR) -> str:
     output_dir.mkdir(parents=True, exist_ok=True)
     config = output_dir / "default_config.yml"
     shutil.copy(Path(rasa.engine.recipes.__file__).parent / "config_files" / "default_config.yml", config)
+    nlu_dir = output_dir / "nlu-data"  # `rasa train nlu --nlu` takes one path: stage data/nlu + data/faq
+    shutil.rmtree(nlu_dir, ignore_errors=True)
+    nlu_dir.mkdir()
+    for folder in ("nlu", "faq"):
+        for path in sorted((REPO_ROOT / "data" / folder).glob("*.yml")):
+            shutil.copy(path, nlu_dir / f"{folder}_{path.name}")
     command = rasa_command(
-        "train", "nlu", "--config", str(config), "--domain", "domain.yml", "--nlu", "data/nlu", "data/faq",
+        "train", "nlu", "--config", str(config), "--domain", "domain.yml", "--nlu", str(nlu_dir),
         "--out", str(output_dir), "--fixed-model-name", "default-pipeline",
     )
     subprocess.run(command, cwd=REPO_ROOT, env=child_environment(load_settings()), check=True,
