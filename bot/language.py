@@ -6,8 +6,8 @@ The rule, in order (words are canonical forms, after data/lexicon/shortforms.yml
    "account kena suspend, boleh upgrade plan x?" -> ms.
 2. Otherwise any English function word (the, is, can, my, how, ...) -> English: "can I pay with boost?" -> en.
 3. Otherwise any Malay content word (harga, pakej, terima kasih, ...) -> Malay: "harga pakej starter" -> ms.
-4. Otherwise, for two or more words, the lingua detector restricted to English and Malay, when it is at least
-   LINGUA_MIN_CONFIDENCE sure: "ksos pricing" -> en.
+4. Otherwise, for two or more words of a message that was understood (not nlu_fallback), the lingua detector
+   restricted to English and Malay, when it is at least LINGUA_MIN_CONFIDENCE sure: "download ksos" -> en.
 5. Otherwise None: too short to tell ("ok", "tq", "12", "ksos"); the conversation keeps its language.
 """
 from __future__ import annotations
@@ -64,8 +64,12 @@ def _lingua_language(text: str) -> Optional[str]:
     return values[0].language.iso_code_639_1.name.lower()
 
 
-def detect_language(text: Optional[str]) -> Optional[str]:
-    """'en', 'ms', or None when the message is too short or unclear to tell (see the module docstring)."""
+def detect_language(text: Optional[str], statistical: bool = True) -> Optional[str]:
+    """'en', 'ms', or None when the message is too short or unclear to tell (see the module docstring).
+
+    `statistical=False` skips rule 4 (lingua): used for messages the assistant did not understand, where
+    gibberish such as "blorp zzz" must not switch the conversation's language.
+    """
     if not text or text.lstrip().startswith("/"):
         return None
     words = [word for word in canonical_words(text) if not word.isdigit()]
@@ -78,7 +82,7 @@ def detect_language(text: Optional[str]) -> Optional[str]:
         return ENGLISH
     if any(word in markers["malay_words"] for word in words):
         return MALAY
-    if len(words) >= 2:
+    if statistical and len(words) >= 2:
         return _lingua_language(" ".join(words))
     return None
 

@@ -185,7 +185,7 @@ class LanguageTagger(_StatelessComponent):
             if intent == SWITCH_LANGUAGE_INTENT:
                 detected = language_detection.requested_language(text)
             if detected is None:
-                detected = language_detection.detect_language(text)
+                detected = language_detection.detect_language(text, statistical=intent != FALLBACK_INTENT)
             if detected is None:
                 continue
             entity = {

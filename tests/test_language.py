@@ -105,3 +105,9 @@ def test_too_short_to_tell(text):
 )
 def test_requested_language(text, expected):
     assert requested_language(text) == expected
+
+
+def test_gibberish_only_uses_the_lexicon_rules_when_not_understood():
+    assert detect_language("download ksos") == "en"  # lingua, for an understood message
+    assert detect_language("blorp zzz", statistical=False) is None
+    assert detect_language("nak blorp zzz", statistical=False) == "ms"  # lexicon rules still apply
