@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     (BENCH_DIR / "tracker.db").unlink(missing_ok=True)
     messages = [example.text for example in load_test_set()]
-    report = {"machine": {"cpus": __import__("os").cpu_count(), "python": sys.version.split()[0]}}
+    report = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
     train_file = VAR_DIR / "train_time.json"
     if train_file.exists():
         report["train_s"] = json.loads(train_file.read_text())["seconds"]

@@ -21,14 +21,13 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
+from bot.fallback import FALLBACK_INTENT, RETRIEVAL_INTENTS
 from bot.knowledge import parse_examples
 from bot.paths import REPO_ROOT, TESTS_NLU_DIR, VAR_DIR
 from bot.services import child_environment, rasa_command
 from bot.settings import load_settings
 
 LANGUAGE_FILES = ("en", "ms", "mixed")
-RETRIEVAL_INTENTS = ("faq", "support")
-FALLBACK_INTENT = "nlu_fallback"
 EVAL_DIR = VAR_DIR / "eval"
 
 

@@ -18,7 +18,7 @@ from typing import Dict, FrozenSet, List, Optional
 import yaml
 
 from bot.paths import LEXICON_DIR
-from bot.text import canonical_words
+from bot.text import canonical_words, is_payload
 
 ENGLISH = "en"
 MALAY = "ms"
@@ -70,7 +70,7 @@ def detect_language(text: Optional[str], statistical: bool = True) -> Optional[s
     `statistical=False` skips rule 4 (lingua): used for messages the assistant did not understand, where
     gibberish such as "blorp zzz" must not switch the conversation's language.
     """
-    if not text or text.lstrip().startswith("/"):
+    if not text or is_payload(text):
         return None
     words = [word for word in canonical_words(text) if not word.isdigit()]
     if not words:

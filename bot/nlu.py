@@ -28,11 +28,11 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot import language as language_detection
+from bot.fallback import FALLBACK_INTENT
 from bot.input_check import input_problem
-from bot.text import normalize_message
+from bot.text import is_payload, normalize_message
 
 RAW_TEXT = "raw_text"
-FALLBACK_INTENT = "nlu_fallback"
 LANGUAGE_ENTITY = "language"
 SWITCH_LANGUAGE_INTENT = "switch_language"
 
@@ -40,10 +40,6 @@ SWITCH_LANGUAGE_INTENT = "switch_language"
 def raw_text(message: Message) -> Text:
     """The text as the customer typed it (ChatNormalizer replaces TEXT with the normalised form)."""
     return message.get(RAW_TEXT) if message.get(RAW_TEXT) is not None else (message.get(TEXT) or "")
-
-
-def is_payload(text: Text) -> bool:
-    return text.lstrip().startswith("/")
 
 
 class _StatelessComponent(GraphComponent):

@@ -40,6 +40,11 @@ def shortforms() -> Dict[str, str]:
     return {str(key).lower(): str(value).lower() for key, value in data["shortforms"].items()}
 
 
+def is_payload(text: str) -> bool:
+    """Button payloads ("/faq/plans", "/deny") are commands, not words to normalise or detect a language in."""
+    return text.lstrip().startswith("/")
+
+
 def squeeze_repeats(text: str) -> str:
     """Squeeze runs of three or more identical letters to two ("helloooo" -> "helloo")."""
     return REPEAT_RE.sub(r"\1\1", text)
