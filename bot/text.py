@@ -69,10 +69,14 @@ def normalize_message(text: str) -> str:
     """The canonical form of a chat message that the NLU pipeline classifies."""
     if not text:
         return ""
-    text = strip_markup(text[: MAX_CLASSIFIED_CHARS * 2])
-    normalized = WORD_RE.sub(lambda match: canonical_word(match.group(0)), text)
-    normalized = mark_negation(SPACE_RE.sub(" ", normalized).strip())
+    normalized = mark_negation(SPACE_RE.sub(" ", expand_shortforms(text)).strip())
     return normalized[:MAX_CLASSIFIED_CHARS]
+
+
+def expand_shortforms(text: str) -> str:
+    """The start of the message without markup, every word in canonical spelling (case and spacing as typed)."""
+    text = strip_markup(text[: MAX_CLASSIFIED_CHARS * 2])
+    return WORD_RE.sub(lambda match: canonical_word(match.group(0)), text)
 
 
 def mark_negation(text: str) -> str:
@@ -91,5 +95,4 @@ def mark_negation(text: str) -> str:
 
 def canonical_words(text: str) -> List[str]:
     """The message as a list of canonical lowercase words (shortforms expanded, no negation marks)."""
-    text = strip_markup(text[: MAX_CLASSIFIED_CHARS * 2])
-    return WORD_RE.findall(WORD_RE.sub(lambda match: canonical_word(match.group(0)), text))
+    return WORD_RE.findall(expand_shortforms(text))
