@@ -1,4 +1,4 @@
-"""Command line: python -m bot {train,serve,shell,eval}."""
+"""Command line: python -m bot {train,serve,shell,eval,bench,accounts}."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +44,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  HTTP API:              http://localhost:{settings.rasa_port}/model/parse (POST {{\"text\": ...}})\n"
             f"  Action server:         http://localhost:{settings.actions_port}/health\n"
             "  In a terminal:         make shell\n"
+            "  Demo accounts:         python -m bot accounts list  (say \"verify me\", give 1000000001 ... 1000000005;\n"
+            + ("                         one-time codes go by SMTP_URL)\n" if settings.smtp_url else
+               "                         one-time codes are written to var/logs/outbox.log)\n")
+            +
             "Press Ctrl-C to stop everything.",
             flush=True,
         )
@@ -105,6 +109,9 @@ def main(argv=None) -> int:
     bench = commands.add_parser("bench", help="latency/throughput vs a stock `rasa init` bot")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
+    from bot.accounts.cli import add_parser as add_accounts_parser
+
+    add_accounts_parser(commands)
     args = parser.parse_args(argv)
     return args.func(args)
 

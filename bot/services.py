@@ -51,7 +51,8 @@ def actions_command(settings: Settings) -> List[str]:
 
 def rasa_server_command(settings: Settings) -> List[str]:
     return rasa_command(
-        "run", "--enable-api", "--port", str(settings.rasa_port), "--model", settings.model_path,
+        "run", "--enable-api", "--interface", settings.rasa_interface, "--port", str(settings.rasa_port),
+        "--model", settings.model_path,
         "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
     )
 

@@ -18,6 +18,9 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.model)
 
 
+IDENTITY_TOKEN_SECRET = "conversation-test-secret"
+
+
 @pytest.fixture(scope="session")
 def test_settings(tmp_path_factory):
     var = tmp_path_factory.mktemp("var")
@@ -28,6 +31,9 @@ def test_settings(tmp_path_factory):
             "ACTIONS_PORT": os.environ.get("ACTIONS_TEST_PORT", "5155"),
             "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{os.environ.get('ACTIONS_TEST_PORT', '5155')}/webhook",
             "TRACKER_STORE_URL": f"sqlite:///{var / 'tracker.db'}",
+            "DATABASE_URL": f"sqlite:///{var / 'accounts.db'}",
+            "IDENTITY_TOKEN_SECRET": IDENTITY_TOKEN_SECRET,
+            "SMTP_URL": "",
         }
     )
 
@@ -70,6 +76,10 @@ class RestClient:
 
 @pytest.fixture(scope="session")
 def assistant(test_settings, model_path, tmp_path_factory):
+    from bot.accounts.cli import seed_demo
+    from bot.accounts.store import AccountStore
+
+    seed_demo(AccountStore(test_settings.database_url))    # the demo accounts, as of today
     group = assistant_services(test_settings)
     group.start(child_environment(test_settings), log_dir=tmp_path_factory.mktemp("logs"))
     try:
@@ -77,3 +87,51 @@ def assistant(test_settings, model_path, tmp_path_factory):
         yield RestClient(f"http://127.0.0.1:{test_settings.rasa_port}")
     finally:
         group.stop()
+
+
+# --- Account store on both databases --------------------------------------------------------------------------
+
+POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def account_store_url(request, tmp_path):
+    """An empty account database: a SQLite file, or a fresh schema in the real local PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'accounts.db'}"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    schema = f"ksos_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, future=True)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(account_store_url):
+    from bot.accounts.store import AccountStore
+
+    account_store = AccountStore(account_store_url)
+    account_store.create_schema()
+    yield account_store
+    account_store.engine.dispose()
+
+
+@pytest.fixture
+def demo_store(store):
+    """The demo accounts seeded as of 22 November 2026."""
+    from datetime import date
+
+    from bot.accounts.cli import seed_demo
+
+    seed_demo(store, date(2026, 11, 22))
+    return store

@@ -1,0 +1,1 @@
+"""Customer accounts: the plan catalogue, the business rules, the SQL store, imports and identity verification."""

@@ -1,0 +1,121 @@
+"""The email outbox: messages are written to the `outbox` table in the same transaction as the change that
+needs them, then delivered by SMTP when SMTP_URL is set. In development (no SMTP_URL) they are written to
+var/logs/outbox.log instead, so one-time codes can be read there."""
+from __future__ import annotations
+
+import functools
+import logging
+import smtplib
+import ssl
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Dict, Optional
+from urllib.parse import parse_qs, unquote, urlparse
+
+import yaml
+from sqlalchemy import select
+
+from bot.accounts import models
+from bot.accounts.store import AccountStore
+from bot.clock import now_utc
+from bot.paths import DATA_DIR, VAR_DIR
+
+logger = logging.getLogger(__name__)
+EMAILS_FILE = DATA_DIR / "accounts" / "emails.yml"
+DEVELOPMENT_LOG = VAR_DIR / "logs" / "outbox.log"
+MAX_ATTEMPTS = 5
+
+
+@functools.lru_cache(maxsize=1)
+def email_templates() -> Dict[str, Dict[str, str]]:
+    with open(EMAILS_FILE, encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def enqueue(session, kind: str, to_address: str, now: Optional[datetime] = None, **values) -> models.OutboxEmail:
+    """Add an email from the template `kind` to the outbox inside the caller's transaction."""
+    template = email_templates()[kind]
+    email = models.OutboxEmail(
+        kind=kind, to_address=to_address, subject=template["subject"].format(**values),
+        body=template["body"].format(**values), created_at=now or now_utc(), attempts=0,
+    )
+    session.add(email)
+    return email
+
+
+class SmtpTarget:
+    """SMTP_URL: smtp://user:password@host:587?starttls=true, or smtps://user:password@host:465."""
+
+    def __init__(self, url: str):
+        parsed = urlparse(url)
+        if parsed.scheme not in ("smtp", "smtps") or not parsed.hostname:
+            raise ValueError("SMTP_URL must look like smtp://user:password@host:port or smtps://...")
+        self.ssl = parsed.scheme == "smtps"
+        self.host = parsed.hostname
+        self.port = parsed.port or (465 if self.ssl else 25)
+        self.username = unquote(parsed.username) if parsed.username else None
+        self.password = unquote(parsed.password) if parsed.password else None
+        query = parse_qs(parsed.query)
+        self.starttls = query.get("starttls", ["false"])[0].lower() in ("1", "true", "yes")
+
+    def send(self, message: EmailMessage, timeout: float = 20.0) -> None:
+        context = ssl.create_default_context()
+        if self.ssl:
+            client = smtplib.SMTP_SSL(self.host, self.port, timeout=timeout, context=context)
+        else:
+            client = smtplib.SMTP(self.host, self.port, timeout=timeout)
+        with client:
+            if self.starttls:
+                client.starttls(context=context)
+            if self.username:
+                client.login(self.username, self.password or "")
+            client.send_message(message)
+
+
+def _message(email: models.OutboxEmail, sender: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = email.to_address
+    message["Subject"] = email.subject
+    message.set_content(email.body)
+    return message
+
+
+def _write_development_log(email: models.OutboxEmail, log_path: Path) -> None:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as handle:
+        handle.write(f"--- {email.created_at.isoformat()}Z to {email.to_address}: {email.subject}\n{email.body}\n")
+
+
+def deliver_pending(store: AccountStore, smtp_url: str, sender: str,
+                    log_path: Path = DEVELOPMENT_LOG) -> int:
+    """Deliver every email not yet sent (oldest first); failures stay queued with their error, up to
+    MAX_ATTEMPTS tries. Returns how many were delivered."""
+    target = SmtpTarget(smtp_url) if smtp_url else None
+    delivered = 0
+    with store.session() as session:
+        pending = session.scalars(
+            select(models.OutboxEmail)
+            .where(models.OutboxEmail.sent_at.is_(None), models.OutboxEmail.attempts < MAX_ATTEMPTS)
+            .order_by(models.OutboxEmail.id)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for email in pending:
+            email.attempts += 1
+            try:
+                if target is None:
+                    _write_development_log(email, log_path)
+                    logger.info("SMTP_URL not set: email %s to %s written to %s", email.id, email.to_address, log_path)
+                else:
+                    target.send(_message(email, sender))
+            except (OSError, smtplib.SMTPException) as error:
+                email.last_error = f"{type(error).__name__}: {error}"[:500]
+                logger.warning("email %s to %s not sent (try %s): %s", email.id, email.to_address,
+                               email.attempts, email.last_error)
+                continue
+            email.sent_at = now_utc()
+            email.last_error = None
+            delivered += 1
+    return delivered
+

@@ -1,0 +1,232 @@
+"""The account actions run directly with Tracker fixtures against a real (SQLite) account store."""
+import asyncio
+from datetime import date, datetime, timezone
+
+import pytest
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
+
+from actions.account import (
+    ActionAccountAnswer, ActionCancelVerification, ActionLogOut, ActionSessionStart, ActionVerificationFinished,
+    ValidateVerifyAccountForm,
+)
+from bot.accounts import models, service as service_module
+from bot.accounts.cli import seed_demo
+from bot.accounts.service import AccountService
+from bot.accounts.store import AccountStore
+from bot.accounts.verification import mark_verified, sign_identity_token
+from bot.paths import REPO_ROOT
+from bot.settings import load_settings
+
+TODAY = date(2026, 11, 22)
+NOW = datetime(2026, 11, 22, 2, 0)
+SECRET = "action-test-secret"
+DOMAIN = yaml.safe_load((REPO_ROOT / "domain.yml").read_text())
+
+
+@pytest.fixture
+def service(tmp_path, monkeypatch):
+    store = AccountStore(f"sqlite:///{tmp_path / 'accounts.db'}")
+    seed_demo(store, TODAY)
+    settings = load_settings({"IDENTITY_TOKEN_SECRET": SECRET, "DATABASE_URL": store.url})
+    account_service = AccountService(settings, store, clock=lambda: TODAY, now=lambda: NOW)
+    account_service.deliver_emails = lambda: None          # delivery is tested in test_account_store
+    monkeypatch.setattr(service_module, "_service", account_service)
+    return account_service
+
+
+def tracker(text="", intent=None, language="en", sender="conv-1", slots=None, metadata=None, active_loop=None):
+    message = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": []}
+    all_slots = {"language": language, "requested_slot": None, "account_number": None, "verification_code": None,
+                 "pending_account_intent": None, "verification_offered": False, **(slots or {})}
+    return Tracker(sender, all_slots, message,
+                   [{"event": "user", "text": text, "parse_data": message, "metadata": metadata or {}}],
+                   False, None, {"name": active_loop} if active_loop else {}, "action_listen")
+
+
+def run(action, current):
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, current, DOMAIN))
+    return dispatcher.messages, {e["name"]: e["value"] for e in events if e.get("event") == "slot"}, events
+
+
+def texts(messages):
+    return "\n".join(m.get("text") or "" for m in messages)
+
+
+def test_unverified_gets_the_general_answer_and_an_offer(service):
+    messages, slots, _ = run(ActionAccountAnswer(), tracker("berapa penalti saya?", "ask_termination_penalty", "ms"))
+    assert [m["response"] for m in messages] == ["utter_ask_termination_penalty", "utter_offer_verification"]
+    assert slots == {"verification_offered": True, "pending_account_intent": "ask_termination_penalty"}
+
+
+def test_penalty_for_a_verified_customer_in_english_and_malay(service):
+    mark_verified(service.store, "conv-1", "1000000001", "code", NOW)
+    messages, slots, _ = run(ActionAccountAnswer(), tracker("penalty if i cancel?", "ask_termination_penalty"))
+    text = texts(messages)
+    assert "******0001" in text and "Standard (RM125.00 a month)" in text
+    assert "12 June 2026 to 12 June 2027, 7 month(s) left" in text and "RM125.00 × 7 = RM875.00" in text
+    assert "TMpoint/Unifi Store" in text and slots["verification_offered"] is False
+    messages, _, _ = run(ActionAccountAnswer(), tracker("penalti?", "ask_termination_penalty", "ms"))
+    assert "12 Jun 2026 hingga 12 Jun 2027, baki 7 bulan" in texts(messages) and "RM875.00" in texts(messages)
+
+
+def test_penalty_with_several_subscriptions_and_none_after_twelve_months(service):
+    mark_verified(service.store, "conv-1", "1000000004", "code", NOW)
+    text = texts(run(ActionAccountAnswer(), tracker("penalty", "ask_termination_penalty"))[0])
+    assert "RM200.00 × 9 = RM1,800.00" in text                       # Professional, 3 months in
+    assert "Starter: the 12-month minimum contract ended on 22 October 2026" in text
+    assert "contract 7 September 2026 to 7 September 2027, 10 month(s) left" in text   # renewed by a plan change
+    assert "Total if you terminate all of them today: RM3,050.00." in text
+
+
+def test_suspended_account_status_and_balance(service):
+    mark_verified(service.store, "conv-1", "1000000003", "code", NOW)
+    status = texts(run(ActionAccountAnswer(), tracker("why suspended", "ask_account_status"))[0])
+    assert "suspended since 11 November 2026" in status and "Amount to settle: RM250.00" in status
+    assert "FAQ 18" in status and "JomPAY" in status
+    balance = texts(run(ActionAccountAnswer(), tracker("berapa hutang", "ask_outstanding_balance", "ms"))[0])
+    assert "jumlah tertunggak RM250.00" in balance
+    assert "Bayaran terakhir: RM125.00 pada 24 September 2026 melalui Boost eWallet" in balance
+    assert "Tarikh bil seterusnya: 22 November 2026" in balance and "digantung sehingga" in balance
+
+
+def test_my_subscription_shows_usage_and_the_downgrade_warning(service):
+    mark_verified(service.store, "conv-1", "1000000005", "code", NOW)
+    text = texts(run(ActionAccountAnswer(), tracker("my plan?", "ask_my_subscription"))[0])
+    assert "desktops 8/25, mobile devices 6/25, password managers 1/25, file servers 2/2, VPN connections 25" in text
+    assert "downgrade this Standard plan to Starter" in text
+    assert "5 device(s) would lose it: ADMIN-LAPTOP, SURGERY-3-PC, SPARE-LAPTOP, Nurse Tablet, IMAGING-ARCHIVE" in text
+
+
+def test_lost_code_is_emailed_never_shown(service):
+    mark_verified(service.store, "conv-1", "1000000004", "code", NOW)
+    text = texts(run(ActionAccountAnswer(), tracker("lost my code", "lost_activation_code"))[0])
+    assert "a***@tuisyencemerlang.my" in text and "3 active plan(s)" in text
+    with service.store.session() as session:
+        email = session.scalars(select(models.OutboxEmail)).one()
+    codes = ["PC8R2-N5J7K-D3X9W-Q6T4L", "PC2H6-V9M3B-K7W5R-T8N4Z", "PC5L9-X4D8Q-R2J6M-W7B3K"]
+    assert email.to_address == "admin@tuisyencemerlang.my" and all(code in email.body for code in codes)
+    assert not any(code in text for code in codes)
+
+
+def test_valid_token_verifies_forged_and_expired_do_not(service):
+    now_unix = int(NOW.replace(tzinfo=timezone.utc).timestamp())
+    good = sign_identity_token("1000000002", now_unix + 600, SECRET)
+    messages, _, _ = run(ActionAccountAnswer(), tracker("penalty?", "ask_termination_penalty", sender="web-1",
+                                                        metadata={"identity_token": good}))
+    assert "Starter: the 12-month minimum contract ended" in texts(messages)
+    forged = good[:-1] + ("0" if good[-1] != "0" else "1")
+    expired = sign_identity_token("1000000002", now_unix - 1, SECRET)
+    for token in (forged, expired, sign_identity_token("1000000002", now_unix + 600, "wrong-secret")):
+        messages, _, _ = run(ActionAccountAnswer(), tracker("penalty?", "ask_termination_penalty", sender="web-2",
+                                                            metadata={"identity_token": token}))
+        assert messages[0]["response"] == "utter_ask_termination_penalty"
+
+
+def test_verified_customer_asking_about_another_account_gets_nothing(service):
+    mark_verified(service.store, "conv-1", "1000000001", "code", NOW)
+    messages, _, _ = run(ActionAccountAnswer(), tracker("balance for account 1000000003?", "ask_outstanding_balance"))
+    assert [m["response"] for m in messages] == ["utter_account_other_account"]
+    assert "RM250" not in texts(messages)
+
+
+def test_question_during_verification_waits(service):
+    messages, slots, _ = run(ActionAccountAnswer(), tracker("my balance?", "ask_outstanding_balance",
+                                                            active_loop="verify_account_form"))
+    assert messages[0]["response"] == "utter_verification_waiting_question"
+    assert slots == {"pending_account_intent": "ask_outstanding_balance"}
+
+
+def validate(method, value, current):
+    dispatcher = CollectingDispatcher()
+    result = asyncio.run(getattr(ValidateVerifyAccountForm(), method)(value, dispatcher, current, DOMAIN))
+    return [m.get("response") for m in dispatcher.messages], result
+
+
+@pytest.mark.parametrize("number", ["1000000001", "5555555555"])
+def test_account_number_step_says_the_same_for_existing_and_unknown(service, number):
+    responses, result = validate("validate_account_number", f"my account is {number}",
+                                 tracker("x", sender=f"c-{number}"))
+    assert responses == ["utter_verification_code_sent"] and result == {"account_number": number}
+    with service.store.session() as session:
+        emails = session.scalars(select(models.OutboxEmail)).all()
+    assert len(emails) == (1 if number == "1000000001" else 0)
+
+
+@pytest.mark.parametrize("value", ["12345", "abc", "'; DROP TABLE accounts;--", "1000000001 1000000002"])
+def test_malformed_account_number(service, value):
+    responses, result = validate("validate_account_number", value, tracker(value))
+    assert responses == ["utter_account_number_invalid"] and result == {"account_number": None}
+
+
+def test_code_step_wrong_then_right(service):
+    codes = iter(["777777"])
+    from bot.accounts import verification
+
+    verification.start_challenge(service.store, "1000000001", "conv-1", NOW, generate=lambda: next(codes))
+    current = tracker("x", slots={"account_number": "1000000001"})
+    assert validate("validate_verification_code", "12 34", current) == (
+        ["utter_verification_code_invalid"], {"verification_code": None})
+    assert validate("validate_verification_code", "77777a", current) == (
+        ["utter_verification_code_invalid"], {"verification_code": None})
+    assert validate("validate_verification_code", "111111", current) == (
+        ["utter_verification_code_wrong"], {"verification_code": None})
+    assert validate("validate_verification_code", "777 777", current) == ([], {"verification_code": "verified"})
+    assert service.verified_account("conv-1") == "1000000001"
+
+
+def test_lockout_through_the_form(service):
+    from bot.accounts import verification
+
+    verification.start_challenge(service.store, "1000000003", "conv-1", NOW, generate=lambda: "101010")
+    current = tracker("x", slots={"account_number": "1000000003"})
+    for _ in range(4):
+        assert validate("validate_verification_code", "999999", current)[0] == ["utter_verification_code_wrong"]
+    assert validate("validate_verification_code", "999999", current) == (
+        ["utter_verification_locked"], {"verification_code": "locked"})
+    assert validate("validate_account_number", "1000000003", tracker("x", sender="conv-9")) == (
+        ["utter_verification_locked"], {"account_number": "1000000003", "verification_code": "locked"})
+
+
+def test_finished_confirms_and_answers_the_waiting_question(service):
+    mark_verified(service.store, "conv-1", "1000000003", "code", NOW)
+    messages, slots, _ = run(ActionVerificationFinished(), tracker(
+        "123456", slots={"verification_code": "verified", "pending_account_intent": "ask_account_status"}))
+    assert messages[0]["response"] == "utter_verified" and messages[0]["business"] == "Restoran Selera Kampung"
+    assert "suspended since" in messages[1]["text"]
+    assert slots["account_number"] is None and slots["pending_account_intent"] is None
+
+
+def test_finished_after_a_lockout_says_nothing_more(service):
+    messages, slots, _ = run(ActionVerificationFinished(), tracker("1", slots={"verification_code": "locked"}))
+    assert messages == [] and slots["verification_code"] is None
+
+
+def test_log_out_and_session_start_forget_verification(service):
+    mark_verified(service.store, "conv-1", "1000000001", "code", NOW)
+    assert run(ActionLogOut(), tracker("log out"))[0][0]["response"] == "utter_logged_out"
+    assert run(ActionLogOut(), tracker("log out"))[0][0]["response"] == "utter_not_logged_in"
+    mark_verified(service.store, "conv-1", "1000000001", "code", NOW)
+    _, slots, events = run(ActionSessionStart(), tracker("hi", language="ms"))
+    assert [e["event"] for e in events] == ["session_started", "slot", "action"] and slots == {"language": "ms"}
+    assert service.verified_account("conv-1") is None
+
+
+def test_cancel_closes_the_form(service):
+    messages, slots, events = run(ActionCancelVerification(), tracker("cancel", "deny", active_loop="verify_account_form"))
+    assert messages[0]["response"] == "utter_verification_cancelled"
+    assert events[0] == {"event": "active_loop", "timestamp": None, "name": None}
+
+
+def test_store_down_gives_a_polite_answer(service, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    def broken(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("database is down"))
+
+    monkeypatch.setattr(service, "verified_account", broken)
+    messages, _, _ = run(ActionAccountAnswer(), tracker("balance", "ask_outstanding_balance"))
+    assert [m["response"] for m in messages] == ["utter_account_unavailable"]

@@ -1,0 +1,153 @@
+"""Business rules at their edges: month ends, 29 February, exactly 12 months, same-day termination."""
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+
+from bot.accounts.catalogue import catalogue
+from bot.accounts.rules import (
+    Device, add_months, billing_period, contract_end, devices_losing_protection, downgrade_impact,
+    next_bill_date, plan_change_check, prorated_charge, remaining_contract_months, termination_penalty,
+)
+
+
+@pytest.mark.parametrize("start, months, expected", [
+    (date(2026, 1, 31), 1, date(2026, 2, 28)),
+    (date(2028, 1, 31), 1, date(2028, 2, 29)),      # leap year
+    (date(2028, 2, 29), 12, date(2029, 2, 28)),     # 29 February + 12 months
+    (date(2026, 3, 31), -1, date(2026, 2, 28)),
+    (date(2026, 12, 15), 1, date(2027, 1, 15)),
+    (date(2026, 1, 15), -13, date(2024, 12, 15)),
+])
+def test_add_months_clamps_to_the_month_end(start, months, expected):
+    assert add_months(start, months) == expected
+
+
+def test_contract_end_is_twelve_months_after_the_start():
+    assert contract_end(date(2026, 5, 12)) == date(2027, 5, 12)
+    assert contract_end(date(2024, 2, 29)) == date(2025, 2, 28)
+
+
+@pytest.mark.parametrize("on, remaining", [
+    (date(2026, 1, 10), 12),    # same-day termination: the whole contract is left
+    (date(2026, 1, 11), 12),    # one day in: a part month counts as a full month
+    (date(2026, 2, 10), 11),    # exactly one month in
+    (date(2026, 2, 11), 11),
+    (date(2026, 12, 9), 2),     # a month and a day left: the part month counts
+    (date(2026, 12, 10), 1),    # 11 months in exactly: one full month left
+    (date(2027, 1, 9), 1),      # the last day of the contract
+    (date(2027, 1, 10), 0),     # exactly 12 months: no penalty
+    (date(2028, 6, 1), 0),
+    (date(2025, 12, 1), 12),    # before the start (a future start date)
+])
+def test_remaining_contract_months(on, remaining):
+    assert remaining_contract_months(date(2026, 1, 10), on) == remaining
+
+
+def test_remaining_months_from_a_month_end_start():
+    start = date(2026, 1, 31)
+    assert remaining_contract_months(start, date(2026, 2, 28)) == 11   # a month later (clamped)
+    assert remaining_contract_months(start, date(2026, 2, 27)) == 12
+    assert remaining_contract_months(start, date(2027, 1, 30)) == 1
+    assert remaining_contract_months(start, date(2027, 1, 31)) == 0
+
+
+def test_remaining_months_from_29_february():
+    start = date(2028, 2, 29)
+    assert contract_end(start) == date(2029, 2, 28)
+    assert remaining_contract_months(start, date(2029, 2, 27)) == 1
+    assert remaining_contract_months(start, date(2029, 2, 28)) == 0
+    assert remaining_contract_months(start, date(2028, 3, 29)) == 11
+
+
+def test_penalty_is_fee_times_remaining_months():
+    penalty = termination_penalty("125.00", date(2026, 5, 12), date(2026, 11, 22))
+    assert penalty.months_remaining == 6 and penalty.amount == Decimal("750.00") and penalty.applies
+    assert penalty.contract_end == date(2027, 5, 12)
+
+
+def test_penalty_same_day_and_after_twelve_months():
+    assert termination_penalty(Decimal("200"), date(2026, 11, 22), date(2026, 11, 22)).amount == Decimal("2400.00")
+    after = termination_penalty(Decimal("30"), date(2025, 11, 22), date(2026, 11, 22))
+    assert after.amount == Decimal("0.00") and after.months_remaining == 0 and not after.applies
+
+
+def test_penalty_restarts_with_a_plan_change():
+    # Subscribed 18 months ago, changed plan 2 months and 15 days ago: the new contract has 10 months left.
+    assert termination_penalty("125", date(2026, 9, 7), date(2026, 11, 22)).amount == Decimal("1250.00")
+
+
+@pytest.mark.parametrize("on, period", [
+    (date(2026, 11, 22), (date(2026, 11, 22), date(2026, 12, 22))),
+    (date(2026, 11, 21), (date(2026, 10, 22), date(2026, 11, 22))),
+    (date(2026, 1, 5), (date(2025, 12, 22), date(2026, 1, 22))),
+])
+def test_billing_period(on, period):
+    assert billing_period(on, 22) == period
+
+
+def test_billing_period_with_a_bill_day_the_month_lacks():
+    assert billing_period(date(2026, 2, 28), 31) == (date(2026, 2, 28), date(2026, 3, 31))
+    assert billing_period(date(2026, 3, 15), 31) == (date(2026, 2, 28), date(2026, 3, 31))
+
+
+def test_next_bill_date():
+    assert next_bill_date(date(2026, 11, 22), 22) == date(2026, 11, 22)
+    assert next_bill_date(date(2026, 11, 23), 22) == date(2026, 12, 22)
+    assert next_bill_date(date(2026, 12, 23), 22) == date(2027, 1, 22)
+    assert next_bill_date(date(2026, 2, 1), 31) == date(2026, 2, 28)
+
+
+def test_proration_by_days():
+    # Standard (RM125) from 2 Dec in the period 22 Nov – 22 Dec (30 days): 20 days charged.
+    charge = prorated_charge("125", date(2026, 12, 2), 22)
+    assert (charge.days_charged, charge.days_in_period) == (20, 30)
+    assert charge.amount == Decimal("83.33")
+
+
+def test_proration_on_the_bill_day_is_the_full_fee_and_february_is_short():
+    assert prorated_charge("30", date(2026, 11, 22), 22).amount == Decimal("30.00")
+    charge = prorated_charge("30", date(2027, 2, 21), 22)      # period 22 Jan – 22 Feb: 31 days, 1 charged
+    assert (charge.days_charged, charge.days_in_period, charge.amount) == (1, 31, Decimal("0.97"))
+    leap = prorated_charge("200", date(2028, 2, 29), 1)        # period 1 Feb – 1 Mar 2028: 29 days, 1 charged
+    assert (leap.days_charged, leap.days_in_period, leap.amount) == (1, 29, Decimal("6.90"))
+
+
+def _devices(kind, count, start_day=1):
+    return [Device(kind, f"{kind}-{i}", datetime(2026, 1, start_day + i, 9, 0)) for i in range(count)]
+
+
+def test_downgrade_keeps_the_first_connected_devices_per_type():
+    plans = catalogue()
+    devices = list(reversed(_devices("desktop", 8))) + _devices("mobile", 5) + _devices("file_server", 2)
+    impacts = {i.type: i for i in downgrade_impact(devices, plans.plan("Starter").allowances, plans.device_types)}
+    assert [d.name for d in impacts["desktop"].kept] == [f"desktop-{i}" for i in range(5)]
+    assert [d.name for d in impacts["desktop"].losing_protection] == ["desktop-5", "desktop-6", "desktop-7"]
+    assert impacts["mobile"].losing_protection == ()       # exactly at the allowance
+    assert [d.name for d in impacts["file_server"].losing_protection] == ["file_server-1"]
+    assert impacts["password_manager"].kept == ()
+    assert len(devices_losing_protection(impacts.values())) == 4
+
+
+def test_upgrade_loses_nothing():
+    plans = catalogue()
+    impacts = downgrade_impact(_devices("desktop", 20), plans.plan("Professional").allowances, plans.device_types)
+    assert devices_losing_protection(impacts) == []
+
+
+def test_plan_change_refused_while_suspended_with_the_amount_to_settle():
+    check = plan_change_check("suspended", Decimal("250"))
+    assert not check.allowed and check.reason == "suspended" and check.amount_to_settle == Decimal("250.00")
+    assert plan_change_check("active", 0).allowed
+    assert not plan_change_check("terminated", 0).allowed
+
+
+def test_catalogue_matches_faq_2():
+    plans = catalogue()
+    assert plans.source == "FAQ 2" and plans.contract_months == 12 and plans.default_bill_day == 22
+    assert [(p.name, str(p.monthly_fee)) for p in plans.plans.values()] == [
+        ("Starter", "30.00"), ("Standard", "125.00"), ("Professional", "200.00")]
+    assert plans.plan("professional").allowances == {
+        "desktop": 50, "mobile": 50, "password_manager": 50, "vpn": 50, "file_server": 3}
+    assert plans.plan("Standard").allowances["file_server"] == 2
+    assert [p.name for p in plans.smaller_plans(plans.plan("Professional"))] == ["Standard", "Starter"]
