@@ -137,3 +137,22 @@ def test_decline_the_offer(assistant):
     me = sender("decline")
     assert "Mahu lakukannya sekarang?" in assistant.text(me, "status akaun saya macam mana?")
     assert "saya tidak menyemak sebarang akaun" in assistant.text(me, "tak nak")
+
+
+@pytest.mark.parametrize("language, message, expected", [
+    ("en", "is there a penalty if I terminate today?", "RM125.00 × 7 = RM875.00"),
+    ("ms", "berapa penalti kalau saya tamatkan langganan sekarang?", "baki 7 bulan, jadi penaltinya RM125.00 × 7 = RM875.00"),
+    ("en", "is my account active or suspended?", "Account ******0001 (Kedai Runcit Maju Jaya Sdn Bhd) is active."),
+    ("ms", "akaun saya aktif ke atau kena gantung?", "Akaun ******0001 (Kedai Runcit Maju Jaya Sdn Bhd) aktif."),
+    ("en", "what is the outstanding balance on my account?", "outstanding amount RM0.00"),
+    ("ms", "berapa jumlah bil yang saya belum bayar?", "jumlah tertunggak RM0.00"),
+    ("en", "which plan do I have and how many devices are connected?", "desktops 3/25, mobile devices 2/25"),
+    ("ms", "saya langgan pelan apa dan berapa peranti yang digunakan?", "desktop 3/25, peranti mudah alih 2/25"),
+    ("en", "I can't find my activation code anymore", "to your registered email a***@majujaya.com.my"),
+    ("ms", "kod pengaktifan saya dah hilang", "ke e-mel berdaftar anda a***@majujaya.com.my"),
+])
+def test_every_account_answer_in_both_languages(assistant, language, message, expected):
+    me = sender(f"all-{language}")
+    reply = assistant.send(me, message, {"identity_token": token("1000000001")})
+    text = "\n\n".join(m.get("text", "") for m in reply)
+    assert expected in text, text
