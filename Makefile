@@ -52,8 +52,11 @@ test: $(MODEL)
 eval: $(MODEL)
 	$(PY) -m bot eval --baseline
 
+# The local PostgreSQL (trust auth) for the production-like row of the benchmark; BENCH_POSTGRES= skips it.
+BENCH_POSTGRES ?= postgresql://postgres@127.0.0.1:5432/test
+
 bench: $(MODEL)
-	$(PY) -m bot bench
+	$(PY) -m bot bench $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
 
 clean:
 	rm -rf models var results .pytest_cache

@@ -2,6 +2,8 @@
 come from bot/accounts/ (rules, verification, store) and domain.yml."""
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from typing import Any, Dict, List, Optional, Text
 
@@ -44,6 +46,11 @@ RESPONSES_SENT_BY_ACCOUNT_ACTIONS = tuple(f"utter_{intent}" for intent in ACCOUN
 )
 RESET_VERIFICATION_SLOTS = [SlotSet("account_number", None), SlotSet("verification_code", None),
                             SlotSet("pending_account_intent", None), SlotSet("verification_offered", False)]
+
+
+async def off_loop(function, *args):
+    """Run a blocking store call in a worker thread, so one slow query doesn't hold up other conversations."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(function, *args))
 
 
 def language_of(tracker: Tracker) -> str:
@@ -89,7 +96,7 @@ class ActionAccountAnswer(Action):
             return [SlotSet("pending_account_intent", intent)]
         service = account_service()
         try:
-            account = service.verified_account(tracker.sender_id, latest_metadata(tracker))
+            account = await off_loop(service.verified_account, tracker.sender_id, latest_metadata(tracker))
             if account is None:
                 dispatcher.utter_message(response=f"utter_{intent}")
                 dispatcher.utter_message(response="utter_offer_verification")
@@ -98,8 +105,8 @@ class ActionAccountAnswer(Action):
             if mentioned and mentioned != account:
                 dispatcher.utter_message(response="utter_account_other_account", account=mask_account_number(account))
             else:
-                dispatcher.utter_message(text=service.answer(intent, account, domain.get("responses", {}),
-                                                             language_of(tracker)))
+                dispatcher.utter_message(text=await off_loop(service.answer, intent, account, domain.get("responses", {}),
+                                                                    language_of(tracker)))
         except SQLAlchemyError:
             logger.exception("account store unavailable")
             dispatcher.utter_message(response="utter_account_unavailable")
@@ -114,7 +121,7 @@ class ValidateVerifyAccountForm(FormValidationAction):
 
     async def required_slots(self, domain_slots, dispatcher, tracker, domain) -> List[Text]:
         try:
-            if account_service().verified_account(tracker.sender_id, latest_metadata(tracker)):
+            if await off_loop(account_service().verified_account, tracker.sender_id, latest_metadata(tracker)):
                 return []           # already verified (earlier, or by a token on this message)
         except SQLAlchemyError:
             logger.exception("account store unavailable")
@@ -136,7 +143,7 @@ class ValidateVerifyAccountForm(FormValidationAction):
             dispatcher.utter_message(response="utter_account_number_invalid")
             return {"account_number": None}
         try:
-            result = account_service().request_code(number, tracker.sender_id)
+            result = await off_loop(account_service().request_code, number, tracker.sender_id)
         except SQLAlchemyError:
             logger.exception("account store unavailable")
             dispatcher.utter_message(response="utter_account_unavailable")
@@ -157,7 +164,7 @@ class ValidateVerifyAccountForm(FormValidationAction):
             return {"verification_code": None}
         number = tracker.get_slot("account_number")
         try:
-            result = account_service().check_code(number, tracker.sender_id, code)
+            result = await off_loop(account_service().check_code, number, tracker.sender_id, code)
         except SQLAlchemyError:
             logger.exception("account store unavailable")
             dispatcher.utter_message(response="utter_account_unavailable")
@@ -187,17 +194,17 @@ class ActionVerificationFinished(Action):
         service = account_service()
         language = language_of(tracker)
         try:
-            account = service.verified_account(tracker.sender_id, latest_metadata(tracker))
+            account = await off_loop(service.verified_account, tracker.sender_id, latest_metadata(tracker))
             if account is not None:
-                snapshot = service.store.snapshot(account)
+                snapshot = await off_loop(service.store.snapshot, account)
                 just_verified = tracker.get_slot("verification_code") == OUTCOME_VERIFIED
                 dispatcher.utter_message(
                     response="utter_verified" if just_verified else "utter_already_verified",
                     account=mask_account_number(account), business=snapshot.business_name if snapshot else "")
                 pending = tracker.get_slot("pending_account_intent")
                 if pending in ACCOUNT_INTENTS:
-                    dispatcher.utter_message(text=service.answer(pending, account, domain.get("responses", {}),
-                                                                 language))
+                    dispatcher.utter_message(text=await off_loop(service.answer, pending, account,
+                                                                        domain.get("responses", {}), language))
         except SQLAlchemyError:
             logger.exception("account store unavailable")
             dispatcher.utter_message(response="utter_account_unavailable")
@@ -224,7 +231,7 @@ class ActionLogOut(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         try:
-            was_verified = account_service().log_out(tracker.sender_id)
+            was_verified = await off_loop(account_service().log_out, tracker.sender_id)
         except SQLAlchemyError:
             logger.exception("account store unavailable")
             dispatcher.utter_message(response="utter_account_unavailable")
@@ -242,7 +249,7 @@ class ActionSessionStart(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         try:
-            account_service().log_out(tracker.sender_id)
+            await off_loop(account_service().log_out, tracker.sender_id)
         except SQLAlchemyError:
             logger.exception("account store unavailable: verification of %s not cleared", tracker.sender_id)
         events: List[Dict[Text, Any]] = [SessionStarted()]

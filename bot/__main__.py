@@ -112,6 +112,9 @@ def main(argv=None) -> int:
     from bot.accounts.cli import add_parser as add_accounts_parser
 
     add_accounts_parser(commands)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:       # its options belong to bot.bench's own parser
+        return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
     args = parser.parse_args(argv)
     return args.func(args)
 

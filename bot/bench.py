@@ -55,14 +55,17 @@ def rss_mb(pid: int) -> float:
 
 
 async def timed_posts(url: str, bodies: List[Dict], concurrency: int) -> Dict[str, float]:
+    """POST `bodies` with `concurrency` clients. All messages of one conversation (same "sender") go through the
+    same client, in order, as a customer would send them: never two of one conversation at once."""
     latencies: List[float] = []
-    queue: asyncio.Queue = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
+    lanes: List[List[Dict]] = [[] for _ in range(concurrency)]
+    senders: Dict[str, int] = {}
+    for index, body in enumerate(bodies):
+        lane = senders.setdefault(body.get("sender", str(index)), len(senders) % concurrency)
+        lanes[lane].append(body)
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while not queue.empty():
-            body = queue.get_nowait()
+    async def worker(session: aiohttp.ClientSession, lane: List[Dict]) -> None:
+        for body in lane:
             started = time.perf_counter()
             async with session.post(url, json=body) as response:
                 await response.read()
@@ -76,7 +79,7 @@ async def timed_posts(url: str, bodies: List[Dict], concurrency: int) -> Dict[st
             async with session.post(url, json=body) as response:
                 await response.read()
         started = time.perf_counter()
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        await asyncio.gather(*(worker(session, lane) for lane in lanes))
         elapsed = time.perf_counter() - started
     return {
         "n": len(latencies),
@@ -135,10 +138,24 @@ def format_row(name: str, r: Dict) -> str:
             f"{r['ready_s']} | {r['rss_mb']} |")
 
 
+def postgres_bench_schema(url: str, schema: str = "ksos_bench") -> str:
+    """A fresh schema for the tracker and account tables; the URL that selects it."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, future=True)
+    with engine.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot bench")
     parser.add_argument("--requests", type=int, default=300, help="requests per measurement")
     parser.add_argument("--no-stock", action="store_true", help="skip the stock `rasa init` comparison")
+    parser.add_argument("--postgres", default="", help="also measure with the tracker and account stores on this "
+                        "PostgreSQL database (in a schema ksos_bench, dropped and re-created)")
     args = parser.parse_args(argv)
     settings = load_settings({"RASA_PORT": "5205", "ACTIONS_PORT": "5255",
                               "TRACKER_STORE_URL": f"sqlite:///{BENCH_DIR / 'tracker.db'}"})
@@ -153,6 +170,13 @@ def main(argv=None) -> int:
     report["ksos"] = start_and_measure(assistant_services(settings), child_environment(settings),
                                        f"http://127.0.0.1:{settings.rasa_port}", messages, args.requests,
                                        BENCH_DIR / "logs-ksos")
+    if args.postgres:
+        print("Measuring the KSOS assistant on PostgreSQL ...", flush=True)
+        url = postgres_bench_schema(args.postgres)
+        pg_settings = load_settings({"RASA_PORT": "5205", "ACTIONS_PORT": "5255", "DATABASE_URL": url})
+        report["ksos_postgres"] = start_and_measure(assistant_services(pg_settings), child_environment(pg_settings),
+                                                    f"http://127.0.0.1:{pg_settings.rasa_port}", messages,
+                                                    args.requests, BENCH_DIR / "logs-ksos-postgres")
     if not args.no_stock:
         print("Measuring a stock `rasa init` bot ...", flush=True)
         stock_settings = load_settings({"TRACKER_STORE_URL": "sqlite://"})
@@ -163,7 +187,9 @@ def main(argv=None) -> int:
     print("\n| bot | parse p50 / p99 ms | REST turn p50 / p99 ms (1 conv.) | turns/s | "
           "REST turn p50 / p99 ms (10 conv.) | turns/s | ready s | RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
-    print(format_row("KSOS assistant", report["ksos"]))
+    print(format_row("KSOS assistant (SQLite)", report["ksos"]))
+    if "ksos_postgres" in report:
+        print(format_row("KSOS assistant (PostgreSQL)", report["ksos_postgres"]))
     if "stock" in report:
         print(format_row("stock `rasa init`", report["stock"]))
     if "train_s" in report:

@@ -131,7 +131,21 @@ class ServiceGroup:
                     os.killpg(service.process.pid, signal.SIGKILL)
 
 
+def prepare_sqlite_tracker_store(url: str) -> None:
+    """Put a SQLite tracker store file in WAL mode before Rasa opens it. The mode is stored in the file, so Rasa's
+    own connections then read while another conversation writes, instead of waiting for the lock."""
+    if not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+        return
+    import sqlite3
+
+    path = Path(url[len("sqlite:///"):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
 def assistant_services(settings: Settings, with_rasa: bool = True) -> ServiceGroup:
+    prepare_sqlite_tracker_store(settings.tracker_store_url)
     services = [
         Service("actions", actions_command(settings), f"http://127.0.0.1:{settings.actions_port}/health"),
     ]

@@ -215,6 +215,8 @@ def verified_account(store: AccountStore, conversation_id: str) -> Optional[str]
 
 def forget_verification(store: AccountStore, conversation_id: str) -> bool:
     """Log out. True when the conversation was verified."""
+    if verified_account(store, conversation_id) is None:   # the usual case: a read, no write lock needed
+        return False
     with store.session() as session:
         result = session.execute(
             delete(models.VerifiedConversation).where(models.VerifiedConversation.conversation_id == conversation_id)
