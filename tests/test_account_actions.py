@@ -86,7 +86,7 @@ def test_suspended_account_status_and_balance(service):
     mark_verified(service.store, "conv-1", "1000000003", "code", NOW)
     status = texts(run(ActionAccountAnswer(), tracker("why suspended", "ask_account_status"))[0])
     assert "suspended since 11 November 2026" in status and "Amount to settle: RM250.00" in status
-    assert "FAQ 18" in status and "JomPAY" in status
+    assert "can't upgrade or downgrade your plan: settle the outstanding RM250.00" in status and "JomPAY" in status
     balance = texts(run(ActionAccountAnswer(), tracker("berapa hutang", "ask_outstanding_balance", "ms"))[0])
     assert "jumlah tertunggak RM250.00" in balance
     assert "Bayaran terakhir: RM125.00 pada 24 September 2026 melalui Boost eWallet" in balance
@@ -230,3 +230,21 @@ def test_store_down_gives_a_polite_answer(service, monkeypatch):
     monkeypatch.setattr(service, "verified_account", broken)
     messages, _, _ = run(ActionAccountAnswer(), tracker("balance", "ask_outstanding_balance"))
     assert [m["response"] for m in messages] == ["utter_account_unavailable"]
+
+
+def test_my_subscription_shows_a_prorated_first_charge(service, tmp_path):
+    import json
+
+    from bot.accounts.importer import import_file
+
+    path = tmp_path / "new.json"
+    path.write_text(json.dumps([{
+        "account_number": "1000000099", "business_name": "Butik Baru", "registration_type": "brn",
+        "registration_id": "202601099999", "email": "owner@butikbaru.my", "phone": "+6012-000 1111",
+        "subscriptions": [{"plan": "Standard", "start_date": "2026-12-02"}]}]))
+    import_file(service.store, path, TODAY)
+    service.today = lambda: date(2026, 12, 10)
+    mark_verified(service.store, "conv-1", "1000000099", "code", NOW)
+    text = texts(run(ActionAccountAnswer(), tracker("my plan?", "ask_my_subscription"))[0])
+    assert ("Started on 2 December 2026, part-way through the billing period 22 November 2026 to 22 December 2026: "
+            "the first charge is prorated, 20 of 30 days = RM83.33 (FAQ 30).") in text

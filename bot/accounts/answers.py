@@ -16,7 +16,8 @@ import yaml
 from bot.accounts.catalogue import Catalogue, catalogue
 from bot.accounts.identifiers import mask_account_number, mask_email
 from bot.accounts.rules import (
-    billing_period, contract_end, devices_losing_protection, downgrade_impact, next_bill_date, prorated_charge,
+    billing_period, contract_end, devices_losing_protection, downgrade_impact, next_bill_date, plan_change_check,
+    prorated_charge,
     termination_penalty, to_ringgit,
 )
 from bot.accounts.store import AccountSnapshot, SubscriptionSnapshot
@@ -111,9 +112,13 @@ def termination_penalty_answer(snapshot: AccountSnapshot, today: date, render: R
 
 def account_status_answer(snapshot: AccountSnapshot, today: date, render: Render, language: str) -> str:
     if snapshot.status == "suspended":
-        return render("utter_account_status_suspended", since=day(snapshot.suspended_since, language)
+        text = render("utter_account_status_suspended", since=day(snapshot.suspended_since, language)
                       if snapshot.suspended_since else "-", amount=money(snapshot.outstanding_amount),
                       **_common(snapshot))
+        plan_change = plan_change_check(snapshot.status, snapshot.outstanding_amount)
+        if not plan_change.allowed:
+            text += "\n\n" + render("utter_account_plan_change_blocked", amount=money(plan_change.amount_to_settle))
+        return text
     if snapshot.status == "terminated":
         return render("utter_account_status_terminated", **_common(snapshot))
     plans = _join([s.plan_name for s in snapshot.active_subscriptions], language) or "-"
