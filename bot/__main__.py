@@ -27,6 +27,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return code
 
 
+class OutboxRetry:
+    """While serving, retry emails the action server could not send (mail server down) every RETRY_SECONDS."""
+
+    RETRY_SECONDS = 30
+
+    def __init__(self, settings):
+        self.settings, self.next_at = settings, time.monotonic() + self.RETRY_SECONDS
+
+    def tick(self) -> None:
+        if time.monotonic() < self.next_at:
+            return
+        self.next_at = time.monotonic() + self.RETRY_SECONDS
+        from bot.accounts.outbox import deliver_pending
+        from bot.accounts.store import account_store
+
+        try:
+            deliver_pending(account_store(self.settings.database_url), self.settings.smtp_url, self.settings.smtp_from)
+        except Exception as error:  # noqa: BLE001 - the store may be briefly unavailable; try again later
+            print(f"outbox retry failed: {error}", file=sys.stderr)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     group = assistant_services(settings)
@@ -51,11 +72,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "Press Ctrl-C to stop everything.",
             flush=True,
         )
+        retry_emails = OutboxRetry(settings)
         while not stop_requested:
             exited = group.first_exited()
             if exited:
                 print(f"{exited.name} stopped unexpectedly:\n{exited.log_tail()}", file=sys.stderr)
                 return 1
+            retry_emails.tick()
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass

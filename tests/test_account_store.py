@@ -277,3 +277,23 @@ def smtp_server():
     yield server
     server.close()
     thread.join(timeout=2)
+
+
+def test_two_senders_deliver_each_email_once(demo_store, tmp_path):
+    import threading
+
+    with demo_store.session() as session:
+        for number in range(20):
+            outbox.enqueue(session, "verification_code", f"user{number}@test.my", NOW, code=f"{number:06d}", minutes=10)
+    log = tmp_path / "outbox.log"
+    counts = []
+    threads = [threading.Thread(target=lambda: counts.append(outbox.deliver_pending(demo_store, "", "b@l", log)))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(counts) == 20
+    assert log.read_text().count("--- ") == 20
+    with demo_store.session() as session:
+        assert all(e.sent_at and e.attempts == 1 for e in session.scalars(select(models.OutboxEmail)))

@@ -176,6 +176,7 @@ class OutboxEmail(Base):
     created_at = Column(DateTime, nullable=False)
     sent_at = Column(DateTime)
     attempts = Column(Integer, nullable=False, default=0)
+    claimed_until = Column(DateTime)       # a sender is working on it until then (no double sending)
     last_error = Column(Text)
 
 

@@ -7,14 +7,14 @@ import functools
 import logging
 import smtplib
 import ssl
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Dict, Optional
 from urllib.parse import parse_qs, unquote, urlparse
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from bot.accounts import models
 from bot.accounts.store import AccountStore
@@ -88,34 +88,56 @@ def _write_development_log(email: models.OutboxEmail, log_path: Path) -> None:
         handle.write(f"--- {email.created_at.isoformat()}Z to {email.to_address}: {email.subject}\n{email.body}\n")
 
 
+CLAIM_SECONDS = 120
+
+
+def _claim_pending(store: AccountStore) -> list:
+    """Mark the emails this sender will deliver, in a short transaction: a second sender (the action server and
+    the retry loop of `python -m bot serve`) skips them, so no email goes out twice."""
+    now = now_utc()
+    claimed = []
+    with store.session() as session:
+        candidates = session.scalars(
+            select(models.OutboxEmail.id)
+            .where(models.OutboxEmail.sent_at.is_(None), models.OutboxEmail.attempts < MAX_ATTEMPTS,
+                   or_(models.OutboxEmail.claimed_until.is_(None), models.OutboxEmail.claimed_until < now))
+            .order_by(models.OutboxEmail.id)
+        ).all()
+        for email_id in candidates:
+            result = session.execute(
+                update(models.OutboxEmail)
+                .where(models.OutboxEmail.id == email_id, models.OutboxEmail.sent_at.is_(None),
+                       or_(models.OutboxEmail.claimed_until.is_(None), models.OutboxEmail.claimed_until < now))
+                .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS),
+                        attempts=models.OutboxEmail.attempts + 1)
+            )
+            if result.rowcount == 1:
+                claimed.append(session.get(models.OutboxEmail, email_id))
+    return claimed
+
+
 def deliver_pending(store: AccountStore, smtp_url: str, sender: str,
                     log_path: Path = DEVELOPMENT_LOG) -> int:
-    """Deliver every email not yet sent (oldest first); failures stay queued with their error, up to
-    MAX_ATTEMPTS tries. Returns how many were delivered."""
+    """Deliver every email not yet sent (oldest first). The mail server is contacted outside any database
+    transaction; failures stay queued with their error, up to MAX_ATTEMPTS tries. Returns how many were sent."""
     target = SmtpTarget(smtp_url) if smtp_url else None
     delivered = 0
-    with store.session() as session:
-        pending = session.scalars(
-            select(models.OutboxEmail)
-            .where(models.OutboxEmail.sent_at.is_(None), models.OutboxEmail.attempts < MAX_ATTEMPTS)
-            .order_by(models.OutboxEmail.id)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for email in pending:
-            email.attempts += 1
-            try:
-                if target is None:
-                    _write_development_log(email, log_path)
-                    logger.info("SMTP_URL not set: email %s to %s written to %s", email.id, email.to_address, log_path)
-                else:
-                    target.send(_message(email, sender))
-            except (OSError, smtplib.SMTPException) as error:
-                email.last_error = f"{type(error).__name__}: {error}"[:500]
-                logger.warning("email %s to %s not sent (try %s): %s", email.id, email.to_address,
-                               email.attempts, email.last_error)
-                continue
-            email.sent_at = now_utc()
-            email.last_error = None
-            delivered += 1
+    for email in _claim_pending(store):
+        error_text = None
+        try:
+            if target is None:
+                _write_development_log(email, log_path)
+                logger.info("SMTP_URL not set: email %s to %s written to %s", email.id, email.to_address, log_path)
+            else:
+                target.send(_message(email, sender))
+        except (OSError, smtplib.SMTPException) as error:
+            error_text = f"{type(error).__name__}: {error}"[:500]
+            logger.warning("email %s to %s not sent (try %s): %s", email.id, email.to_address, email.attempts,
+                           error_text)
+        with store.session() as session:
+            session.execute(
+                update(models.OutboxEmail).where(models.OutboxEmail.id == email.id)
+                .values(claimed_until=None, last_error=error_text, sent_at=None if error_text else now_utc())
+            )
+        delivered += error_text is None
     return delivered
-
