@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, selectinload
 
@@ -115,7 +115,7 @@ class AccountStore:
 
     def account_count(self) -> int:
         with self.session() as session:
-            return len(session.execute(select(models.Account.id)).all())
+            return session.scalar(select(func.count()).select_from(models.Account))
 
     def account_numbers(self) -> List[str]:
         with self.session() as session:
