@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 MODEL := models/ksos.tar.gz
 INSTALLED := $(VENV)/.installed
 # Everything the trained model depends on: retrain only when one of these changed.
-TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/accounts/*' 2>/dev/null) \
+TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/accounts/*' -not -path 'data/gateway/*' 2>/dev/null) \
                 bot/nlu.py bot/text.py bot/language.py bot/input_check.py
 
 .PHONY: help install train run shell test test-unit eval bench validate clean

@@ -254,7 +254,12 @@ class ActionSessionStart(Action):
         except SQLAlchemyError:
             logger.exception("account store unavailable: verification of %s not cleared", tracker.sender_id)
         events: List[Dict[Text, Any]] = [SessionStarted()]
+        # The conversation's language carries over; a new conversation starts in the channel's hint (the
+        # widget's EN/BM setting, sent as metadata "language") until the customer's own words say otherwise.
         language = tracker.get_slot("language")
+        if not language:
+            hint = (tracker.get_slot("session_started_metadata") or {}).get("language")
+            language = hint if hint in ("en", "ms") else None
         if language:
             events.append(SlotSet("language", language))
         events.append(ActionExecuted("action_listen"))

@@ -50,16 +50,19 @@ class OutboxRetry:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
-    group = assistant_services(settings)
+    group = assistant_services(settings, with_gateway=True)
     started = time.monotonic()
     stop_requested = []
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
     try:
         group.start(child_environment(settings))
-        print("Starting the action server and Rasa (logs in var/logs/) ...", flush=True)
+        print("Starting the action server, Rasa and the gateway (logs in var/logs/) ...", flush=True)
         group.wait_ready()
         print(
             f"\nKSOS assistant ready in {time.monotonic() - started:.1f}s.\n"
+            f"  Website chat (widget): http://localhost:{settings.gateway_port}/\n"
+            f"  Messenger / X webhooks: http://localhost:{settings.gateway_port}/webhooks/facebook, /webhooks/twitter "
+            "(see README to connect a page or account)\n"
             f"  Talk to it over REST:  curl -s -XPOST http://localhost:{settings.rasa_port}/webhooks/rest/webhook "
             "-H 'Content-Type: application/json' -d '{\"sender\":\"me\",\"message\":\"berapa harga pelan starter?\"}'\n"
             f"  HTTP API:              http://localhost:{settings.rasa_port}/model/parse (POST {{\"text\": ...}})\n"
@@ -112,6 +115,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return evaluation.main(args)
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from bot.gateway.app import main as gateway_main
+
+    return gateway_main(args.gateway_args)
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bot import bench
 
@@ -129,6 +138,9 @@ def main(argv=None) -> int:
     evaluate.add_argument("--min-accuracy", type=float, default=None, help="exit 1 if a language scores below")
     evaluate.add_argument("--model", default=None, help="evaluate this model instead of training a fresh one")
     evaluate.set_defaults(func=cmd_eval)
+    gateway = commands.add_parser("gateway", help="the channel gateway: widget, Messenger, X DMs (port 8080)")
+    gateway.add_argument("gateway_args", nargs=argparse.REMAINDER)
+    gateway.set_defaults(func=cmd_gateway)
     bench = commands.add_parser("bench", help="latency/throughput vs a stock `rasa init` bot")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
@@ -138,6 +150,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:       # its options belong to bot.bench's own parser
         return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
+    if argv[:1] == ["gateway"]:     # likewise bot.gateway.app's
+        return cmd_gateway(argparse.Namespace(gateway_args=argv[1:]))
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -144,7 +144,11 @@ def prepare_sqlite_tracker_store(url: str) -> None:
         connection.execute("PRAGMA journal_mode=WAL")
 
 
-def assistant_services(settings: Settings, with_rasa: bool = True) -> ServiceGroup:
+def gateway_command() -> List[str]:
+    return [sys.executable, "-m", "bot", "gateway"]
+
+
+def assistant_services(settings: Settings, with_rasa: bool = True, with_gateway: bool = False) -> ServiceGroup:
     prepare_sqlite_tracker_store(settings.tracker_store_url)
     services = [
         Service("actions", actions_command(settings), f"http://127.0.0.1:{settings.actions_port}/health"),
@@ -153,4 +157,6 @@ def assistant_services(settings: Settings, with_rasa: bool = True) -> ServiceGro
         services.append(
             Service("rasa", rasa_server_command(settings), f"http://127.0.0.1:{settings.rasa_port}/status")
         )
+    if with_gateway:
+        services.append(Service("gateway", gateway_command(), f"http://127.0.0.1:{settings.gateway_port}/healthz"))
     return ServiceGroup(services)

@@ -20,6 +20,8 @@ class Settings:
     identity_token_secret: str
     smtp_url: str
     smtp_from: str
+    gateway_port: int
+    rasa_url: str
 
     def rasa_environment(self) -> Dict[str, str]:
         """The variables endpoints.yml expands."""
@@ -32,6 +34,9 @@ class Settings:
             "IDENTITY_TOKEN_SECRET": self.identity_token_secret,
             "SMTP_URL": self.smtp_url,
             "SMTP_FROM": self.smtp_from,
+            # The gateway reaches Rasa here and listens on GATEWAY_PORT.
+            "RASA_URL": self.rasa_url,
+            "GATEWAY_PORT": str(self.gateway_port),
         }
 
 
@@ -55,4 +60,6 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         identity_token_secret=env.get("IDENTITY_TOKEN_SECRET", ""),
         smtp_url=env.get("SMTP_URL", ""),
         smtp_from=env.get("SMTP_FROM", "KSOS assistant <ksos-assistant@localhost>"),
+        gateway_port=int(env.get("GATEWAY_PORT", "8080")),
+        rasa_url=env.get("RASA_URL", f"http://127.0.0.1:{rasa_port}").rstrip("/"),
     )

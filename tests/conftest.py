@@ -135,3 +135,108 @@ def demo_store(store):
 
     seed_demo(store, date(2026, 11, 22))
     return store
+
+
+# --- The gateway as a real process --------------------------------------------------------------------------
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from bot.paths import REPO_ROOT
+
+FACEBOOK_APP_SECRET = "test-facebook-app-secret"
+FACEBOOK_VERIFY_TOKEN = "test-verify-token"
+TWITTER_CONSUMER_SECRET = "test-twitter-consumer-secret"
+TWITTER_BOT_USER_ID = "4242"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class BackgroundLoop:
+    """An asyncio loop in a thread, for the aiohttp test servers (fake Graph/X APIs, the Rasa switch) that the
+    gateway process talks to while the test itself runs synchronously."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def background_loop():
+    loop = BackgroundLoop()
+    yield loop
+    loop.close()
+
+
+class GatewayProcess:
+    """`python -m bot gateway` with its own database and log file."""
+
+    def __init__(self, env: Dict[str, str], log_path: Path, port: int):
+        self.env, self.log_path, self.port = env, log_path, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self, timeout: float = 60) -> "GatewayProcess":
+        log = open(self.log_path, "a")
+        self.process = subprocess.Popen([sys.executable, "-m", "bot", "gateway", "--port", str(self.port),
+                                         "--host", "127.0.0.1"], cwd=REPO_ROOT, env=self.env, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError(f"gateway not ready:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def gateway_environment(test_settings, database_url: str, rasa_url: str, **overrides: str) -> Dict[str, str]:
+    env = child_environment(test_settings)
+    for name in list(env):
+        if name.startswith(("FACEBOOK_", "TWITTER_", "WIDGET_", "GATEWAY_")):
+            del env[name]
+    env.update({"DATABASE_URL": database_url, "RASA_URL": rasa_url, "GATEWAY_RETRY_MAX_SECONDS": "1"})
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def gateway_url(assistant, test_settings, tmp_path_factory):
+    """A gateway on the real assistant (widget only: no Messenger/X secrets), for the browser tests."""
+    folder = tmp_path_factory.mktemp("gateway-widget")
+    env = gateway_environment(test_settings, f"sqlite:///{folder / 'gateway.db'}", assistant.base_url)
+    gateway = GatewayProcess(env, folder / "gateway.log", free_port()).start()
+    yield gateway.url
+    gateway.stop()

@@ -1,0 +1,209 @@
+"""The gateway application: shared services (store, Rasa client, worker, rate limit) and the channel adapters."""
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Set, TypeVar
+
+import aiohttp
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.gateway.adapter import ChannelAdapter, DeliveryError
+from bot.gateway.config import GatewaySettings
+from bot.gateway.messages import MAX_TEXT_CHARS, ROLE_NOTICE, InboundMessage, Reply
+from bot.gateway.notices import notice
+from bot.gateway.rasa_client import RasaClient
+from bot.gateway.ratelimit import SenderRateLimiter
+from bot.gateway.store import OPEN_STATUSES, PENDING, RATE_LIMITED, REJECTED, GatewayStore, InboxMessage, Recorded
+from bot.gateway.worker import InboxWorker
+from bot.language import SUPPORTED_LANGUAGES, detect_language
+
+logger = logging.getLogger("bot.gateway")
+
+MAX_BODY_BYTES = 1024 * 1024
+T = TypeVar("T")
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, store: Optional[GatewayStore] = None):
+        self.settings = settings
+        self.store = store or GatewayStore(settings.database_url)
+        self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gateway-db")
+        self.rate_limiter = SenderRateLimiter(limit=settings.rate_limit_per_minute, window=60.0)
+        self.adapters: Dict[str, ChannelAdapter] = {}
+        self.worker = InboxWorker(self)
+        self.http: Optional[aiohttp.ClientSession] = None
+        self.rasa: Optional[RasaClient] = None
+        self._background: Set[asyncio.Task] = set()
+
+    def add_adapter(self, adapter: ChannelAdapter) -> None:
+        self.adapters[adapter.name] = adapter
+
+    def enabled_channels(self) -> List[str]:
+        return [name for name, adapter in self.adapters.items() if adapter.enabled]
+
+    async def db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a (synchronous) store call in the database thread pool, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, functools.partial(function, *args, **kwargs))
+
+    def spawn(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def receive(self, message: InboundMessage, has_attachments: bool = False) -> Recorded:
+        """Store one inbound message durably, then let the worker answer it. Messages the assistant should not
+        see (too long, empty, over the rate limit) are recorded too and answered with a notice instead."""
+        hint = message.metadata.get("language")
+        language = hint if hint in SUPPORTED_LANGUAGES else detect_language(message.text, statistical=False)
+        rejection = None
+        if not message.payload and len(message.text) > MAX_TEXT_CHARS:
+            rejection = "too_long"
+        elif not message.payload and not message.text.strip():
+            rejection = "unsupported_attachment" if has_attachments else "empty"
+        allowed, notify = self.rate_limiter.check(message.conversation_id)
+        status = REJECTED if rejection else PENDING if allowed else RATE_LIMITED
+        recorded = await self.db(self.store.record_inbound, message, status, language)
+        if recorded.duplicate:
+            logger.info("%s: message %s already received; ignored", message.conversation_id, message.message_id)
+            return recorded
+        logger.info("%s: inbox %s %s", message.conversation_id, recorded.inbox_id, status)
+        if rejection:
+            self.spawn(self.send_notice(message.channel, message.sender_id, message.conversation_id, rejection,
+                                        language))
+        elif not allowed:
+            if notify:
+                self.spawn(self.send_notice(message.channel, message.sender_id, message.conversation_id,
+                                            "rate_limited", language))
+        else:
+            self.worker.wake()
+        return recorded
+
+    async def send_notice(self, channel: str, sender_id: str, conversation_id: str, key: str,
+                          language: Optional[str] = None) -> None:
+        """Best effort: one of the gateway's own notices, in the conversation's language, recorded in the
+        transcript. (Answers from the assistant go through the inbox; notices are not retried.)"""
+        try:
+            if language is None:
+                language = await self.db(self.store.conversation_language, conversation_id)
+            reply = Reply(notice(key, language), role=ROLE_NOTICE)
+            entry: Dict[str, Any] = {}
+
+            async def record() -> Dict[str, Any]:
+                if not entry:
+                    entry.update(await self.db(self.store.record_notice, conversation_id, reply))
+                return entry
+
+            await self.adapters[channel].deliver(sender_id, reply, record)
+            await record()
+        except (DeliveryError, SQLAlchemyError) as error:
+            logger.warning("%s: %s notice not delivered: %s", conversation_id, key, error)
+
+    def pending_count(self) -> int:
+        with self.store.session() as session:
+            return session.scalar(select(func.count()).select_from(InboxMessage)
+                                  .where(InboxMessage.status.in_(OPEN_STATUSES)))
+
+    async def start(self) -> None:
+        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        self.rasa = RasaClient(self.settings.rasa_url, self.http, self.settings.rasa_timeout_seconds)
+        for adapter in self.adapters.values():
+            if adapter.enabled:
+                logger.info("%s channel enabled", adapter.name)
+            else:
+                logger.warning(adapter.disabled_reason())
+        self.spawn(self.worker.run())
+
+    async def stop(self) -> None:
+        await self.worker.stop()
+        for adapter in self.adapters.values():
+            await adapter.close()
+        for task in list(self._background):
+            task.cancel()
+        if self.http:
+            await self.http.close()
+        self.executor.shutdown(wait=False)
+        self.store.dispose()
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """Access log without query strings (Messenger's verification puts the verify token in the query)."""
+
+    def log(self, request, response, time):  # noqa: A002 - aiohttp's signature
+        self.logger.info('%s "%s %s" %s %.1f ms', request.remote, request.method, request.path, response.status,
+                         time * 1000)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler):
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+async def health(request: web.Request) -> web.Response:
+    gateway: Gateway = request.app["gateway"]
+    try:
+        pending = await gateway.db(gateway.pending_count)
+        database = "ok"
+    except SQLAlchemyError:
+        pending, database = None, "unavailable"
+    rasa = "unknown"
+    try:
+        async with gateway.http.get(f"{gateway.settings.rasa_url}/status",
+                                    timeout=aiohttp.ClientTimeout(total=2)) as response:
+            rasa = "ok" if response.status == 200 else f"HTTP {response.status}"
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        rasa = "unreachable"
+    return web.json_response({
+        "status": "ok" if database == "ok" else "degraded",
+        "database": database, "rasa": rasa, "pending_messages": pending,
+        "channels": {name: adapter.enabled for name, adapter in gateway.adapters.items()},
+    }, status=200 if database == "ok" else 503)
+
+
+def create_app(settings: Optional[GatewaySettings] = None) -> web.Application:
+    from bot.gateway.channels.facebook import FacebookAdapter
+    from bot.gateway.channels.twitter import TwitterAdapter
+    from bot.gateway.channels.widget import WidgetAdapter
+
+    settings = settings or GatewaySettings.from_env()
+    gateway = Gateway(settings)
+    for adapter_class in (WidgetAdapter, FacebookAdapter, TwitterAdapter):
+        gateway.add_adapter(adapter_class(gateway))
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[security_headers])
+    app["gateway"] = gateway
+    app.router.add_get("/healthz", health)
+    for adapter in gateway.adapters.values():
+        adapter.add_routes(app)
+
+    async def on_startup(_app: web.Application) -> None:
+        await gateway.start()
+
+    async def on_cleanup(_app: web.Application) -> None:
+        await gateway.stop()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bot gateway", description="the channel gateway (aiohttp)")
+    parser.add_argument("--port", type=int, default=None, help="default: GATEWAY_PORT or 8080")
+    parser.add_argument("--host", default=None, help="default: GATEWAY_HOST or 0.0.0.0")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = GatewaySettings.from_env()
+    web.run_app(create_app(settings), host=args.host or settings.host, port=args.port or settings.port,
+                access_log_class=PathOnlyAccessLogger, print=lambda *_: None, shutdown_timeout=10)
+    return 0

@@ -1,0 +1,169 @@
+"""Facebook Messenger (page @weareunifi): webhook verification, signed event batches, and the Send API.
+
+Inbound: GET /webhooks/facebook answers Meta's verification (hub.mode=subscribe, hub.verify_token,
+hub.challenge); POST bodies must carry X-Hub-Signature-256 = "sha256=" + hex HMAC-SHA256(app secret, raw body).
+Every entry and every messaging event is handled; echoes, deliveries and reads are ignored; a quick-reply
+payload or a postback payload is preferred over the text. Outbound: POST {graph}/me/messages with
+messaging_type RESPONSE, text split at 2,000 characters, at most 13 quick replies with titles of at most 20.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+
+from aiohttp import web
+
+from bot.gateway.adapter import ChannelAdapter, DeliveryError, RecordDelivery, post_with_retry
+from bot.gateway.messages import InboundMessage, Reply, shorten, split_text
+
+logger = logging.getLogger(__name__)
+
+TEXT_LIMIT = 2000
+QUICK_REPLY_LIMIT = 13
+QUICK_REPLY_TITLE_LIMIT = 20
+QUICK_REPLY_PAYLOAD_LIMIT = 1000
+
+
+def valid_signature(app_secret: str, body: bytes, header: Optional[str]) -> bool:
+    """X-Hub-Signature-256 check, in constant time."""
+    if not app_secret or not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header[len("sha256="):].strip().lower())
+
+
+def inbound_messages(body: Mapping[str, Any]) -> Iterator[Tuple[InboundMessage, bool]]:
+    """(message, has_attachments) for every customer message or postback in a webhook body."""
+    if body.get("object") != "page":
+        return
+    for entry in body.get("entry") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        for event in entry.get("messaging") or []:
+            parsed = _messaging_event(event)
+            if parsed is not None:
+                yield parsed
+
+
+def _messaging_event(event: Any) -> Optional[Tuple[InboundMessage, bool]]:
+    if not isinstance(event, Mapping):
+        return None
+    sender = str((event.get("sender") or {}).get("id") or "")
+    if not sender:
+        return None
+    message, postback = event.get("message"), event.get("postback")
+    if isinstance(message, Mapping):
+        if message.get("is_echo"):
+            return None                                   # our own reply, echoed back to the page
+        mid = str(message.get("mid") or "")
+        if not mid:
+            return None
+        quick_reply = message.get("quick_reply") or {}
+        payload = quick_reply.get("payload") if isinstance(quick_reply, Mapping) else None
+        text = str(message.get("text") or "")
+        has_attachments = bool(message.get("attachments"))
+        return InboundMessage("facebook", sender, mid, text=text, payload=_payload(payload)), has_attachments
+    if isinstance(postback, Mapping):
+        payload = _payload(postback.get("payload"))
+        title = str(postback.get("title") or "")
+        mid = str(postback.get("mid") or f"postback:{sender}:{event.get('timestamp', '')}")
+        if not payload and not title:
+            return None
+        return InboundMessage("facebook", sender, mid, text=title, payload=payload), False
+    return None                                           # delivery, read, reaction, optin ...: nothing to answer
+
+
+def _payload(value: Any) -> Optional[str]:
+    """Our buttons carry Rasa payloads ("/faq/plans"); anything else (e.g. a page's Get Started payload) is
+    passed as text instead."""
+    return value if isinstance(value, str) and value.startswith("/") else None
+
+
+def render(recipient: str, reply: Reply) -> List[Dict[str, Any]]:
+    """Send API bodies for one reply: the text in chunks of ≤ 2,000 characters, quick replies on the last."""
+    text = reply.text
+    if reply.image:
+        text = f"{text}\n{reply.image}".strip()
+    chunks = split_text(text, TEXT_LIMIT) or ([""] if reply.buttons else [])
+    bodies = []
+    for index, chunk in enumerate(chunks):
+        message: Dict[str, Any] = {"text": chunk or "…"}
+        if index == len(chunks) - 1 and reply.buttons:
+            message["quick_replies"] = [
+                {"content_type": "text", "title": shorten(button.title, QUICK_REPLY_TITLE_LIMIT),
+                 "payload": button.payload[:QUICK_REPLY_PAYLOAD_LIMIT]}
+                for button in reply.buttons[:QUICK_REPLY_LIMIT]
+            ]
+        bodies.append({"recipient": {"id": recipient}, "messaging_type": "RESPONSE", "message": message})
+    return bodies
+
+
+class FacebookAdapter(ChannelAdapter):
+    name = "facebook"
+
+    def missing_settings(self) -> Dict[str, bool]:
+        s = self.gateway.settings
+        return {
+            "FACEBOOK_VERIFY_TOKEN": not s.facebook_verify_token,
+            "FACEBOOK_APP_SECRET": not s.facebook_app_secret,
+            "FACEBOOK_PAGE_ACCESS_TOKEN": not s.facebook_page_access_token,
+        }
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/webhooks/facebook", self.verify)
+        app.router.add_post("/webhooks/facebook", self.webhook)
+
+    async def verify(self, request: web.Request) -> web.Response:
+        if not self.enabled:
+            return web.json_response({"error": "facebook channel not configured"}, status=404)
+        query = request.query
+        token = query.get("hub.verify_token", "")
+        if query.get("hub.mode") == "subscribe" and hmac.compare_digest(
+                token.encode(), self.gateway.settings.facebook_verify_token.encode()):
+            return web.Response(text=query.get("hub.challenge", ""))
+        logger.warning("facebook: webhook verification refused (wrong mode or verify token)")
+        return web.Response(status=403, text="verification failed")
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        if not self.enabled:
+            return web.json_response({"error": "facebook channel not configured"}, status=404)
+        body = await request.read()
+        if not valid_signature(self.gateway.settings.facebook_app_secret, body,
+                               request.headers.get("X-Hub-Signature-256")):
+            logger.warning("facebook: POST with a missing or wrong X-Hub-Signature-256 refused")
+            return web.json_response({"error": "invalid signature"}, status=403)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return web.json_response({"error": "malformed JSON"}, status=400)
+        if not isinstance(data, dict):
+            return web.json_response({"error": "malformed JSON"}, status=400)
+        for message, has_attachments in inbound_messages(data):
+            await self.gateway.receive(message, has_attachments=has_attachments)
+        return web.Response(text="EVENT_RECEIVED")
+
+    def _url(self) -> str:
+        return f"{self.gateway.settings.facebook_graph_url}/me/messages"
+
+    def _params(self) -> Dict[str, str]:
+        return {"access_token": self.gateway.settings.facebook_page_access_token}
+
+    async def show_typing(self, sender_id: str) -> None:
+        await self._sender_action(sender_id, "typing_on")
+
+    async def hide_typing(self, sender_id: str) -> None:
+        await self._sender_action(sender_id, "typing_off")
+
+    async def _sender_action(self, sender_id: str, action: str) -> None:
+        try:
+            await post_with_retry(self.gateway.http, self._url(), params=self._params(), attempts=1,
+                                  json={"recipient": {"id": sender_id}, "sender_action": action})
+        except DeliveryError as error:
+            logger.info("facebook: %s for %s not sent: %s", action, sender_id, error)
+
+    async def deliver(self, sender_id: str, reply: Reply, record: RecordDelivery) -> None:
+        for body in render(sender_id, reply):
+            await post_with_retry(self.gateway.http, self._url(), params=self._params(), json=body)

@@ -1,0 +1,58 @@
+"""Gateway configuration from the environment (every variable is listed in README and .env.example)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional, Tuple
+
+from bot.paths import VAR_DIR
+
+FACEBOOK_GRAPH_URL = "https://graph.facebook.com/v21.0"
+TWITTER_API_URL = "https://api.twitter.com"
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    rasa_url: str
+    port: int
+    host: str
+    database_url: str
+    widget_allowed_origins: Tuple[str, ...]
+    facebook_verify_token: str
+    facebook_app_secret: str
+    facebook_page_access_token: str
+    facebook_graph_url: str
+    twitter_consumer_key: str
+    twitter_consumer_secret: str
+    twitter_access_token: str
+    twitter_access_token_secret: str
+    twitter_bot_user_id: str
+    twitter_api_url: str
+    rate_limit_per_minute: int
+    retry_max_seconds: float
+    rasa_timeout_seconds: float
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "GatewaySettings":
+        env = os.environ if environ is None else environ
+        origins = tuple(o.strip().rstrip("/") for o in env.get("WIDGET_ALLOWED_ORIGINS", "").split(",") if o.strip())
+        return cls(
+            rasa_url=env.get("RASA_URL", f"http://127.0.0.1:{env.get('RASA_PORT', '5005')}").rstrip("/"),
+            port=int(env.get("GATEWAY_PORT", "8080")),
+            host=env.get("GATEWAY_HOST", "0.0.0.0"),
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'ksos.db'}",
+            widget_allowed_origins=origins,
+            facebook_verify_token=env.get("FACEBOOK_VERIFY_TOKEN", ""),
+            facebook_app_secret=env.get("FACEBOOK_APP_SECRET", ""),
+            facebook_page_access_token=env.get("FACEBOOK_PAGE_ACCESS_TOKEN", ""),
+            facebook_graph_url=env.get("FACEBOOK_GRAPH_URL", FACEBOOK_GRAPH_URL).rstrip("/"),
+            twitter_consumer_key=env.get("TWITTER_CONSUMER_KEY", ""),
+            twitter_consumer_secret=env.get("TWITTER_CONSUMER_SECRET", ""),
+            twitter_access_token=env.get("TWITTER_ACCESS_TOKEN", ""),
+            twitter_access_token_secret=env.get("TWITTER_ACCESS_TOKEN_SECRET", ""),
+            twitter_bot_user_id=env.get("TWITTER_BOT_USER_ID", ""),
+            twitter_api_url=env.get("TWITTER_API_URL", TWITTER_API_URL).rstrip("/"),
+            rate_limit_per_minute=int(env.get("GATEWAY_RATE_LIMIT_PER_MINUTE", "20")),
+            retry_max_seconds=float(env.get("GATEWAY_RETRY_MAX_SECONDS", "30")),
+            rasa_timeout_seconds=float(env.get("GATEWAY_RASA_TIMEOUT_SECONDS", "60")),
+        )

@@ -1,0 +1,103 @@
+"""What flows through the gateway: inbound customer messages and outbound replies, channel-neutral."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+MAX_TEXT_CHARS = 2000          # longer customer messages are answered with the too_long notice
+MAX_PAYLOAD_CHARS = 1000
+
+ROLE_CUSTOMER, ROLE_BOT, ROLE_AGENT, ROLE_NOTICE = "customer", "bot", "agent", "notice"
+
+
+def conversation_id(channel: str, sender_id: str) -> str:
+    """One Rasa conversation per channel and sender: "facebook:2412..." , "twitter:9876", "widget:<session>"."""
+    return f"{channel}:{sender_id}"
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """One customer message as a channel adapter understood it. `message_id` is the channel's own id (Messenger
+    mid, X event id, the widget's client id): the inbox keeps (channel, message_id) unique."""
+
+    channel: str
+    sender_id: str
+    message_id: str
+    text: str = ""
+    payload: Optional[str] = None                      # a button / quick reply / postback payload, preferred
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def conversation_id(self) -> str:
+        return conversation_id(self.channel, self.sender_id)
+
+    @property
+    def rasa_text(self) -> str:
+        """What Rasa gets: the payload when there is one (e.g. /faq/plans), otherwise the typed text."""
+        return self.payload or self.text
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message to the customer: text, optional quick-reply buttons, and who speaks."""
+
+    text: str
+    buttons: Tuple[Button, ...] = ()
+    role: str = ROLE_BOT
+    image: Optional[str] = None
+
+    @classmethod
+    def from_rasa(cls, message: Mapping[str, Any]) -> "Reply":
+        """A message of Rasa's REST channel ({"text", "buttons": [{"title", "payload"}], "image", ...})."""
+        buttons = tuple(
+            Button(str(b.get("title", "")), str(b.get("payload", "")))
+            for b in (message.get("buttons") or []) if isinstance(b, Mapping) and b.get("payload")
+        )
+        return cls(text=str(message.get("text") or ""), buttons=buttons, image=message.get("image"))
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "text": self.text, "role": self.role, "image": self.image,
+            "buttons": [{"title": b.title, "payload": b.payload} for b in self.buttons],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Reply":
+        return cls(
+            text=data.get("text", ""), role=data.get("role", ROLE_BOT), image=data.get("image"),
+            buttons=tuple(Button(b["title"], b["payload"]) for b in data.get("buttons") or []),
+        )
+
+
+def split_text(text: str, limit: int) -> List[str]:
+    """Split `text` into chunks of at most `limit` characters, at a paragraph, line, sentence or word boundary
+    when there is one in the second half of the chunk."""
+    chunks: List[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = -1
+        for separator in ("\n\n", "\n", ". ", " "):
+            position = window.rfind(separator)
+            if position >= limit // 2:
+                cut = position + (1 if separator == ". " else 0)
+                break
+        if cut <= 0:
+            cut = limit
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip()
+    if rest:
+        chunks.append(rest)
+    return chunks
+
+
+def shorten(label: str, limit: int) -> str:
+    """A button label within a channel's limit, with an ellipsis when cut."""
+    label = " ".join(label.split())
+    return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"

@@ -1,0 +1,358 @@
+"""The gateway's tables in DATABASE_URL (beside the account store): conversations, the durable inbox, the
+transcript the widget's history is read from, and widget sessions.
+
+The inbox is what makes delivery exactly-once: a message is stored (unique on channel + the channel's message
+id) before the webhook is answered; the worker then moves it pending -> answered (Rasa's replies saved) -> done
+(every reply delivered, counted one by one in `delivered_count`), so a retry or a restart never asks Rasa twice
+and never sends a reply twice. All methods are synchronous; the gateway calls them in a thread.
+"""
+from __future__ import annotations
+
+import secrets
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from sqlalchemy import (
+    JSON, Column, DateTime, Integer, String, Text, UniqueConstraint, select, update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, declarative_base
+
+from bot.accounts.store import make_engine
+from bot.clock import now_utc
+from bot.gateway.messages import ROLE_CUSTOMER, InboundMessage, Reply
+
+Base = declarative_base()
+
+PENDING, ANSWERED, DONE = "pending", "answered", "done"
+RATE_LIMITED, REJECTED = "rate_limited", "rejected"     # recorded, never sent to Rasa
+OPEN_STATUSES = (PENDING, ANSWERED)
+CLAIM_LEASE = timedelta(minutes=5)
+
+
+class Conversation(Base):
+    __tablename__ = "gateway_conversations"
+    id = Column(String(200), primary_key=True)            # channel:sender
+    channel = Column(String(20), nullable=False)
+    sender_id = Column(String(160), nullable=False)
+    language = Column(String(2))                          # last known: notices are written in it
+    hold_notice_at = Column(DateTime)                     # "please hold on" sent during the current outage
+    created_at = Column(DateTime, nullable=False)
+    updated_at = Column(DateTime, nullable=False)
+
+
+class InboxMessage(Base):
+    __tablename__ = "gateway_inbox"
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(20), nullable=False)
+    message_id = Column(String(200), nullable=False)
+    conversation_id = Column(String(200), nullable=False, index=True)
+    text = Column(Text, nullable=False, default="")
+    payload = Column(Text)
+    message_metadata = Column("metadata", JSON, nullable=False, default=dict)
+    status = Column(String(20), nullable=False, index=True)
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(DateTime, nullable=False)
+    claimed_until = Column(DateTime)
+    rasa_sent_at = Column(DateTime)        # a request may have reached Rasa: look in its tracker before re-sending
+    replies = Column(JSON)
+    delivered_count = Column(Integer, nullable=False, default=0)
+    last_error = Column(String(300))
+    received_at = Column(DateTime, nullable=False)
+    answered_at = Column(DateTime)
+    done_at = Column(DateTime)
+    __table_args__ = (UniqueConstraint("channel", "message_id", name="inbox_channel_message_unique"),)
+
+
+class TranscriptEntry(Base):
+    __tablename__ = "gateway_transcript"
+    id = Column(Integer, primary_key=True)                # the widget's `seq`
+    conversation_id = Column(String(200), nullable=False, index=True)
+    role = Column(String(10), nullable=False)
+    text = Column(Text, nullable=False)
+    buttons = Column(JSON, nullable=False, default=list)
+    client_id = Column(String(200))
+    inbox_id = Column(Integer)
+    created_at = Column(DateTime, nullable=False)
+
+
+class WidgetSession(Base):
+    __tablename__ = "gateway_widget_sessions"
+    id = Column(String(64), primary_key=True)
+    created_at = Column(DateTime, nullable=False)
+    last_seen_at = Column(DateTime, nullable=False)
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    id: int
+    channel: str
+    sender_id: str
+    conversation_id: str
+    message_id: str
+    text: str
+    payload: Optional[str]
+    metadata: Dict[str, Any]
+    status: str
+    attempts: int
+    rasa_sent: bool
+    replies: Optional[List[Dict[str, Any]]]
+    delivered_count: int
+
+    @property
+    def rasa_text(self) -> str:
+        return self.payload or self.text
+
+
+@dataclass(frozen=True)
+class Recorded:
+    inbox_id: Optional[int]
+    duplicate: bool
+    entry: Optional[Dict[str, Any]]           # the customer's transcript entry (None for a duplicate)
+
+
+def entry_json(entry: TranscriptEntry) -> Dict[str, Any]:
+    return {
+        "seq": entry.id, "role": entry.role, "text": entry.text, "buttons": list(entry.buttons or []),
+        "client_id": entry.client_id, "at": entry.created_at.isoformat() + "Z",
+    }
+
+
+class GatewayStore:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        Base.metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, future=True, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
+
+    # --- inbound ----------------------------------------------------------------------------------------------
+
+    def record_inbound(self, message: InboundMessage, status: str = PENDING, language: Optional[str] = None,
+                       now: Optional[datetime] = None) -> Recorded:
+        """Store one inbound message and its transcript entry, once: a second message with the same channel and
+        message id is reported as a duplicate and changes nothing."""
+        now = now or now_utc()
+        try:
+            with self.session() as session:
+                conversation = session.get(Conversation, message.conversation_id)
+                if conversation is None:
+                    conversation = Conversation(
+                        id=message.conversation_id, channel=message.channel, sender_id=message.sender_id,
+                        created_at=now, updated_at=now,
+                    )
+                    session.add(conversation)
+                conversation.updated_at = now
+                if language:
+                    conversation.language = language
+                row = InboxMessage(
+                    channel=message.channel, message_id=message.message_id, conversation_id=message.conversation_id,
+                    text=message.text, payload=message.payload, message_metadata=dict(message.metadata),
+                    status=status, attempts=0, next_attempt_at=now, received_at=now, delivered_count=0,
+                )
+                session.add(row)
+                session.flush()
+                entry = TranscriptEntry(
+                    conversation_id=message.conversation_id, role=ROLE_CUSTOMER, text=message.text or "",
+                    buttons=[], client_id=message.message_id, inbox_id=row.id, created_at=now,
+                )
+                session.add(entry)
+                session.flush()
+                return Recorded(row.id, False, entry_json(entry))
+        except IntegrityError:
+            return Recorded(None, True, None)
+
+    def conversation_language(self, conversation_id: str) -> Optional[str]:
+        with self.session() as session:
+            conversation = session.get(Conversation, conversation_id)
+            return conversation.language if conversation else None
+
+    # --- the worker -------------------------------------------------------------------------------------------
+
+    def due_messages(self, channels: List[str], now: Optional[datetime] = None, limit: int = 500
+                     ) -> List[Tuple[int, str]]:
+        """For each conversation with open messages, its oldest open message if it is due and not claimed. A
+        conversation's later messages wait for the earlier ones, so replies keep the customers' order."""
+        now = now or now_utc()
+        with self.session() as session:
+            rows = session.execute(
+                select(InboxMessage.id, InboxMessage.conversation_id, InboxMessage.next_attempt_at,
+                       InboxMessage.claimed_until)
+                .where(InboxMessage.status.in_(OPEN_STATUSES), InboxMessage.channel.in_(channels))
+                .order_by(InboxMessage.id).limit(limit)
+            ).all()
+        seen, due = set(), []
+        for row_id, conversation, next_attempt_at, claimed_until in rows:
+            if conversation in seen:
+                continue
+            seen.add(conversation)
+            if next_attempt_at <= now and (claimed_until is None or claimed_until < now):
+                due.append((row_id, conversation))
+        return due
+
+    def next_due_at(self, channels: List[str]) -> Optional[datetime]:
+        with self.session() as session:
+            return session.scalar(
+                select(InboxMessage.next_attempt_at)
+                .where(InboxMessage.status.in_(OPEN_STATUSES), InboxMessage.channel.in_(channels))
+                .order_by(InboxMessage.next_attempt_at).limit(1)
+            )
+
+    def claim(self, row_id: int, now: Optional[datetime] = None) -> Optional[InboxRow]:
+        """Take a message for processing (a lease, so a second gateway process would not take it too)."""
+        now = now or now_utc()
+        with self.session() as session:
+            claimed = session.execute(
+                update(InboxMessage)
+                .where(InboxMessage.id == row_id, InboxMessage.status.in_(OPEN_STATUSES))
+                .where((InboxMessage.claimed_until.is_(None)) | (InboxMessage.claimed_until < now))
+                .values(claimed_until=now + CLAIM_LEASE)
+            ).rowcount
+            if not claimed:
+                return None
+            row = session.get(InboxMessage, row_id)
+            conversation = session.get(Conversation, row.conversation_id)
+            return InboxRow(
+                id=row.id, channel=row.channel, sender_id=conversation.sender_id if conversation else "",
+                conversation_id=row.conversation_id, message_id=row.message_id, text=row.text, payload=row.payload,
+                metadata=dict(row.message_metadata or {}), status=row.status, attempts=row.attempts,
+                rasa_sent=row.rasa_sent_at is not None, replies=row.replies, delivered_count=row.delivered_count,
+            )
+
+    def mark_sent_to_rasa(self, row_id: int, now: Optional[datetime] = None) -> None:
+        with self.session() as session:
+            session.execute(update(InboxMessage).where(InboxMessage.id == row_id)
+                            .values(rasa_sent_at=now or now_utc()))
+
+    def save_replies(self, row_id: int, replies: List[Reply], now: Optional[datetime] = None) -> None:
+        """Rasa answered: keep its replies (delivery can now be retried without asking Rasa again) and end any
+        outage notice of the conversation."""
+        now = now or now_utc()
+        with self.session() as session:
+            row = session.get(InboxMessage, row_id)
+            row.replies = [reply.to_json() for reply in replies]
+            row.status = ANSWERED
+            row.answered_at = now
+            row.attempts = 0
+            row.last_error = None
+            conversation = session.get(Conversation, row.conversation_id)
+            if conversation is not None:
+                conversation.hold_notice_at = None
+
+    def schedule_retry(self, row_id: int, delay_seconds: float, error: str, reached_rasa: bool = True,
+                       now: Optional[datetime] = None) -> int:
+        """Try again later; returns the number of failed attempts so far."""
+        now = now or now_utc()
+        with self.session() as session:
+            row = session.get(InboxMessage, row_id)
+            row.attempts += 1
+            row.next_attempt_at = now + timedelta(seconds=delay_seconds)
+            row.claimed_until = None
+            row.last_error = error[:300]
+            if not reached_rasa and row.status == PENDING:
+                row.rasa_sent_at = None
+            return row.attempts
+
+    def release_all_claims(self) -> int:
+        """On start: messages a stopped gateway had taken are free again (one gateway process per database)."""
+        with self.session() as session:
+            return session.execute(
+                update(InboxMessage).where(InboxMessage.claimed_until.is_not(None)).values(claimed_until=None)
+            ).rowcount
+
+    def release(self, row_id: int) -> None:
+        with self.session() as session:
+            session.execute(update(InboxMessage).where(InboxMessage.id == row_id).values(claimed_until=None))
+
+    def record_delivery(self, row_id: int, index: int, reply: Reply, now: Optional[datetime] = None
+                        ) -> Dict[str, Any]:
+        """Reply number `index` of a message reached the customer: add it to the transcript and count it. After
+        the last one the message is done and its metadata (which may hold an identity token) is dropped."""
+        now = now or now_utc()
+        with self.session() as session:
+            row = session.get(InboxMessage, row_id)
+            entry = TranscriptEntry(
+                conversation_id=row.conversation_id, role=reply.role, text=reply.text,
+                buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], inbox_id=row_id,
+                created_at=now,
+            )
+            session.add(entry)
+            row.delivered_count = index + 1
+            if row.delivered_count >= len(row.replies or []):
+                self._finish(row, now)
+            session.flush()
+            return entry_json(entry)
+
+    def finish(self, row_id: int, now: Optional[datetime] = None) -> None:
+        with self.session() as session:
+            self._finish(session.get(InboxMessage, row_id), now or now_utc())
+
+    @staticmethod
+    def _finish(row: InboxMessage, now: datetime) -> None:
+        row.status = DONE
+        row.done_at = now
+        row.claimed_until = None
+        row.message_metadata = {}
+
+    def record_notice(self, conversation_id: str, reply: Reply, now: Optional[datetime] = None) -> Dict[str, Any]:
+        with self.session() as session:
+            entry = TranscriptEntry(
+                conversation_id=conversation_id, role=reply.role, text=reply.text,
+                buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
+                created_at=now or now_utc(),
+            )
+            session.add(entry)
+            session.flush()
+            return entry_json(entry)
+
+    def take_hold_notice(self, conversation_id: str, now: Optional[datetime] = None) -> bool:
+        """True once per outage of a conversation: the caller then sends the "please hold on" notice."""
+        with self.session() as session:
+            taken = session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id, Conversation.hold_notice_at.is_(None))
+                .values(hold_notice_at=now or now_utc())
+            ).rowcount
+            return bool(taken)
+
+    def inbox_status(self, channel: str, message_id: str) -> Optional[Dict[str, Any]]:
+        with self.session() as session:
+            row = session.scalars(select(InboxMessage).where(
+                InboxMessage.channel == channel, InboxMessage.message_id == message_id)).one_or_none()
+            if row is None:
+                return None
+            return {"status": row.status, "attempts": row.attempts, "delivered_count": row.delivered_count}
+
+    # --- widget sessions and history --------------------------------------------------------------------------
+
+    def widget_session(self, session_id: Optional[str], now: Optional[datetime] = None) -> str:
+        """The widget's session: the one it remembers if the gateway issued it, otherwise a new one."""
+        now = now or now_utc()
+        with self.session() as session:
+            if session_id:
+                known = session.get(WidgetSession, session_id)
+                if known is not None:
+                    known.last_seen_at = now
+                    return known.id
+            new_id = secrets.token_urlsafe(24)
+            session.add(WidgetSession(id=new_id, created_at=now, last_seen_at=now))
+            return new_id
+
+    def history(self, conversation_id: str, after: int = 0, limit: int = 200) -> List[Dict[str, Any]]:
+        """Transcript entries after `after` (the widget's highest seq), oldest first, at most the last `limit`."""
+        with self.session() as session:
+            entries = session.scalars(
+                select(TranscriptEntry)
+                .where(TranscriptEntry.conversation_id == conversation_id, TranscriptEntry.id > after)
+                .order_by(TranscriptEntry.id.desc()).limit(limit)
+            ).all()
+            return [entry_json(entry) for entry in reversed(entries)]

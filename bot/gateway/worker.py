@@ -1,0 +1,158 @@
+"""The inbox worker: takes each stored message exactly once to Rasa and delivers the replies, in order per
+conversation, retrying with backoff while Rasa or a platform API is down."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING, Dict, List, Optional, Set
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.gateway.adapter import DeliveryError
+from bot.gateway.messages import Reply
+from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaUnavailable
+from bot.gateway.store import PENDING, InboxRow
+
+if TYPE_CHECKING:
+    from bot.gateway.app import Gateway
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+
+
+def retry_delay(attempts: int, cap: float) -> float:
+    """Seconds before attempt number `attempts + 1`: 1, 2, 4, 8 ... up to `cap`, with ±10 % jitter."""
+    return min(cap, 0.5 * (2 ** max(1, attempts))) * random.uniform(0.9, 1.1)
+
+
+class InboxWorker:
+    def __init__(self, gateway: "Gateway", concurrency: int = 64):
+        self.gateway = gateway
+        self.concurrency = concurrency
+        self._wake = asyncio.Event()
+        self._active: Set[str] = set()
+        self._tasks: Set[asyncio.Task] = set()
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        store = self.gateway.store
+        released = await self.gateway.db(store.release_all_claims)
+        if released:
+            logger.info("inbox: %d message(s) left unfinished by the previous run are pending again", released)
+        while not self._stopping:
+            self._wake.clear()
+            channels = self.gateway.enabled_channels()
+            try:
+                due = await self.gateway.db(store.due_messages, channels) if channels else []
+            except SQLAlchemyError as error:
+                logger.error("inbox: database unavailable (%s); retrying", type(error).__name__)
+                due = []
+            for row_id, conversation_id in due:
+                if conversation_id in self._active or len(self._active) >= self.concurrency:
+                    continue
+                self._active.add(conversation_id)
+                task = asyncio.create_task(self._process(row_id, conversation_id))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
+            except asyncio.TimeoutError:
+                pass
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self.wake()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10)
+
+    async def _process(self, row_id: int, conversation_id: str) -> None:
+        try:
+            row = await self.gateway.db(self.gateway.store.claim, row_id)
+            if row is not None:
+                await self._handle(row)
+        except SQLAlchemyError as error:
+            logger.error("inbox %s: database error %s; will retry", row_id, type(error).__name__)
+        except Exception:  # noqa: BLE001 - one bad message must not stop the worker
+            logger.exception("inbox %s: unexpected error; will retry", row_id)
+            try:
+                await self.gateway.db(self.gateway.store.schedule_retry, row_id, 30.0, "unexpected error")
+            except SQLAlchemyError:
+                pass
+        finally:
+            self._active.discard(conversation_id)
+            self.wake()
+
+    async def _handle(self, row: InboxRow) -> None:
+        adapter = self.gateway.adapters[row.channel]
+        if row.status == PENDING:
+            replies = await self._ask_rasa(row)
+            if replies is None:
+                return
+            delivered = 0
+        else:
+            replies = [Reply.from_json(reply) for reply in row.replies or []]
+            delivered = row.delivered_count
+        try:
+            await self._deliver(row, replies, delivered)
+        finally:
+            await adapter.hide_typing(row.sender_id)
+
+    async def _ask_rasa(self, row: InboxRow) -> Optional[List[Reply]]:
+        gateway, store = self.gateway, self.gateway.store
+        adapter = gateway.adapters[row.channel]
+        key = f"{row.channel}:{row.message_id}"
+        await adapter.show_typing(row.sender_id)
+        try:
+            raw = None
+            if row.rasa_sent:
+                raw = await gateway.rasa.replies_already_given(row.conversation_id, key)
+                if raw is not None:
+                    logger.info("inbox %s: Rasa had already answered; replies taken from its tracker", row.id)
+            if raw is None:
+                await gateway.db(store.mark_sent_to_rasa, row.id)
+                metadata = {**row.metadata, GATEWAY_MESSAGE_KEY: key}
+                raw = await gateway.rasa.send(row.conversation_id, row.rasa_text, row.channel, metadata)
+        except RasaUnavailable as error:
+            delay = retry_delay(row.attempts + 1, gateway.settings.retry_max_seconds)
+            attempts = await gateway.db(store.schedule_retry, row.id, delay, str(error), error.reached)
+            logger.warning("inbox %s (%s): %s; attempt %d, retry in %.1f s", row.id, row.conversation_id, error,
+                           attempts, delay)
+            await adapter.hide_typing(row.sender_id)
+            if await gateway.db(store.take_hold_notice, row.conversation_id):
+                await gateway.send_notice(row.channel, row.sender_id, row.conversation_id, "hold_on")
+            return None
+        replies = [Reply.from_rasa(message) for message in raw]
+        replies = [reply for reply in replies if reply.text or reply.buttons or reply.image]
+        await gateway.db(store.save_replies, row.id, replies)
+        return replies
+
+    async def _deliver(self, row: InboxRow, replies: List[Reply], start: int) -> None:
+        gateway, store = self.gateway, self.gateway.store
+        adapter = gateway.adapters[row.channel]
+        for index in range(start, len(replies)):
+            reply = replies[index]
+            recorded: Dict[str, object] = {}
+
+            async def record(index: int = index, reply: Reply = reply) -> Dict[str, object]:
+                if "entry" not in recorded:
+                    recorded["entry"] = await gateway.db(store.record_delivery, row.id, index, reply)
+                return recorded["entry"]  # type: ignore[return-value]
+
+            try:
+                await adapter.deliver(row.sender_id, reply, record)
+            except DeliveryError as error:
+                if error.retryable:
+                    delay = retry_delay(row.attempts + 1, gateway.settings.retry_max_seconds)
+                    await gateway.db(store.schedule_retry, row.id, delay, str(error))
+                    logger.warning("inbox %s: delivery failed (%s); retry in %.1f s", row.id, error, delay)
+                    return
+                logger.error("inbox %s: reply %d not deliverable, skipped: %s", row.id, index, error)
+            await record()
+        if not replies:
+            await gateway.db(store.finish, row.id)
+        logger.info("inbox %s (%s): answered with %d message(s)", row.id, row.conversation_id, len(replies))

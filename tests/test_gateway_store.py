@@ -1,0 +1,102 @@
+"""The gateway's durable inbox and transcript on SQLite and on the real local PostgreSQL."""
+from datetime import datetime, timedelta
+
+import pytest
+
+from bot.gateway.messages import Button, InboundMessage, Reply
+from bot.gateway.store import ANSWERED, DONE, PENDING, RATE_LIMITED, GatewayStore
+
+T0 = datetime(2026, 11, 22, 12, 0, 0)
+
+
+@pytest.fixture
+def gateway_store(account_store_url):
+    store = GatewayStore(account_store_url)
+    yield store
+    store.dispose()
+
+
+def message(message_id, sender="U1", text="hello", channel="facebook", **kwargs):
+    return InboundMessage(channel, sender, message_id, text=text, **kwargs)
+
+
+def test_a_message_is_stored_once_however_often_it_arrives(gateway_store):
+    first = gateway_store.record_inbound(message("m1", metadata={"language": "ms"}), now=T0)
+    again = gateway_store.record_inbound(message("m1"), now=T0)
+    assert not first.duplicate and first.entry["role"] == "customer" and first.entry["text"] == "hello"
+    assert again.duplicate and again.inbox_id is None
+    assert gateway_store.record_inbound(message("m1", channel="twitter"), now=T0).duplicate is False
+    assert gateway_store.inbox_status("facebook", "m1")["status"] == PENDING
+    assert len(gateway_store.history("facebook:U1")) == 1
+
+
+def test_conversations_are_answered_in_order_one_message_at_a_time(gateway_store):
+    a1 = gateway_store.record_inbound(message("a1", sender="A"), now=T0).inbox_id
+    a2 = gateway_store.record_inbound(message("a2", sender="A"), now=T0).inbox_id
+    b1 = gateway_store.record_inbound(message("b1", sender="B"), now=T0).inbox_id
+    gateway_store.record_inbound(message("w1", channel="widget"), now=T0)
+    assert gateway_store.due_messages(["facebook"], now=T0) == [(a1, "facebook:A"), (b1, "facebook:B")]
+    row = gateway_store.claim(a1, now=T0)
+    assert row.rasa_text == "hello" and row.sender_id == "A" and row.conversation_id == "facebook:A"
+    assert gateway_store.claim(a1, now=T0) is None                 # leased
+    assert gateway_store.due_messages(["facebook"], now=T0) == [(b1, "facebook:B")]   # a2 waits for a1
+    gateway_store.save_replies(a1, [Reply("Hi!"), Reply("Anything else?", (Button("No", "/deny"),))], now=T0)
+    gateway_store.record_delivery(a1, 0, Reply("Hi!"), now=T0)
+    assert gateway_store.inbox_status("facebook", "a1") == {"status": ANSWERED, "attempts": 0, "delivered_count": 1}
+    entry = gateway_store.record_delivery(a1, 1, Reply("Anything else?", (Button("No", "/deny"),)), now=T0)
+    assert entry["buttons"] == [{"title": "No", "payload": "/deny"}]
+    assert gateway_store.inbox_status("facebook", "a1")["status"] == DONE
+    assert gateway_store.due_messages(["facebook"], now=T0) == [(a2, "facebook:A"), (b1, "facebook:B")]
+
+
+def test_a_failed_attempt_waits_for_its_retry_time_and_a_restart_frees_claims(gateway_store):
+    row_id = gateway_store.record_inbound(message("m1"), now=T0).inbox_id
+    gateway_store.claim(row_id, now=T0)
+    gateway_store.mark_sent_to_rasa(row_id, now=T0)
+    assert gateway_store.schedule_retry(row_id, 10, "cannot connect", reached_rasa=False, now=T0) == 1
+    assert gateway_store.due_messages(["facebook"], now=T0 + timedelta(seconds=5)) == []
+    row = gateway_store.claim(row_id, now=T0 + timedelta(seconds=11))
+    assert row.attempts == 1 and not row.rasa_sent            # never reached Rasa: safe to send
+    gateway_store.mark_sent_to_rasa(row_id, now=T0)
+    assert gateway_store.release_all_claims() == 1
+    row = gateway_store.claim(row_id, now=T0 + timedelta(seconds=11))
+    assert row.rasa_sent                                      # may have reached Rasa: look in the tracker first
+
+
+def test_hold_notice_once_per_outage(gateway_store):
+    row_id = gateway_store.record_inbound(message("m1"), now=T0).inbox_id
+    assert gateway_store.take_hold_notice("facebook:U1", now=T0)
+    assert not gateway_store.take_hold_notice("facebook:U1", now=T0)
+    gateway_store.save_replies(row_id, [Reply("Hi")], now=T0)      # Rasa is back
+    assert gateway_store.take_hold_notice("facebook:U1", now=T0)
+
+
+def test_done_messages_drop_their_metadata(gateway_store):
+    row_id = gateway_store.record_inbound(message("m1", metadata={"identity_token": "1000000001.9.abc"}),
+                                          now=T0).inbox_id
+    assert gateway_store.claim(row_id, now=T0).metadata == {"identity_token": "1000000001.9.abc"}
+    gateway_store.save_replies(row_id, [], now=T0)
+    gateway_store.finish(row_id, now=T0)
+    from bot.gateway.store import InboxMessage
+
+    with gateway_store.session() as session:
+        assert session.get(InboxMessage, row_id).message_metadata == {}
+
+
+def test_rate_limited_messages_are_recorded_but_never_due(gateway_store):
+    gateway_store.record_inbound(message("m1"), status=RATE_LIMITED, now=T0)
+    assert gateway_store.due_messages(["facebook"], now=T0) == []
+    assert [e["text"] for e in gateway_store.history("facebook:U1")] == ["hello"]
+
+
+def test_widget_sessions_are_issued_by_the_gateway_and_history_pages_by_seq(gateway_store):
+    session = gateway_store.widget_session(None, now=T0)
+    assert len(session) >= 32
+    assert gateway_store.widget_session(session, now=T0) == session
+    assert gateway_store.widget_session("made-up-session", now=T0) not in (session, "made-up-session")
+    first = gateway_store.record_inbound(message("c1", sender=session, channel="widget", text="hai"), now=T0)
+    gateway_store.record_notice(f"widget:{session}", Reply("Sila tunggu", role="notice"), now=T0)
+    history = gateway_store.history(f"widget:{session}")
+    assert [(e["role"], e["text"]) for e in history] == [("customer", "hai"), ("notice", "Sila tunggu")]
+    assert history[0]["client_id"] == "c1" and history[0]["at"].endswith("Z")
+    assert gateway_store.history(f"widget:{session}", after=first.entry["seq"]) == history[1:]
