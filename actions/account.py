@@ -256,10 +256,11 @@ class ActionSessionStart(Action):
         events: List[Dict[Text, Any]] = [SessionStarted()]
         # The conversation's language carries over; a new conversation starts in the channel's hint (the
         # widget's EN/BM setting, sent as metadata "language") until the customer's own words say otherwise.
+        # (The slot's initial value is English, so "has the customer written before?" decides which applies.)
         language = tracker.get_slot("language")
-        if not language:
-            hint = (tracker.get_slot("session_started_metadata") or {}).get("language")
-            language = hint if hint in ("en", "ms") else None
+        hint = (tracker.get_slot("session_started_metadata") or {}).get("language")
+        if hint in ("en", "ms") and not any(event.get("event") == "user" for event in tracker.events):
+            language = hint
         if language:
             events.append(SlotSet("language", language))
         events.append(ActionExecuted("action_listen"))

@@ -154,6 +154,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot bench")
     parser.add_argument("--requests", type=int, default=300, help="requests per measurement")
     parser.add_argument("--no-stock", action="store_true", help="skip the stock `rasa init` comparison")
+    parser.add_argument("--no-gateway", action="store_true", help="skip the channel gateway measurement")
     parser.add_argument("--postgres", default="", help="also measure with the tracker and account stores on this "
                         "PostgreSQL database (in a schema ksos_bench, dropped and re-created)")
     args = parser.parse_args(argv)
@@ -177,6 +178,12 @@ def main(argv=None) -> int:
         report["ksos_postgres"] = start_and_measure(assistant_services(pg_settings), child_environment(pg_settings),
                                                     f"http://127.0.0.1:{pg_settings.rasa_port}", messages,
                                                     args.requests, BENCH_DIR / "logs-ksos-postgres")
+    if not args.no_gateway:
+        from bot.bench_gateway import measure_gateway
+
+        print("Measuring full turns through the gateway (widget, Messenger) next to direct Rasa REST ...",
+              flush=True)
+        report["gateway"] = measure_gateway(BENCH_DIR, messages, args.requests)
     if not args.no_stock:
         print("Measuring a stock `rasa init` bot ...", flush=True)
         stock_settings = load_settings({"TRACKER_STORE_URL": "sqlite://"})
@@ -192,6 +199,12 @@ def main(argv=None) -> int:
         print(format_row("KSOS assistant (PostgreSQL)", report["ksos_postgres"]))
     if "stock" in report:
         print(format_row("stock `rasa init`", report["stock"]))
+    if "gateway" in report:
+        from bot.bench_gateway import format_gateway_table
+
+        print("\nFull turns through the gateway (SQLite), next to direct Rasa REST on the same model and machine:")
+        print("\n".join(format_gateway_table(report["gateway"])))
+        print(f"Gateway RSS: {report['gateway']['gateway_rss_mb']} MB")
     if "train_s" in report:
         print(f"\nLast full training of models/ksos.tar.gz: {report['train_s']} s")
     print(f"Report: {BENCH_DIR / 'report.json'}")

@@ -215,6 +215,18 @@ def test_log_out_and_session_start_forget_verification(service):
     assert service.verified_account("conv-1") is None
 
 
+def test_session_start_takes_the_channels_language_hint_only_for_a_new_conversation(service):
+    def session_start(events, hint, language="en"):
+        current = Tracker("conv-hint", {"language": language, "session_started_metadata": {"language": hint}},
+                          {}, events, False, None, {}, "action_listen")
+        return run(ActionSessionStart(), current)[1]
+
+    assert session_start([], "ms") == {"language": "ms"}                       # the widget is set to BM
+    assert session_start([], "klingon") == {"language": "en"}                   # unknown hints are ignored
+    earlier = [{"event": "user", "text": "how much is starter?", "metadata": {}}]
+    assert session_start(earlier, "en", language="ms") == {"language": "ms"}   # the customer's own language stays
+
+
 def test_cancel_closes_the_form(service):
     messages, slots, events = run(ActionCancelVerification(), tracker("cancel", "deny", active_loop="verify_account_form"))
     assert messages[0]["response"] == "utter_verification_cancelled"

@@ -542,3 +542,31 @@ def test_logs_carry_no_message_text(gateway):
     for text in ("how much is the starter plan", "berapa harga pelan", "boleh bayar guna boost", "early termination"):
         assert text not in log
     assert "inbox" in log
+
+
+def test_widget_identity_token_verifies_the_customer_and_a_forged_one_does_not(gateway, background_loop):
+    from bot.accounts.verification import sign_identity_token
+    from conftest import IDENTITY_TOKEN_SECRET
+
+    hello = {"type": "hello", "session": None, "after": 0}
+    done = lambda r: any(f == {"type": "typing", "on": False} for f in r)
+    token = sign_identity_token("1000000003", int(time.time()) + 600, IDENTITY_TOKEN_SECRET)
+    verified = widget_exchange(background_loop, gateway.url, [hello, {
+        "type": "message", "id": "t-1", "text": "is my account suspended?",
+        "metadata": {"language": "en", "identity_token": token}}], until=done)
+    assert any("suspended since" in text and "RM" in text for text in bot_texts(verified))
+    forged = token[:-4] + ("0000" if not token.endswith("0000") else "1111")
+    anonymous = widget_exchange(background_loop, gateway.url, [hello, {
+        "type": "message", "id": "t-2", "text": "is my account suspended?",
+        "metadata": {"language": "en", "identity_token": forged}}], until=done)
+    texts = " ".join(bot_texts(anonymous))
+    assert "suspended since" not in texts and "1000000003" not in texts and "0003" not in texts
+
+
+def test_widget_language_hint_starts_the_conversation_in_malay(gateway, background_loop):
+    hello = {"type": "hello", "session": None, "after": 0}
+    frames = widget_exchange(background_loop, gateway.url, [hello, {
+        "type": "message", "id": "h-1", "text": "hi", "metadata": {"language": "ms"}}],
+        until=lambda r: any(f == {"type": "typing", "on": False} for f in r))
+    greeting = " ".join(bot_texts(frames))
+    assert "Kaspersky" in greeting and ("Selamat" in greeting or "saya" in greeting), greeting

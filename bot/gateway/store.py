@@ -221,17 +221,17 @@ class GatewayStore:
                 return None
             row = session.get(InboxMessage, row_id)
             conversation = session.get(Conversation, row.conversation_id)
+            rasa_sent = row.rasa_sent_at is not None
+            if row.status == PENDING and not rasa_sent:
+                # From here on the message may reach Rasa: should this attempt break off, the next one looks in
+                # Rasa's tracker before sending it again (one transaction fewer than marking it separately).
+                row.rasa_sent_at = now
             return InboxRow(
                 id=row.id, channel=row.channel, sender_id=conversation.sender_id if conversation else "",
                 conversation_id=row.conversation_id, message_id=row.message_id, text=row.text, payload=row.payload,
                 metadata=dict(row.message_metadata or {}), status=row.status, attempts=row.attempts,
-                rasa_sent=row.rasa_sent_at is not None, replies=row.replies, delivered_count=row.delivered_count,
+                rasa_sent=rasa_sent, replies=row.replies, delivered_count=row.delivered_count,
             )
-
-    def mark_sent_to_rasa(self, row_id: int, now: Optional[datetime] = None) -> None:
-        with self.session() as session:
-            session.execute(update(InboxMessage).where(InboxMessage.id == row_id)
-                            .values(rasa_sent_at=now or now_utc()))
 
     def save_replies(self, row_id: int, replies: List[Reply], now: Optional[datetime] = None) -> None:
         """Rasa answered: keep its replies (delivery can now be retried without asking Rasa again) and end any

@@ -114,7 +114,6 @@ class InboxWorker:
                 if raw is not None:
                     logger.info("inbox %s: Rasa had already answered; replies taken from its tracker", row.id)
             if raw is None:
-                await gateway.db(store.mark_sent_to_rasa, row.id)
                 metadata = {**row.metadata, GATEWAY_MESSAGE_KEY: key}
                 raw = await gateway.rasa.send(row.conversation_id, row.rasa_text, row.channel, metadata)
         except RasaUnavailable as error:

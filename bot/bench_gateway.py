@@ -1,0 +1,176 @@
+"""`make bench`, channel part: full-turn latency and throughput through the gateway (widget WebSocket and
+Messenger webhook paths) at 1, 10 and 50 concurrent conversations, next to direct Rasa REST.
+
+A turn ends when the customer has every reply: for the widget, the socket's typing-off frame (sent after the last
+reply); for Messenger, the typing_off sender action reaching a local fake of the Graph API (sent after the last
+reply message). Each conversation sends its messages one after another, as a customer would.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import statistics
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, List
+
+import aiohttp
+from aiohttp import web
+
+from bot.bench import percentile, rss_mb
+from bot.services import assistant_services, child_environment
+from bot.settings import load_settings
+
+CONCURRENCY = (1, 10, 50)
+APP_SECRET = "bench-app-secret"
+
+
+def summary(latencies: List[float], elapsed: float) -> Dict[str, float]:
+    return {"n": len(latencies), "p50_ms": round(statistics.median(latencies), 1),
+            "p99_ms": round(percentile(latencies, 99), 1), "throughput_per_s": round(len(latencies) / elapsed, 1)}
+
+
+def conversations(messages: List[str], requests: int, concurrency: int) -> List[List[str]]:
+    lanes: List[List[str]] = [[] for _ in range(concurrency)]
+    for index in range(requests):
+        lanes[index % concurrency].append(messages[index % len(messages)])
+    return lanes
+
+
+async def run_lanes(lanes: List[List[str]], turn) -> Dict[str, float]:
+    latencies: List[float] = []
+
+    async def lane(number: int, texts: List[str]) -> None:
+        async for latency in turn(number, texts):
+            latencies.append(latency)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane(n, texts) for n, texts in enumerate(lanes)))
+    return summary(latencies, time.perf_counter() - started)
+
+
+async def rest_path(rasa_url: str, lanes: List[List[str]]) -> Dict[str, float]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        async def turn(number: int, texts: List[str]):
+            sender = f"bench-rest-{uuid.uuid4().hex[:8]}-{number}"
+            for text in texts:
+                started = time.perf_counter()
+                async with session.post(f"{rasa_url}/webhooks/rest/webhook",
+                                        json={"sender": sender, "message": text}) as response:
+                    await response.read()
+                yield (time.perf_counter() - started) * 1000
+        return await run_lanes(lanes, turn)
+
+
+async def widget_path(gateway_url: str, lanes: List[List[str]]) -> Dict[str, float]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        async def turn(number: int, texts: List[str]):
+            async with session.ws_connect(gateway_url.replace("http", "ws", 1) + "/widget/ws") as socket:
+                await socket.send_json({"type": "hello", "session": None, "after": 0})
+                for text in texts:
+                    started = time.perf_counter()
+                    await socket.send_json({"type": "message", "id": uuid.uuid4().hex, "text": text})
+                    while True:
+                        frame = await socket.receive_json(timeout=120)
+                        if frame == {"type": "typing", "on": False}:
+                            break
+                    yield (time.perf_counter() - started) * 1000
+        return await run_lanes(lanes, turn)
+
+
+class FakeGraph:
+    """Receives the gateway's Send API calls; a typing_off for a recipient ends that recipient's turn."""
+
+    def __init__(self):
+        self.turn_done: Dict[str, asyncio.Event] = {}
+
+    async def messages(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        recipient = body["recipient"]["id"]
+        if body.get("sender_action") == "typing_off" and recipient in self.turn_done:
+            self.turn_done[recipient].set()
+        return web.json_response({"recipient_id": recipient, "message_id": uuid.uuid4().hex})
+
+
+async def messenger_path(gateway_url: str, graph: FakeGraph, lanes: List[List[str]]) -> Dict[str, float]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        async def turn(number: int, texts: List[str]):
+            sender = f"{uuid.uuid4().int % 10 ** 15}"
+            for text in texts:
+                done = graph.turn_done[sender] = asyncio.Event()
+                body = json.dumps({"object": "page", "entry": [{"id": "PAGE", "time": 0, "messaging": [
+                    {"sender": {"id": sender}, "recipient": {"id": "PAGE"}, "timestamp": 0,
+                     "message": {"mid": uuid.uuid4().hex, "text": text}}]}]}).encode()
+                signature = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+                started = time.perf_counter()
+                async with session.post(f"{gateway_url}/webhooks/facebook", data=body, headers={
+                        "Content-Type": "application/json", "X-Hub-Signature-256": signature}) as response:
+                    await response.read()
+                await asyncio.wait_for(done.wait(), timeout=120)
+                yield (time.perf_counter() - started) * 1000
+        return await run_lanes(lanes, turn)
+
+
+async def measure_paths(rasa_url: str, gateway_url: str, graph: FakeGraph, messages: List[str],
+                        requests: int) -> Dict[str, Dict[str, Dict[str, float]]]:
+    results: Dict[str, Dict[str, Dict[str, float]]] = {"rest": {}, "widget": {}, "messenger": {}}
+    for concurrency in CONCURRENCY:
+        count = max(requests, concurrency * 4)
+        lanes = conversations(messages, count, concurrency)
+        print(f"  {concurrency} concurrent conversation(s), {count} turns per path ...", flush=True)
+        results["rest"][f"c{concurrency}"] = await rest_path(rasa_url, lanes)
+        results["widget"][f"c{concurrency}"] = await widget_path(gateway_url, lanes)
+        results["messenger"][f"c{concurrency}"] = await messenger_path(gateway_url, graph, lanes)
+    return results
+
+
+async def _measure(settings, env, messages: List[str], requests: int, log_dir: Path, graph_port: int) -> Dict:
+    graph = FakeGraph()
+    app = web.Application()
+    app.router.add_post("/v21.0/me/messages", graph.messages)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", graph_port).start()
+    group = assistant_services(settings, with_gateway=True)
+    group.start(env, log_dir=log_dir)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, lambda: group.wait_ready(timeout=300))
+        # warm-up, not measured
+        await measure_paths(settings.rasa_url, f"http://127.0.0.1:{settings.gateway_port}", graph, messages[:5], 5)
+        results = await measure_paths(settings.rasa_url, f"http://127.0.0.1:{settings.gateway_port}", graph,
+                                      messages, requests)
+        gateway = next(s for s in group.services if s.name == "gateway")
+        results["gateway_rss_mb"] = round(rss_mb(gateway.process.pid))
+        return results
+    finally:
+        group.stop()
+        await runner.cleanup()
+
+
+def measure_gateway(bench_dir: Path, messages: List[str], requests: int) -> Dict:
+    graph_port = 5390
+    database = bench_dir / "gateway.db"
+    for leftover in bench_dir.glob("gateway.db*"):
+        leftover.unlink()
+    settings = load_settings({"RASA_PORT": "5205", "ACTIONS_PORT": "5255", "GATEWAY_PORT": "5280",
+                              "TRACKER_STORE_URL": f"sqlite:///{bench_dir / 'tracker-gateway.db'}",
+                              "DATABASE_URL": f"sqlite:///{database}"})
+    env = child_environment(settings)
+    env.update({"FACEBOOK_VERIFY_TOKEN": "bench", "FACEBOOK_APP_SECRET": APP_SECRET,
+                "FACEBOOK_PAGE_ACCESS_TOKEN": "bench", "FACEBOOK_GRAPH_URL": f"http://127.0.0.1:{graph_port}/v21.0",
+                "GATEWAY_RATE_LIMIT_PER_MINUTE": "0"})
+    return asyncio.run(_measure(settings, env, messages, requests, bench_dir / "logs-gateway", graph_port))
+
+
+def format_gateway_table(results: Dict) -> List[str]:
+    lines = ["| path | conversations | p50 ms | p99 ms | turns/s |", "|---|---|---|---|---|"]
+    names = {"rest": "Rasa REST direct", "widget": "gateway: widget (WebSocket)",
+             "messenger": "gateway: Messenger webhook → Send API"}
+    for concurrency in CONCURRENCY:
+        for path in ("rest", "widget", "messenger"):
+            r = results[path][f"c{concurrency}"]
+            lines.append(f"| {names[path]} | {concurrency} | {r['p50_ms']} | {r['p99_ms']} | {r['throughput_per_s']} |")
+    return lines
