@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/accounts/*' -not -path 'data/gateway/*' 2>/dev/null) \
                 bot/nlu.py bot/text.py bot/language.py bot/input_check.py
 
-.PHONY: help install train run shell test test-unit eval bench validate clean
+.PHONY: help install browser train run shell test test-unit eval bench validate clean
 
 help:
 	@echo "make run    set up (venv, install, train if data changed) and serve the assistant"
@@ -26,6 +26,15 @@ $(INSTALLED): requirements.txt
 	@touch $@
 
 install: $(INSTALLED)
+
+# The widget's browser tests drive Debian's Chromium through Playwright (no browser download).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+browser: $(CHROMIUM)
 
 $(MODEL): $(INSTALLED) $(TRAIN_INPUTS)
 	$(PY) -m bot train
@@ -46,7 +55,7 @@ validate: $(INSTALLED)
 test-unit: $(INSTALLED)
 	$(PY) -m pytest -q -m "not model" tests
 
-test: $(MODEL)
+test: $(MODEL) $(CHROMIUM)
 	$(PY) -m pytest tests
 
 eval: $(MODEL)

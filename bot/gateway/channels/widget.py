@@ -55,6 +55,7 @@ class WidgetAdapter(ChannelAdapter):
     async def script(self, request: web.Request) -> web.StreamResponse:
         response = web.FileResponse(STATIC_DIR / "widget.js")
         response.content_type = "application/javascript"
+        response.charset = "utf-8"
         response.headers["Cache-Control"] = "public, max-age=300"
         response.headers["Access-Control-Allow-Origin"] = "*"
         return response
