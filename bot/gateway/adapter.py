@@ -7,7 +7,8 @@ import abc
 import asyncio
 import logging
 import random
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Optional
+import json
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Optional, Union
 
 import aiohttp
 from aiohttp import web
@@ -48,6 +49,27 @@ class ChannelAdapter(abc.ABC):
     def disabled_reason(self) -> str:
         missing = sorted(name for name, is_missing in self.missing_settings().items() if is_missing)
         return f"{self.name} channel disabled: set {', '.join(missing)} to enable it"
+
+    def not_configured(self) -> web.Response:
+        return web.json_response({"error": f"{self.name} channel not configured"}, status=404)
+
+    async def signed_json(self, request: web.Request, signature_header: str,
+                          valid_signature: Callable[[bytes, Optional[str]], bool]) -> Union[Dict[str, Any], web.Response]:
+        """The JSON object of a webhook POST whose signature header checks out; otherwise the error response to
+        return (404 channel off, 403 bad signature, 400 malformed JSON; 413 comes from the 1 MB body limit)."""
+        if not self.enabled:
+            return self.not_configured()
+        body = await request.read()
+        if not valid_signature(body, request.headers.get(signature_header)):
+            logger.warning("%s: POST with a missing or wrong %s refused", self.name, signature_header)
+            return web.json_response({"error": "invalid signature"}, status=403)
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            return web.json_response({"error": "malformed JSON"}, status=400)
+        return data
 
     @abc.abstractmethod
     def add_routes(self, app: web.Application) -> None:

@@ -8,9 +8,9 @@ messaging_type RESPONSE, text split at 2,000 characters, at most 13 quick replie
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-import json
 import logging
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
@@ -118,7 +118,7 @@ class FacebookAdapter(ChannelAdapter):
 
     async def verify(self, request: web.Request) -> web.Response:
         if not self.enabled:
-            return web.json_response({"error": "facebook channel not configured"}, status=404)
+            return self.not_configured()
         query = request.query
         token = query.get("hub.verify_token", "")
         if query.get("hub.mode") == "subscribe" and hmac.compare_digest(
@@ -128,19 +128,10 @@ class FacebookAdapter(ChannelAdapter):
         return web.Response(status=403, text="verification failed")
 
     async def webhook(self, request: web.Request) -> web.Response:
-        if not self.enabled:
-            return web.json_response({"error": "facebook channel not configured"}, status=404)
-        body = await request.read()
-        if not valid_signature(self.gateway.settings.facebook_app_secret, body,
-                               request.headers.get("X-Hub-Signature-256")):
-            logger.warning("facebook: POST with a missing or wrong X-Hub-Signature-256 refused")
-            return web.json_response({"error": "invalid signature"}, status=403)
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return web.json_response({"error": "malformed JSON"}, status=400)
-        if not isinstance(data, dict):
-            return web.json_response({"error": "malformed JSON"}, status=400)
+        data = await self.signed_json(request, "X-Hub-Signature-256", functools.partial(
+            valid_signature, self.gateway.settings.facebook_app_secret))
+        if isinstance(data, web.Response):
+            return data
         for message, has_attachments in inbound_messages(data):
             await self.gateway.receive(message, has_attachments=has_attachments)
         return web.Response(text="EVENT_RECEIVED")

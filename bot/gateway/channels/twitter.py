@@ -10,9 +10,9 @@ are ignored; a quick-reply response's metadata is preferred over the text. Outbo
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
-import json
 import logging
 import secrets
 import time
@@ -128,26 +128,17 @@ class TwitterAdapter(ChannelAdapter):
 
     async def crc(self, request: web.Request) -> web.Response:
         if not self.enabled:
-            return web.json_response({"error": "twitter channel not configured"}, status=404)
+            return self.not_configured()
         token = request.query.get("crc_token")
         if not token:
             return web.json_response({"error": "crc_token missing"}, status=400)
         return web.json_response(crc_response(self.gateway.settings.twitter_consumer_secret, token))
 
     async def webhook(self, request: web.Request) -> web.Response:
-        if not self.enabled:
-            return web.json_response({"error": "twitter channel not configured"}, status=404)
-        body = await request.read()
-        if not valid_signature(self.gateway.settings.twitter_consumer_secret, body,
-                               request.headers.get("x-twitter-webhooks-signature")):
-            logger.warning("twitter: POST with a missing or wrong x-twitter-webhooks-signature refused")
-            return web.json_response({"error": "invalid signature"}, status=403)
-        try:
-            data = json.loads(body)
-        except ValueError:
-            return web.json_response({"error": "malformed JSON"}, status=400)
-        if not isinstance(data, dict):
-            return web.json_response({"error": "malformed JSON"}, status=400)
+        data = await self.signed_json(request, "x-twitter-webhooks-signature", functools.partial(
+            valid_signature, self.gateway.settings.twitter_consumer_secret))
+        if isinstance(data, web.Response):
+            return data
         for message in inbound_messages(data, self.gateway.settings.twitter_bot_user_id):
             await self.gateway.receive(message)
         return web.Response(status=200)
