@@ -54,6 +54,16 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def latency_summary(latencies: Sequence[float], elapsed: float) -> Dict[str, float]:
+    """Count, p50 and p99 in ms, and completed turns per second over `elapsed` seconds."""
+    return {
+        "n": len(latencies),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(percentile(latencies, 99), 1),
+        "throughput_per_s": round(len(latencies) / elapsed, 1),
+    }
+
+
 async def timed_posts(url: str, bodies: List[Dict], concurrency: int) -> Dict[str, float]:
     """POST `bodies` with `concurrency` clients. All messages of one conversation (same "sender") go through the
     same client, in order, as a customer would send them: never two of one conversation at once."""
@@ -81,12 +91,7 @@ async def timed_posts(url: str, bodies: List[Dict], concurrency: int) -> Dict[st
         started = time.perf_counter()
         await asyncio.gather(*(worker(session, lane) for lane in lanes))
         elapsed = time.perf_counter() - started
-    return {
-        "n": len(latencies),
-        "p50_ms": round(statistics.median(latencies), 1),
-        "p99_ms": round(percentile(latencies, 99), 1),
-        "throughput_per_s": round(len(latencies) / elapsed, 1),
-    }
+    return latency_summary(latencies, elapsed)
 
 
 def measure(base_url: str, messages: List[str], requests: int) -> Dict[str, Dict[str, float]]:

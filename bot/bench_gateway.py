@@ -11,7 +11,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import statistics
 import time
 import uuid
 from pathlib import Path
@@ -20,17 +19,12 @@ from typing import Dict, List
 import aiohttp
 from aiohttp import web
 
-from bot.bench import percentile, rss_mb
+from bot.bench import latency_summary, rss_mb, timed_posts
 from bot.services import assistant_services, child_environment
 from bot.settings import load_settings
 
 CONCURRENCY = (1, 10, 50)
 APP_SECRET = "bench-app-secret"
-
-
-def summary(latencies: List[float], elapsed: float) -> Dict[str, float]:
-    return {"n": len(latencies), "p50_ms": round(statistics.median(latencies), 1),
-            "p99_ms": round(percentile(latencies, 99), 1), "throughput_per_s": round(len(latencies) / elapsed, 1)}
 
 
 def conversations(messages: List[str], requests: int, concurrency: int) -> List[List[str]]:
@@ -49,20 +43,15 @@ async def run_lanes(lanes: List[List[str]], turn) -> Dict[str, float]:
 
     started = time.perf_counter()
     await asyncio.gather(*(lane(n, texts) for n, texts in enumerate(lanes)))
-    return summary(latencies, time.perf_counter() - started)
+    return latency_summary(latencies, time.perf_counter() - started)
 
 
 async def rest_path(rasa_url: str, lanes: List[List[str]]) -> Dict[str, float]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
-        async def turn(number: int, texts: List[str]):
-            sender = f"bench-rest-{uuid.uuid4().hex[:8]}-{number}"
-            for text in texts:
-                started = time.perf_counter()
-                async with session.post(f"{rasa_url}/webhooks/rest/webhook",
-                                        json={"sender": sender, "message": text}) as response:
-                    await response.read()
-                yield (time.perf_counter() - started) * 1000
-        return await run_lanes(lanes, turn)
+    """The same conversations straight to Rasa's REST channel (bot.bench.timed_posts keeps each one in order)."""
+    run = uuid.uuid4().hex[:8]
+    bodies = [{"sender": f"bench-rest-{run}-{number}", "message": text}
+              for number, texts in enumerate(lanes) for text in texts]
+    return await timed_posts(f"{rasa_url}/webhooks/rest/webhook", bodies, len(lanes))
 
 
 async def widget_path(gateway_url: str, lanes: List[List[str]]) -> Dict[str, float]:

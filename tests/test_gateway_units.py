@@ -3,9 +3,6 @@ rendering per channel, text splitting, the rate limit and reading replies back f
 import base64
 import hashlib
 import hmac
-import json
-
-import pytest
 
 from bot.gateway.channels import facebook, twitter
 from bot.gateway.config import GatewaySettings

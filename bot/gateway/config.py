@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
-from bot.paths import VAR_DIR
+from bot.settings import load_settings
 
 FACEBOOK_GRAPH_URL = "https://graph.facebook.com/v21.0"
 TWITTER_API_URL = "https://api.twitter.com"
@@ -35,12 +35,13 @@ class GatewaySettings:
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "GatewaySettings":
         env = os.environ if environ is None else environ
+        shared = load_settings(env)          # the database and Rasa's address, with the same defaults as serve
         origins = tuple(o.strip().rstrip("/") for o in env.get("WIDGET_ALLOWED_ORIGINS", "").split(",") if o.strip())
         return cls(
-            rasa_url=env.get("RASA_URL", f"http://127.0.0.1:{env.get('RASA_PORT', '5005')}").rstrip("/"),
-            port=int(env.get("GATEWAY_PORT", "8080")),
+            rasa_url=shared.rasa_url,
+            port=shared.gateway_port,
             host=env.get("GATEWAY_HOST", "0.0.0.0"),
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'ksos.db'}",
+            database_url=shared.database_url,
             widget_allowed_origins=origins,
             facebook_verify_token=env.get("FACEBOOK_VERIFY_TOKEN", ""),
             facebook_app_secret=env.get("FACEBOOK_APP_SECRET", ""),

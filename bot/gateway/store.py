@@ -199,14 +199,6 @@ class GatewayStore:
                 due.append((row_id, conversation))
         return due
 
-    def next_due_at(self, channels: List[str]) -> Optional[datetime]:
-        with self.session() as session:
-            return session.scalar(
-                select(InboxMessage.next_attempt_at)
-                .where(InboxMessage.status.in_(OPEN_STATUSES), InboxMessage.channel.in_(channels))
-                .order_by(InboxMessage.next_attempt_at).limit(1)
-            )
-
     def claim(self, row_id: int, now: Optional[datetime] = None) -> Optional[InboxRow]:
         """Take a message for processing (a lease, so a second gateway process would not take it too)."""
         now = now or now_utc()
@@ -280,16 +272,10 @@ class GatewayStore:
         now = now or now_utc()
         with self.session() as session:
             row = session.get(InboxMessage, row_id)
-            entry = TranscriptEntry(
-                conversation_id=row.conversation_id, role=reply.role, text=reply.text,
-                buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons], inbox_id=row_id,
-                created_at=now,
-            )
-            session.add(entry)
+            entry = self._add_transcript_entry(session, row.conversation_id, reply, now, inbox_id=row_id)
             row.delivered_count = index + 1
             if row.delivered_count >= len(row.replies or []):
                 self._finish(row, now)
-            session.flush()
             return entry_json(entry)
 
     def finish(self, row_id: int, now: Optional[datetime] = None) -> None:
@@ -305,14 +291,16 @@ class GatewayStore:
 
     def record_notice(self, conversation_id: str, reply: Reply, now: Optional[datetime] = None) -> Dict[str, Any]:
         with self.session() as session:
-            entry = TranscriptEntry(
-                conversation_id=conversation_id, role=reply.role, text=reply.text,
-                buttons=[{"title": b.title, "payload": b.payload} for b in reply.buttons],
-                created_at=now or now_utc(),
-            )
-            session.add(entry)
-            session.flush()
-            return entry_json(entry)
+            return entry_json(self._add_transcript_entry(session, conversation_id, reply, now or now_utc()))
+
+    @staticmethod
+    def _add_transcript_entry(session: Session, conversation_id: str, reply: Reply, now: datetime,
+                              inbox_id: Optional[int] = None) -> TranscriptEntry:
+        entry = TranscriptEntry(conversation_id=conversation_id, role=reply.role, text=reply.text,
+                                buttons=reply.to_json()["buttons"], inbox_id=inbox_id, created_at=now)
+        session.add(entry)
+        session.flush()
+        return entry
 
     def take_hold_notice(self, conversation_id: str, now: Optional[datetime] = None) -> bool:
         """True once per outage of a conversation: the caller then sends the "please hold on" notice."""
