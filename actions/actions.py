@@ -7,6 +7,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.fallback import CONTACT, UNREADABLE, consecutive_misses, fallback_step, payload_for, rank_candidates
+from bot.handoff import (
+    FALLBACK, REQUEST_HUMAN, can_hand_over, events_since_last_handoff, handoff_marker, handoff_response,
+)
 from bot.input_check import input_problem
 from bot.knowledge import knowledge_base, ui_labels
 
@@ -17,22 +20,51 @@ RESPONSES_SENT_BY_ACTIONS = (
     "utter_input_empty",
     "utter_input_no_words",
     "utter_input_unsupported_script",
+    "utter_handoff",
+    "utter_handoff_after_fallback",
+    "utter_request_human",
 )
 
 
 def user_intents(tracker: Tracker) -> List[Text]:
-    """Intents of the conversation's user messages, oldest first; UNREADABLE for unreadable input."""
+    """Intents of the conversation's user messages since the latest handoff, oldest first; UNREADABLE for
+    unreadable input."""
     return [
         UNREADABLE
         if input_problem(event.get("text")) is not None
         else ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-        for event in tracker.events_after_latest_restart()
+        for event in events_since_last_handoff(tracker.events_after_latest_restart())
         if event.get("event") == "user"
     ]
 
 
+def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: Text) -> None:
+    """Tell the customer an agent will join (and mark the message for the gateway), or, where no agent can take
+    over (outside the gateway's channels), give the FAQ 11 contact channels."""
+    channel = tracker.get_latest_input_channel()
+    response = handoff_response(reason, channel)
+    if can_hand_over(channel):
+        dispatcher.utter_message(response=response, json_message=handoff_marker(reason))
+    else:
+        dispatcher.utter_message(response=response)
+
+
+class ActionHandoff(Action):
+    """The customer asked for a person."""
+
+    def name(self) -> Text:
+        return "action_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        hand_over(dispatcher, tracker, REQUEST_HUMAN)
+        return []
+
+
 class ActionNluFallback(Action):
-    """First miss: "did you mean…?" with the best candidates as buttons; second miss: the FAQ 11 channels."""
+    """First miss: "did you mean…?" with the best candidates as buttons; second miss: a human agent (or the FAQ
+    11 channels where there is none)."""
 
     def name(self) -> Text:
         return "action_nlu_fallback"
@@ -46,7 +78,7 @@ class ActionNluFallback(Action):
             dispatcher.utter_message(response=f"utter_input_{problem}")
             return []
         if fallback_step(consecutive_misses(user_intents(tracker))) == CONTACT:
-            dispatcher.utter_message(response="utter_fallback_contact")
+            hand_over(dispatcher, tracker, FALLBACK)
             return []
         kb = knowledge_base()
         candidates = rank_candidates(latest, kb.keys())

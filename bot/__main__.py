@@ -147,6 +147,12 @@ def main(argv=None) -> int:
     from bot.accounts.cli import add_parser as add_accounts_parser
 
     add_accounts_parser(commands)
+    from bot.gateway.agents import add_parser as add_agents_parser
+
+    add_agents_parser(commands)
+    from bot.report import add_parser as add_report_parser
+
+    add_report_parser(commands)
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:       # its options belong to bot.bench's own parser
         return cmd_bench(argparse.Namespace(bench_args=argv[1:]))

@@ -109,13 +109,17 @@ def measure(base_url: str, messages: List[str], requests: int) -> Dict[str, Dict
 
 
 def start_and_measure(group: ServiceGroup, env: Dict[str, str], base_url: str, messages: List[str],
-                      requests: int, log_dir: Path) -> Dict:
+                      requests: int, log_dir: Path, with_assist: bool = False) -> Dict:
     started = time.monotonic()
     group.start(env, log_dir=log_dir)
     try:
         group.wait_ready(timeout=300)
         ready_s = round(time.monotonic() - started, 1)
         results = measure(base_url, messages, requests)
+        if with_assist:
+            from bot.bench_assist import measure_assist
+
+            results["assist"] = measure_assist(base_url)
         results["ready_s"] = ready_s
         results["rss_mb"] = round(sum(rss_mb(s.process.pid) for s in group.services if s.process))
         return results
@@ -175,7 +179,7 @@ def main(argv=None) -> int:
     print("Measuring the KSOS assistant ...", flush=True)
     report["ksos"] = start_and_measure(assistant_services(settings), child_environment(settings),
                                        f"http://127.0.0.1:{settings.rasa_port}", messages, args.requests,
-                                       BENCH_DIR / "logs-ksos")
+                                       BENCH_DIR / "logs-ksos", with_assist=True)
     if args.postgres:
         print("Measuring the KSOS assistant on PostgreSQL ...", flush=True)
         url = postgres_bench_schema(args.postgres)
@@ -210,6 +214,11 @@ def main(argv=None) -> int:
         print("\nFull turns through the gateway (SQLite), next to direct Rasa REST on the same model and machine:")
         print("\n".join(format_gateway_table(report["gateway"])))
         print(f"Gateway RSS: {report['gateway']['gateway_rss_mb']} MB")
+    if "assist" in report["ksos"]:
+        from bot.bench_assist import format_assist_table
+
+        print("\nAgent assist on the held-out NLU set (answers of the knowledge base only), top-1 / top-3:")
+        print("\n".join(format_assist_table(report["ksos"]["assist"])))
     if "train_s" in report:
         print(f"\nLast full training of models/ksos.tar.gz: {report['train_s']} s")
     print(f"Report: {BENCH_DIR / 'report.json'}")

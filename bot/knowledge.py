@@ -12,7 +12,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import yaml
 
-from bot.paths import DATA_DIR, FAQ_DIR, NLU_DIR
+from bot.paths import DATA_DIR, FAQ_DIR, NLU_DIR, REPO_ROOT
 
 RESPONSE_PREFIX = "utter_"
 DEFAULT_LANGUAGE = "en"
@@ -131,3 +131,13 @@ def knowledge_base() -> KnowledgeBase:
 def ui_labels() -> Dict[str, Dict[str, str]]:
     """Button labels that are not answers (data/ui.yml): label name -> language -> text."""
     return _read(DATA_DIR / "ui.yml")["labels"]
+
+
+@functools.lru_cache(maxsize=1)
+def domain_responses() -> Dict[str, list]:
+    """Every response of the assistant (domain.yml and data/faq/*.yml), as Rasa's domain["responses"] holds them:
+    what the account answers are written with outside the action server (agent assist)."""
+    responses: Dict[str, list] = dict(_read(REPO_ROOT / "domain.yml").get("responses") or {})
+    for path in _yaml_files(FAQ_DIR):
+        responses.update(_read(path).get("responses") or {})
+    return responses

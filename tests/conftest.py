@@ -240,3 +240,67 @@ def gateway_url(assistant, test_settings, tmp_path_factory):
     gateway = GatewayProcess(env, folder / "gateway.log", free_port()).start()
     yield gateway.url
     gateway.stop()
+
+
+class ConsoleClient:
+    """An agent using the console's JSON API (cookie session + CSRF token), as the console page does."""
+
+    def __init__(self, base_url: str):
+        import http.cookiejar
+
+        self.base_url = base_url
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+        self.csrf: Optional[str] = None
+
+    def call(self, method: str, path: str, body: Optional[Dict] = None, csrf: bool = True):
+        """(status, JSON body) of one API call."""
+        import urllib.error
+
+        headers = {"Content-Type": "application/json"}
+        if csrf and self.csrf:
+            headers["X-CSRF-Token"] = self.csrf
+        data = json.dumps(body).encode() if body is not None else (b"{}" if method == "POST" else None)
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
+        try:
+            with self.opener.open(request, timeout=30) as response:
+                return response.status, json.loads(response.read().decode() or "{}")
+        except urllib.error.HTTPError as failure:
+            return failure.code, json.loads(failure.read().decode() or "{}")
+
+    def login(self, name: str, password: str) -> "ConsoleClient":
+        status, body = self.call("POST", "/api/agent/login", {"name": name, "password": password}, csrf=False)
+        assert status == 200, body
+        self.csrf = body["csrf_token"]
+        return self
+
+
+def add_agent(env: Dict[str, str], name: str, password: str) -> None:
+    """`python -m bot agents add NAME --password-stdin` against the database in `env`."""
+    done = subprocess.run([sys.executable, "-m", "bot", "agents", "add", name, "--password-stdin"], cwd=REPO_ROOT,
+                          env=env, input=password + "\n", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+class AgentGateway:
+    """A gateway on the real assistant (widget enabled) whose console agents tests can create."""
+
+    def __init__(self, process: GatewayProcess):
+        self.process, self.url = process, process.url
+
+    def add_agent(self, name: str, password: str) -> None:
+        add_agent(self.process.env, name, password)
+
+    def console(self, name: str, password: str) -> ConsoleClient:
+        return ConsoleClient(self.url).login(name, password)
+
+
+@pytest.fixture(scope="session")
+def agent_gateway(assistant, test_settings, tmp_path_factory):
+    # The action server's database: the console shows the account a conversation was verified for there. (The
+    # only gateway process on that database, as in production.)
+    folder = tmp_path_factory.mktemp("gateway-agents")
+    env = gateway_environment(test_settings, test_settings.database_url, assistant.base_url)
+    gateway = GatewayProcess(env, folder / "gateway.log", free_port()).start()
+    yield AgentGateway(gateway)
+    gateway.stop()

@@ -1,6 +1,7 @@
 """The gateway as a running process, with the real assistant behind it and local fakes of Meta's Graph API and
 X's API (aiohttp servers) in front: handshakes, signatures, batches, echoes, replays, huge and garbage bodies,
-Rasa down then up, a restart with a pending inbox, platform retries, the rate limit and the widget socket."""
+Rasa down then up, a restart with a pending inbox, platform retries, the rate limit and the widget socket; and
+the human handoff on Messenger and X with an agent on the console's API."""
 import base64
 import hashlib
 import hmac
@@ -17,8 +18,8 @@ from aiohttp import web
 
 from bot.gateway.notices import notice
 from conftest import (
-    FACEBOOK_APP_SECRET, FACEBOOK_VERIFY_TOKEN, TWITTER_BOT_USER_ID, TWITTER_CONSUMER_SECRET, GatewayProcess,
-    free_port, gateway_environment,
+    FACEBOOK_APP_SECRET, FACEBOOK_VERIFY_TOKEN, TWITTER_BOT_USER_ID, TWITTER_CONSUMER_SECRET, ConsoleClient,
+    GatewayProcess, add_agent, free_port, gateway_environment,
 )
 
 RATE_LIMIT = 8
@@ -570,3 +571,149 @@ def test_widget_language_hint_starts_the_conversation_in_malay(gateway, backgrou
         until=lambda r: any(f == {"type": "typing", "on": False} for f in r))
     greeting = " ".join(bot_texts(frames))
     assert "Kaspersky" in greeting and ("Selamat" in greeting or "saya" in greeting), greeting
+
+
+# --- human handoff on Messenger and X, the agent using the console API ------------------------------------------
+
+AGENT_PASSWORD = "console-test-password"
+
+
+@pytest.fixture(scope="module")
+def console(gateway):
+    add_agent(gateway.env, "mei", AGENT_PASSWORD)
+    add_agent(gateway.env, "raj", AGENT_PASSWORD)
+    return ConsoleClient(gateway.url).login("mei", AGENT_PASSWORD)
+
+
+def texts_to(platforms, sender: str) -> List[str]:
+    return [m["text"] for m in platforms.messages_to(sender)]
+
+
+def wait_for_text(platforms, sender: str, fragment: str, timeout: float = 40) -> List[str]:
+    return wait_for(lambda: [t for t in texts_to(platforms, sender) if fragment in t], timeout=timeout)
+
+
+def queued(console, conversation: str) -> Optional[Dict]:
+    status, body = console.call("GET", "/api/agent/queue")
+    assert status == 200
+    return next((c for c in body["conversations"] if c["conversation_id"] == conversation), None)
+
+
+def test_messenger_handoff_agent_reply_and_hand_back(gateway, platforms, console):
+    sender = new_sender()
+    conversation = f"facebook:{sender}"
+    facebook_post(gateway, page_body(messaging(sender, "I want to talk to a human agent")))
+    wait_for_text(platforms, sender, "join this chat")
+    waiting = wait_for(lambda: queued(console, conversation))
+    assert waiting["state"] == "waiting" and waiting["language"] == "en" and waiting["reason"] == "request_human"
+
+    facebook_post(gateway, page_body(messaging(sender, "hello? what is the termination penalty?")))
+    settle(2)
+    before = len(texts_to(platforms, sender))
+    assert not [t for t in texts_to(platforms, sender) if "penalty" in t.lower()]     # the assistant is silent
+
+    status, opened = console.call("POST", f"/api/agent/conversations/{conversation}/open")
+    assert status == 200 and opened["conversation"]["mine"] and opened["conversation"]["state"] == "assigned"
+    assert opened["transcript"][-1]["text"] == "hello? what is the termination penalty?"
+    wait_for_text(platforms, sender, "mei from Unifi has joined")
+
+    status, assist = console.call("POST", "/api/assist/suggest", {"conversation_id": conversation})
+    assert status == 200 and len(assist["suggestions"]) == 3 and assist["set_id"]
+    top = assist["suggestions"][0]
+    assert top["key"] == "ask_termination_penalty" and "FAQ 32" in top["source"] and 0 < top["confidence"] <= 1
+    reply = {"text": top["answer"], "client_id": "mei-1", "suggestion": {"set_id": assist["set_id"], "index": 0}}
+    assert console.call("POST", f"/api/agent/conversations/{conversation}/reply", reply) == (202, {"status": "queued"})
+    assert console.call("POST", f"/api/agent/conversations/{conversation}/reply", reply)[1] == {"status": "duplicate"}
+    wait_for(lambda: len(texts_to(platforms, sender)) >= before + 2)
+    settle(1.5)
+    assert texts_to(platforms, sender)[before + 1].startswith(top["answer"][:40])
+    assert len([t for t in texts_to(platforms, sender) if t.startswith(top["answer"][:40])]) == 1
+
+    assert console.call("POST", f"/api/agent/conversations/{conversation}/resolve") == (200, {"status": "resolved"})
+    wait_for_text(platforms, sender, "back with the Unifi assistant")
+    assert queued(console, conversation) is None
+    status, body = console.call("POST", f"/api/agent/conversations/{conversation}/reply",
+                                {"text": "one more thing", "client_id": "mei-2"})
+    assert status == 409 and body["error"] == "resolved" and "not sent" in body["message"]
+
+    facebook_post(gateway, page_body(messaging(sender, "what payment methods can I use?")))
+    wait_for_text(platforms, sender, "JomPAY")
+    assert "one more thing" not in texts_to(platforms, sender)
+
+
+def test_x_handoff_after_two_misses_in_malay(gateway, platforms, console):
+    sender = new_sender()
+    conversation = f"twitter:{sender}"
+    twitter_post(gateway, dm_body(dm_event(sender, "salam, saya ada soalan tentang ksos")))
+    wait_for_replies(platforms, sender)
+    twitter_post(gateway, dm_body(dm_event(sender, "blip blop zorg")))
+    wait_for_replies(platforms, sender, at_least=2)
+    twitter_post(gateway, dm_body(dm_event(sender, "zorg blop blip lagi")))
+    wait_for_text(platforms, sender, "ejen Unifi")
+    waiting = wait_for(lambda: queued(console, conversation))
+    assert waiting["reason"] == "fallback" and waiting["language"] == "ms"
+
+    raj = ConsoleClient(gateway.url).login("raj", AGENT_PASSWORD)
+    assert raj.call("POST", f"/api/agent/conversations/{conversation}/open")[1]["conversation"]["mine"]
+    status, seen_by_mei = console.call("POST", f"/api/agent/conversations/{conversation}/open")
+    assert status == 200 and not seen_by_mei["conversation"]["mine"] and seen_by_mei["conversation"]["agent"] == "raj"
+    status, body = console.call("POST", f"/api/agent/conversations/{conversation}/reply",
+                                {"text": "Hai, saya Mei.", "client_id": "mei-x1"})
+    assert status == 409 and body["error"] == "not_owner"
+    status, assist = raj.call("POST", "/api/assist/suggest", {"conversation_id": conversation})
+    assert status == 200 and assist["language"] == "ms"
+    assert raj.call("POST", f"/api/agent/conversations/{conversation}/reply",
+                    {"text": "Hai, saya Raj. Boleh saya bantu?", "client_id": "raj-x1"})[0] == 202
+    wait_for_text(platforms, sender, "saya Raj")
+    assert "Hai, saya Mei." not in texts_to(platforms, sender)
+    assert raj.call("POST", f"/api/agent/conversations/{conversation}/resolve")[0] == 200
+    wait_for_text(platforms, sender, "kembali bersama pembantu Unifi")
+
+
+def test_console_api_refuses_anonymous_forged_and_cross_site_requests(gateway, console):
+    anonymous = ConsoleClient(gateway.url)
+    for method, path in [("GET", "/api/agent/me"), ("GET", "/api/agent/queue"),
+                         ("GET", "/api/agent/conversations/widget:x"), ("POST", "/api/agent/logout"),
+                         ("POST", "/api/agent/conversations/widget:x/open"),
+                         ("POST", "/api/agent/conversations/widget:x/reply"),
+                         ("POST", "/api/agent/conversations/widget:x/resolve"), ("POST", "/api/assist/suggest")]:
+        assert anonymous.call(method, path)[0] == 401, path
+    forged = ConsoleClient(gateway.url)
+    forged.opener.addheaders = [("Cookie", "ksos_agent=forged-session-token")]
+    assert forged.call("GET", "/api/agent/queue")[0] == 401
+    assert console.call("POST", "/api/assist/suggest", {"text": "hello"}, csrf=False)[0] == 403
+    assert console.call("GET", "/api/agent/queue", csrf=False)[0] == 200           # reads need no token
+
+    def cross_site(path, body):
+        request = urllib.request.Request(gateway.url + path, data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "X-CSRF-Token": console.csrf,
+                                                  "Origin": "https://evil.example"})
+        try:
+            with console.opener.open(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as failure:
+            return failure.code
+
+    assert cross_site("/api/assist/suggest", {"text": "hello"}) == 403
+    assert cross_site("/api/agent/login", {"name": "mei", "password": AGENT_PASSWORD}) == 403
+
+    status, body = anonymous.call("POST", "/api/agent/login", {"name": "mei", "password": "wrong password!"})
+    assert (status, body) == (401, {"error": "invalid_credentials"})
+    for _ in range(5):
+        anonymous.call("POST", "/api/agent/login", {"name": "nobody-here", "password": "wrong password!"})
+    assert anonymous.call("POST", "/api/agent/login", {"name": "nobody-here", "password": "x"})[0] == 429
+    assert anonymous.call("POST", "/api/agent/login", {"name": "mei", "password": "x" * 2000})[0] == 400
+
+    status, body = console.call("POST", "/api/assist/suggest", {"text": "camne nk bayar bil ksos"})
+    assert status == 200 and body["language"] == "ms" and body["set_id"] is None
+    assert body["suggestions"][0]["key"] == "faq/payment_methods" and "JomPAY" in body["suggestions"][0]["answer"]
+    assert console.call("POST", "/api/assist/suggest", {"text": ""})[0] == 400
+    assert console.call("POST", "/api/assist/suggest", {"conversation_id": "widget:none"})[0] == 404
+    assert console.call("POST", "/api/agent/conversations/widget:none/reply",
+                        {"text": "hi", "client_id": "c-1"})[0] == 404
+    assert console.call("POST", "/api/agent/conversations/widget:none/reply", {"text": "hi"})[0] == 400
+
+    page = urllib.request.urlopen(gateway.url + "/agent", timeout=10)
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    cookie = next(c for c in console.cookies if c.name == "ksos_agent")
+    assert cookie.has_nonstandard_attr("HttpOnly") and cookie.get_nonstandard_attr("SameSite") == "Strict"

@@ -210,3 +210,24 @@ ANSWERS = {
     "ask_outstanding_balance": outstanding_balance_answer,
     "ask_my_subscription": my_subscription_answer,
 }
+
+
+# --- what a human agent sees of a verified customer (the agent console) --------------------------------------
+
+def account_summary(snapshot: AccountSnapshot, today: date) -> Dict[str, object]:
+    """Plans, status, contract end and amount owed, with the account number masked."""
+    return {
+        "account_number": mask_account_number(snapshot.account_number),
+        "business_name": snapshot.business_name,
+        "status": snapshot.status,
+        "suspended_since": snapshot.suspended_since.isoformat() if snapshot.suspended_since else None,
+        "outstanding": money(snapshot.outstanding_amount),
+        "bill_day": snapshot.bill_day,
+        "next_bill": next_bill_date(today, snapshot.bill_day).isoformat(),
+        "autopay": snapshot.autopay,
+        "subscriptions": [
+            {"plan": s.plan_name, "status": s.status, "contract_end": contract_end(s.contract_start).isoformat(),
+             "monthly_fee": money(s.monthly_fee), "devices": len(s.devices)}
+            for s in snapshot.subscriptions
+        ],
+    }

@@ -173,6 +173,7 @@ def create_app(settings: Optional[GatewaySettings] = None) -> web.Application:
     from bot.gateway.channels.facebook import FacebookAdapter
     from bot.gateway.channels.twitter import TwitterAdapter
     from bot.gateway.channels.widget import WidgetAdapter
+    from bot.gateway.console import Console
 
     settings = settings or GatewaySettings.from_env()
     gateway = Gateway(settings)
@@ -183,6 +184,7 @@ def create_app(settings: Optional[GatewaySettings] = None) -> web.Application:
     app.router.add_get("/healthz", health)
     for adapter in gateway.adapters.values():
         adapter.add_routes(app)
+    Console(gateway).add_routes(app)
 
     async def on_startup(_app: web.Application) -> None:
         await gateway.start()

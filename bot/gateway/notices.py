@@ -24,9 +24,11 @@ def _notices() -> Dict[str, Dict[str, str]]:
     return notices
 
 
-def notice(key: str, language: Optional[str]) -> str:
+def notice(key: str, language: Optional[str], **values: str) -> str:
+    """Notice `key` in `language` (English when there is none), with {placeholders} filled from `values`."""
     entry = _notices()[key]
-    return entry.get(language or "en") or entry["en"]
+    text = entry.get(language or "en") or entry["en"]
+    return text.format(**values) if values else text
 
 
 def notice_keys():

@@ -79,5 +79,7 @@ def replies_after_message(events: List[Dict[str, Any]], gateway_message_id: str)
                 reply["buttons"] = data["buttons"]
             if data.get("image"):
                 reply["image"] = data["image"]
+            if data.get("custom"):
+                reply["custom"] = data["custom"]
             replies.append(reply)
     return replies if found else None

@@ -14,75 +14,46 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from sqlalchemy import (
-    JSON, Column, DateTime, Integer, String, Text, UniqueConstraint, select, update,
-)
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, declarative_base
+from sqlalchemy.orm import Session
 
 from bot.accounts.store import make_engine
 from bot.clock import now_utc
-from bot.gateway.messages import ROLE_CUSTOMER, InboundMessage, Reply
+from bot.gateway.messages import ROLE_AGENT, ROLE_CUSTOMER, InboundMessage, Reply
+from bot.gateway.models import (  # noqa: F401 - the statuses are part of this module's interface
+    ANSWERED, CLAIM_LEASE, DONE, OPEN_STATUSES, PENDING, RATE_LIMITED, REJECTED, TO_AGENT, Base, Conversation,
+    Handoff, InboxMessage, TranscriptEntry, WidgetSession,
+)
 
-Base = declarative_base()
-
-PENDING, ANSWERED, DONE = "pending", "answered", "done"
-RATE_LIMITED, REJECTED = "rate_limited", "rejected"     # recorded, never sent to Rasa
-OPEN_STATUSES = (PENDING, ANSWERED)
-CLAIM_LEASE = timedelta(minutes=5)
-
-
-class Conversation(Base):
-    __tablename__ = "gateway_conversations"
-    id = Column(String(200), primary_key=True)            # channel:sender
-    channel = Column(String(20), nullable=False)
-    sender_id = Column(String(160), nullable=False)
-    language = Column(String(2))                          # last known: notices are written in it
-    hold_notice_at = Column(DateTime)                     # "please hold on" sent during the current outage
-    created_at = Column(DateTime, nullable=False)
-    updated_at = Column(DateTime, nullable=False)
+OUTBOUND_PREFIX = "agent:"      # message ids of the inbox rows that carry agent replies and console notices
 
 
-class InboxMessage(Base):
-    __tablename__ = "gateway_inbox"
-    id = Column(Integer, primary_key=True)
-    channel = Column(String(20), nullable=False)
-    message_id = Column(String(200), nullable=False)
-    conversation_id = Column(String(200), nullable=False, index=True)
-    text = Column(Text, nullable=False, default="")
-    payload = Column(Text)
-    message_metadata = Column("metadata", JSON, nullable=False, default=dict)
-    status = Column(String(20), nullable=False, index=True)
-    attempts = Column(Integer, nullable=False, default=0)
-    next_attempt_at = Column(DateTime, nullable=False)
-    claimed_until = Column(DateTime)
-    rasa_sent_at = Column(DateTime)        # a request may have reached Rasa: look in its tracker before re-sending
-    replies = Column(JSON)
-    delivered_count = Column(Integer, nullable=False, default=0)
-    last_error = Column(String(300))
-    received_at = Column(DateTime, nullable=False)
-    answered_at = Column(DateTime)
-    done_at = Column(DateTime)
-    __table_args__ = (UniqueConstraint("channel", "message_id", name="inbox_channel_message_unique"),)
+def open_handoff(session: Session, conversation_id: str, reason: str, now: datetime) -> Optional[Handoff]:
+    """Open a handoff for the conversation unless one is open already (called in the worker's transaction)."""
+    existing = session.scalars(select(Handoff).where(Handoff.conversation_id == conversation_id,
+                                                     Handoff.resolved_at.is_(None))).one_or_none()
+    if existing is not None:
+        return None
+    conversation = session.get(Conversation, conversation_id)
+    handoff = Handoff(conversation_id=conversation_id, channel=conversation.channel if conversation else "",
+                      language=conversation.language if conversation else None, reason=reason,
+                      requested_at=now)
+    session.add(handoff)
+    session.flush()
+    return handoff
 
 
-class TranscriptEntry(Base):
-    __tablename__ = "gateway_transcript"
-    id = Column(Integer, primary_key=True)                # the widget's `seq`
-    conversation_id = Column(String(200), nullable=False, index=True)
-    role = Column(String(10), nullable=False)
-    text = Column(Text, nullable=False)
-    buttons = Column(JSON, nullable=False, default=list)
-    client_id = Column(String(200))
-    inbox_id = Column(Integer)
-    created_at = Column(DateTime, nullable=False)
-
-
-class WidgetSession(Base):
-    __tablename__ = "gateway_widget_sessions"
-    id = Column(String(64), primary_key=True)
-    created_at = Column(DateTime, nullable=False)
-    last_seen_at = Column(DateTime, nullable=False)
+def queue_outbound(session: Session, conversation: Conversation, client_id: str, reply: Reply,
+                    now: datetime) -> None:
+    """An inbox row that is already answered: the worker delivers it in the conversation's order, with the
+    same retries and exactly-once counting as the assistant's replies."""
+    session.add(InboxMessage(
+        channel=conversation.channel, message_id=OUTBOUND_PREFIX + client_id, conversation_id=conversation.id,
+        text="", payload=None, message_metadata={}, status=ANSWERED, attempts=0, next_attempt_at=now,
+        received_at=now, answered_at=now, replies=[reply.to_json()], delivered_count=0,
+    ))
+    session.flush()
 
 
 @dataclass(frozen=True)
@@ -214,6 +185,12 @@ class GatewayStore:
             row = session.get(InboxMessage, row_id)
             conversation = session.get(Conversation, row.conversation_id)
             rasa_sent = row.rasa_sent_at is not None
+            if row.status == PENDING and not rasa_sent and self._with_agents(session, row.conversation_id):
+                # The agents have this conversation: the message is kept for them (it is in the transcript
+                # already) and the assistant stays silent.
+                row.status = TO_AGENT
+                self._finish(row, now, TO_AGENT)
+                return None
             if row.status == PENDING and not rasa_sent:
                 # From here on the message may reach Rasa: should this attempt break off, the next one looks in
                 # Rasa's tracker before sending it again (one transaction fewer than marking it separately).
@@ -225,12 +202,16 @@ class GatewayStore:
                 rasa_sent=rasa_sent, replies=row.replies, delivered_count=row.delivered_count,
             )
 
-    def save_replies(self, row_id: int, replies: List[Reply], now: Optional[datetime] = None) -> None:
+    def save_replies(self, row_id: int, replies: List[Reply], handoff_reason: Optional[str] = None,
+                     now: Optional[datetime] = None) -> None:
         """Rasa answered: keep its replies (delivery can now be retried without asking Rasa again) and end any
-        outage notice of the conversation."""
+        outage notice of the conversation. When the answer hands the conversation over to the agents
+        (`handoff_reason`), the handoff opens in the same transaction."""
         now = now or now_utc()
         with self.session() as session:
             row = session.get(InboxMessage, row_id)
+            if handoff_reason:
+                open_handoff(session, row.conversation_id, handoff_reason, now)
             row.replies = [reply.to_json() for reply in replies]
             row.status = ANSWERED
             row.answered_at = now
@@ -272,7 +253,10 @@ class GatewayStore:
         now = now or now_utc()
         with self.session() as session:
             row = session.get(InboxMessage, row_id)
-            entry = self._add_transcript_entry(session, row.conversation_id, reply, now, inbox_id=row_id)
+            # An agent's reply keeps the console's client id, so the console can match it to what it sent.
+            client_id = row.message_id[len(OUTBOUND_PREFIX):] if reply.role == ROLE_AGENT else None
+            entry = self._add_transcript_entry(session, row.conversation_id, reply, now, inbox_id=row_id,
+                                               client_id=client_id)
             row.delivered_count = index + 1
             if row.delivered_count >= len(row.replies or []):
                 self._finish(row, now)
@@ -283,8 +267,13 @@ class GatewayStore:
             self._finish(session.get(InboxMessage, row_id), now or now_utc())
 
     @staticmethod
-    def _finish(row: InboxMessage, now: datetime) -> None:
-        row.status = DONE
+    def _with_agents(session: Session, conversation_id: str) -> bool:
+        return session.scalars(select(Handoff.id).where(Handoff.conversation_id == conversation_id,
+                                                        Handoff.resolved_at.is_(None))).first() is not None
+
+    @staticmethod
+    def _finish(row: InboxMessage, now: datetime, status: str = DONE) -> None:
+        row.status = status
         row.done_at = now
         row.claimed_until = None
         row.message_metadata = {}
@@ -295,9 +284,10 @@ class GatewayStore:
 
     @staticmethod
     def _add_transcript_entry(session: Session, conversation_id: str, reply: Reply, now: datetime,
-                              inbox_id: Optional[int] = None) -> TranscriptEntry:
+                              inbox_id: Optional[int] = None, client_id: Optional[str] = None) -> TranscriptEntry:
         entry = TranscriptEntry(conversation_id=conversation_id, role=reply.role, text=reply.text,
-                                buttons=reply.to_json()["buttons"], inbox_id=inbox_id, created_at=now)
+                                buttons=reply.to_json()["buttons"], inbox_id=inbox_id, client_id=client_id,
+                                created_at=now)
         session.add(entry)
         session.flush()
         return entry

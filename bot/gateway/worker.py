@@ -13,6 +13,7 @@ from bot.gateway.adapter import DeliveryError
 from bot.gateway.messages import Reply
 from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaUnavailable
 from bot.gateway.store import PENDING, InboxRow
+from bot.handoff import handoff_reason
 
 if TYPE_CHECKING:
     from bot.gateway.app import Gateway
@@ -127,7 +128,10 @@ class InboxWorker:
             return None
         replies = [Reply.from_rasa(message) for message in raw]
         replies = [reply for reply in replies if reply.text or reply.buttons or reply.image]
-        await gateway.db(store.save_replies, row.id, replies)
+        handoff = next(filter(None, (handoff_reason(message.get("custom")) for message in raw)), None)
+        await gateway.db(store.save_replies, row.id, replies, handoff)
+        if handoff:
+            logger.info("inbox %s (%s): handed over to the agents (%s)", row.id, row.conversation_id, handoff)
         return replies
 
     async def _deliver(self, row: InboxRow, replies: List[Reply], start: int) -> None:

@@ -1,0 +1,170 @@
+"""Console agents: password hashing (scrypt, a slow memory-hard KDF), login throttling and the `python -m bot
+agents` command line (add, list, password, disable)."""
+from __future__ import annotations
+
+import argparse
+import base64
+import getpass
+import hashlib
+import hmac
+import re
+import secrets
+import sys
+import time
+from collections import defaultdict, deque
+from typing import Deque, Dict, Optional
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 1          # about 32 MB and 0.1 s per hash on this machine class
+SCRYPT_MAXMEM = 64 * 1024 * 1024
+MIN_PASSWORD_CHARS = 10
+AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,39}$")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    """'scrypt$N$r$p$salt$hash' for storing; the parameters travel with the hash so they can be raised later."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=SCRYPT_MAXMEM, dklen=32)
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
+
+
+def check_password(password: str, stored: Optional[str]) -> bool:
+    """True if `password` matches the stored hash. Without a stored hash (unknown agent) a hash is still
+    computed, so a wrong name takes as long as a wrong password."""
+    try:
+        scheme, n, r, p, salt, digest = (stored or "").split("$")
+        if scheme != "scrypt":
+            raise ValueError(scheme)
+        n_, r_, p_ = int(n), int(r), int(p)
+        expected, salt_bytes = _unb64(digest), _unb64(salt)
+    except ValueError:
+        hash_password(password)
+        return False
+    actual = hashlib.scrypt(password.encode(), salt=salt_bytes, n=n_, r=r_, p=p_, maxmem=SCRYPT_MAXMEM,
+                            dklen=len(expected))
+    return hmac.compare_digest(actual, expected)
+
+
+def password_problem(password: str) -> Optional[str]:
+    if len(password) < MIN_PASSWORD_CHARS:
+        return f"the password needs at least {MIN_PASSWORD_CHARS} characters"
+    if password.strip() != password:
+        return "the password must not start or end with a space"
+    return None
+
+
+class LoginThrottle:
+    """At most `per_name` failed logins per agent name and `per_address` per client address in `window` seconds
+    (an office behind one address shares the larger budget)."""
+
+    def __init__(self, per_name: int = 5, per_address: int = 20, window: float = 900.0):
+        self.limits = {"name": per_name, "ip": per_address}
+        self.window = window
+        self._failures: Dict[str, Deque[float]] = defaultdict(deque)
+
+    def _recent(self, key: str, now: float) -> Deque[float]:
+        failures = self._failures[key]
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[key]
+        return failures
+
+    @staticmethod
+    def _keys(name: str, address: str) -> Dict[str, str]:
+        return {"name": f"name:{name.lower()}", "ip": f"ip:{address}"}
+
+    def blocked(self, name: str, address: str, now: Optional[float] = None) -> bool:
+        now = time.monotonic() if now is None else now
+        return any(len(self._recent(key, now)) >= self.limits[kind]
+                   for kind, key in self._keys(name, address).items())
+
+    def failed(self, name: str, address: str, now: Optional[float] = None) -> None:
+        now = time.monotonic() if now is None else now
+        for key in self._keys(name, address).values():
+            self._recent(key, now)
+            self._failures[key].append(now)
+
+    def succeeded(self, name: str) -> None:
+        self._failures.pop(self._keys(name, "")["name"], None)
+
+
+# --- python -m bot agents ------------------------------------------------------------------------------------
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat the password: ") != first:
+        raise SystemExit("the passwords differ; nothing changed")
+    return first
+
+
+def _handoff_store():
+    from bot.gateway.handoffs import HandoffStore
+    from bot.gateway.store import GatewayStore
+    from bot.settings import load_settings
+
+    return HandoffStore(GatewayStore(load_settings().database_url))
+
+
+def cmd_agents(args: argparse.Namespace) -> int:
+    store = _handoff_store()
+    try:
+        if args.agents_command == "list":
+            agents = store.list_agents()
+            for agent in agents:
+                print(f"{agent['name']:<40} {'disabled' if agent['disabled'] else 'active':<9} {agent['created_at']}")
+            if not agents:
+                print("no agents yet: python -m bot agents add NAME")
+            return 0
+        if args.agents_command == "disable":
+            if not store.disable_agent(args.name):
+                print(f"no agent called {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"agent {args.name} disabled; their console sessions have ended")
+            return 0
+        if not AGENT_NAME.match(args.name):
+            print("an agent name is 2-40 letters, digits, dots, dashes or underscores", file=sys.stderr)
+            return 2
+        password = _read_password(args)
+        problem = password_problem(password)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 2
+        if args.agents_command == "add":
+            try:
+                store.add_agent(args.name, hash_password(password))
+            except ValueError as error:
+                print(error, file=sys.stderr)
+                return 1
+            print(f"agent {args.name} added: log in at the gateway's /agent page")
+            return 0
+        if not store.set_password(args.name, hash_password(password)):
+            print(f"no agent called {args.name!r}", file=sys.stderr)
+            return 1
+        print(f"password of {args.name} changed; their console sessions have ended")
+        return 0
+    finally:
+        store.store.dispose()
+
+
+def add_parser(commands) -> None:
+    agents = commands.add_parser("agents", help="human agents of the console at /agent")
+    sub = agents.add_subparsers(dest="agents_command", required=True)
+    for name, help_text in (("add", "create an agent (asks for a password)"),
+                            ("password", "set a new password (ends the agent's sessions)")):
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("name")
+        command.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    disable = sub.add_parser("disable", help="stop an agent from logging in (ends their sessions)")
+    disable.add_argument("name")
+    sub.add_parser("list", help="the agents")
+    agents.set_defaults(func=cmd_agents)

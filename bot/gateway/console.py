@@ -1,0 +1,305 @@
+"""The agent console: the page at /agent, its JSON API under /api/agent/, and agent assist at /api/assist/suggest.
+
+Security: agents log in with a name and password (scrypt hashes, bot/gateway/agents.py; failed logins are
+throttled). The session cookie is HttpOnly and SameSite=Strict; every endpoint but login answers 401 without a
+live session; every POST but login needs the session's CSRF token in the X-CSRF-Token header, and a POST whose
+Origin is another site is refused. The API is described in docs/agents.md.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Optional, Tuple
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import assist
+from bot.accounts.answers import account_summary
+from bot.accounts.service import AccountService
+from bot.accounts.store import account_store
+from bot.accounts.verification import verified_account
+from bot.clock import today
+from bot.gateway.agents import LoginThrottle, check_password
+from bot.gateway.channels.widget import STATIC_DIR
+from bot.gateway.handoffs import (
+    DUPLICATE, MESSAGES, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, ConsoleSession, HandoffStore,
+)
+from bot.gateway.messages import MAX_TEXT_CHARS
+from bot.knowledge import domain_responses
+from bot.language import SUPPORTED_LANGUAGES, detect_language
+from bot.settings import load_settings
+
+if TYPE_CHECKING:
+    from bot.gateway.app import Gateway
+
+logger = logging.getLogger(__name__)
+
+COOKIE = "ksos_agent"
+CSRF_HEADER = "X-CSRF-Token"
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+PAGE_CSP = ("default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+            "base-uri 'none'; form-action 'self'")
+RASA_PARSE_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
+
+Handler = Callable[[web.Request, ConsoleSession], Awaitable[web.StreamResponse]]
+
+
+def error(status: int, code: str, message: Optional[str] = None) -> web.Response:
+    body = {"error": code}
+    if message:
+        body["message"] = message
+    return web.json_response(body, status=status)
+
+
+def same_origin(request: web.Request) -> bool:
+    """False for a request another site's page made (its Origin names another host)."""
+    origin = request.headers.get("Origin")
+    if not origin or origin == "null":
+        return origin is None
+    return origin.split("://", 1)[-1].rstrip("/") == request.host
+
+
+async def json_body(request: web.Request) -> Dict[str, Any]:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text='{"error": "bad_json"}', content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error": "bad_json"}', content_type="application/json")
+    return body
+
+
+class Console:
+    def __init__(self, gateway: "Gateway"):
+        self.gateway = gateway
+        self.handoffs = HandoffStore(gateway.store)
+        self.throttle = LoginThrottle()
+        self.accounts = AccountService(load_settings(), store=account_store(gateway.store.url))
+
+    def add_routes(self, app: web.Application) -> None:
+        static = STATIC_DIR
+        app.router.add_get("/agent", self.page)
+        app.router.add_get("/agent/agent.js", lambda r: self.asset(static / "agent.js", "application/javascript"))
+        app.router.add_get("/agent/agent.css", lambda r: self.asset(static / "agent.css", "text/css"))
+        app.router.add_post("/api/agent/login", self.login)
+        app.router.add_get("/api/agent/me", self.guard(self.me))
+        app.router.add_post("/api/agent/logout", self.guard(self.logout))
+        app.router.add_get("/api/agent/queue", self.guard(self.queue))
+        app.router.add_post("/api/agent/conversations/{conversation_id}/open", self.guard(self.open))
+        app.router.add_get("/api/agent/conversations/{conversation_id}", self.guard(self.conversation))
+        app.router.add_post("/api/agent/conversations/{conversation_id}/reply", self.guard(self.reply))
+        app.router.add_post("/api/agent/conversations/{conversation_id}/resolve", self.guard(self.resolve))
+        app.router.add_post("/api/assist/suggest", self.guard(self.suggest))
+
+    # --- pages ------------------------------------------------------------------------------------------------
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        response = await self.asset(STATIC_DIR / "agent.html", "text/html")
+        response.headers["Content-Security-Policy"] = PAGE_CSP
+        response.headers["X-Frame-Options"] = "DENY"
+        return response
+
+    @staticmethod
+    async def asset(path, content_type: str) -> web.Response:
+        return web.Response(body=path.read_bytes(), content_type=content_type, charset="utf-8",
+                            headers={"Cache-Control": "no-cache"})
+
+    # --- authentication ---------------------------------------------------------------------------------------
+
+    def guard(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """Only for a live agent session; POSTs also need the CSRF token and a same-site origin."""
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if request.method == "POST" and not same_origin(request):
+                return error(403, "csrf", "Cross-site request refused.")
+            try:
+                session = await self.gateway.db(self.handoffs.session_for, request.cookies.get(COOKIE))
+            except SQLAlchemyError:
+                return error(503, "unavailable", "The database is unavailable. Please try again.")
+            if session is None:
+                return error(401, "unauthorized")
+            if request.method == "POST" and request.headers.get(CSRF_HEADER) != session.csrf_token:
+                return error(403, "csrf", "Missing or wrong CSRF token. Reload the page.")
+            try:
+                return await handler(request, session)
+            except SQLAlchemyError as problem:
+                logger.error("console: database error %s", type(problem).__name__)
+                return error(503, "unavailable", "The database is unavailable. Please try again.")
+        return guarded
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        if not same_origin(request):
+            return error(403, "csrf", "Cross-site request refused.")
+        body = await json_body(request)
+        name, password = body.get("name"), body.get("password")
+        if not isinstance(name, str) or not isinstance(password, str) or len(name) > 80 or len(password) > 1000:
+            return error(400, "bad_request", "Name and password are required.")
+        address = request.remote or ""
+        if self.throttle.blocked(name, address):
+            return error(429, "too_many_attempts", "Too many failed attempts. Try again in 15 minutes.")
+        found = await self.gateway.db(self.handoffs.password_hash, name)
+        valid = await asyncio.get_running_loop().run_in_executor(
+            None, check_password, password, found[1] if found else None)
+        if not found or not valid:
+            self.throttle.failed(name, address)
+            logger.warning("console: failed login for %r from %s", name[:40], address)
+            return error(401, "invalid_credentials")
+        self.throttle.succeeded(name)
+        agent = found[0]
+        token, csrf = await self.gateway.db(self.handoffs.create_session, agent)
+        response = web.json_response({"agent": agent.to_json(), "csrf_token": csrf})
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/", secure=request.secure,
+                            max_age=24 * 3600)
+        logger.info("console: %s logged in", agent.name)
+        return response
+
+    async def me(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        return web.json_response({"agent": session.agent.to_json(), "csrf_token": session.csrf_token})
+
+    async def logout(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        await self.gateway.db(self.handoffs.end_session, request.cookies.get(COOKIE))
+        response = web.json_response({})
+        response.del_cookie(COOKIE, path="/")
+        return response
+
+    # --- queue and conversations ------------------------------------------------------------------------------
+
+    async def queue(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        return web.json_response({"conversations": await self.gateway.db(self.handoffs.queue, session.agent.id)})
+
+    def _account(self, conversation_id: str) -> Optional[Dict[str, Any]]:
+        number = verified_account(self.accounts.store, conversation_id)
+        snapshot = self.accounts.store.snapshot(number) if number else None
+        return account_summary(snapshot, today()) if snapshot else None
+
+    async def _conversation_json(self, conversation: Dict[str, Any], after: int) -> Dict[str, Any]:
+        conversation_id = conversation["conversation_id"]
+        transcript = await self.gateway.db(self.gateway.store.history, conversation_id, after, 500)
+        account = await self.gateway.db(self._account, conversation_id)
+        return {"conversation": conversation, "transcript": transcript, "account": account}
+
+    async def open(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        conversation_id = request.match_info["conversation_id"]
+        conversation, taken = await self.gateway.db(self.handoffs.take, conversation_id, session.agent)
+        if conversation is None:
+            return error(404, "not_found", MESSAGES[NOT_FOUND])
+        if taken:
+            logger.info("console: %s took %s", session.agent.name, conversation_id)
+            self.gateway.worker.wake()
+        return web.json_response(await self._conversation_json(conversation, 0))
+
+    async def conversation(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        conversation_id = request.match_info["conversation_id"]
+        try:
+            after = max(0, int(request.query.get("after", "0")))
+        except ValueError:
+            return error(400, "bad_request", "`after` must be a number.")
+        conversation = await self.gateway.db(self.handoffs.view, conversation_id, session.agent.id)
+        if conversation is None:
+            return error(404, "not_found", MESSAGES[NOT_FOUND])
+        return web.json_response(await self._conversation_json(conversation, after))
+
+    async def reply(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        conversation_id = request.match_info["conversation_id"]
+        body = await json_body(request)
+        text, client_id = body.get("text"), body.get("client_id")
+        if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
+            return error(400, "bad_request", "A client_id (letters, digits, - _ . :) is required.")
+        if not isinstance(text, str) or not text.strip():
+            return error(400, "empty", "The reply is empty.")
+        if len(text) > MAX_TEXT_CHARS:
+            return error(400, "too_long", f"The reply is longer than {MAX_TEXT_CHARS:,} characters.")
+        suggestion = parse_suggestion(body.get("suggestion"))
+        outcome = await self.gateway.db(self.handoffs.reply, conversation_id, session.agent, text.strip(),
+                                        client_id, suggestion)
+        if outcome == NOT_FOUND:
+            return error(404, "not_found", MESSAGES[NOT_FOUND])
+        if outcome in (RESOLVED, NOT_OWNER):
+            return error(409, outcome, MESSAGES[outcome])
+        if outcome == QUEUED:
+            self.gateway.worker.wake()
+        return web.json_response({"status": "duplicate" if outcome == DUPLICATE else "queued"}, status=202)
+
+    async def resolve(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        conversation_id = request.match_info["conversation_id"]
+        outcome = await self.gateway.db(self.handoffs.resolve, conversation_id, session.agent)
+        if outcome == NOT_FOUND:
+            return error(404, "not_found", MESSAGES[NOT_FOUND])
+        if outcome == NOT_OWNER:
+            return error(409, NOT_OWNER, "Another agent is handling this conversation.")
+        if outcome != RESOLVED:
+            return error(409, RESOLVED, "This conversation has already been resolved.")
+        logger.info("console: %s resolved %s", session.agent.name, conversation_id)
+        self.gateway.worker.wake()
+        return web.json_response({"status": "resolved"})
+
+    # --- agent assist -----------------------------------------------------------------------------------------
+
+    async def parse(self, text: str) -> Optional[Dict[str, Any]]:
+        """Rasa's /model/parse of `text`, or None when Rasa can't be asked (the suggestions then rest on the
+        similarity to the example questions alone)."""
+        try:
+            async with self.gateway.http.post(f"{self.gateway.settings.rasa_url}/model/parse", json={"text": text},
+                                              timeout=RASA_PARSE_TIMEOUT) as response:
+                if response.status == 200:
+                    data = await response.json(content_type=None)
+                    return data if isinstance(data, dict) else None
+                logger.warning("assist: /model/parse answered HTTP %s", response.status)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as problem:
+            logger.warning("assist: Rasa unavailable (%s); similarity only", type(problem).__name__)
+        return None
+
+    def _suggestions(self, parse_data: Optional[Dict[str, Any]], text: str, language: str,
+                     conversation_id: Optional[str]) -> list:
+        number = verified_account(self.accounts.store, conversation_id) if conversation_id else None
+
+        def account_answer(key: str) -> Optional[str]:
+            return self.accounts.answer(key, number, domain_responses(), language)
+
+        return assist.suggestions(parse_data, text, language, account_answer=account_answer if number else None)
+
+    async def suggest(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        body = await json_body(request)
+        conversation_id = body.get("conversation_id")
+        customer_seq = None
+        if conversation_id is not None:
+            if not isinstance(conversation_id, str):
+                return error(400, "bad_request", "conversation_id must be a string.")
+            conversation = await self.gateway.db(self.handoffs.view, conversation_id, session.agent.id)
+            if conversation is None:
+                return error(404, "not_found", MESSAGES[NOT_FOUND])
+            entry = await self.gateway.db(self.handoffs.latest_customer_entry, conversation_id)
+            text = entry["text"] if entry else ""
+            customer_seq = entry["seq"] if entry else None
+            language = conversation["language"]
+        else:
+            text = body.get("text")
+            if not isinstance(text, str) or not text.strip():
+                return error(400, "bad_request", "Give a conversation_id or a text.")
+            if len(text) > MAX_TEXT_CHARS:
+                return error(400, "too_long", f"The text is longer than {MAX_TEXT_CHARS:,} characters.")
+            language = body.get("language")
+            if language not in SUPPORTED_LANGUAGES:
+                language = detect_language(text) or "en"
+        if not text.strip():
+            return web.json_response({"set_id": None, "language": language, "text": "", "suggestions": []})
+        parse_data = await self.parse(text)
+        found = await self.gateway.db(self._suggestions, parse_data, text, language, conversation_id)
+        items = [suggestion.to_json() for suggestion in found]
+        set_id = None
+        if conversation_id is not None and items:
+            set_id = await self.gateway.db(self.handoffs.record_suggestions, conversation_id, session.agent,
+                                           language, customer_seq, items)
+        return web.json_response({"set_id": set_id, "language": language, "text": text, "suggestions": items,
+                                  "model": parse_data is not None})
+
+
+def parse_suggestion(value: Any) -> Optional[Tuple[int, int]]:
+    """The {"set_id", "index"} a reply started from, or None when absent or malformed."""
+    if isinstance(value, dict):
+        set_id, index = value.get("set_id"), value.get("index")
+        if isinstance(set_id, int) and isinstance(index, int) and not isinstance(set_id, bool):
+            return set_id, index
+    return None

@@ -1,0 +1,342 @@
+"""Handoffs to human agents, the agents themselves, their console sessions and the agent-assist suggestion sets.
+
+A conversation is handed over when the assistant says so (its handoff message, see bot/handoff.py): the worker
+opens a Handoff while saving Rasa's replies. From then on the customer's messages are kept for the agents and
+not sent to Rasa (GatewayStore.claim). An agent opens the conversation (taking it when nobody has it), replies
+(queued in the inbox like the assistant's replies, so delivery is retried and never doubled) and resolves it,
+after which the assistant answers again. All methods are synchronous; the gateway calls them in a thread.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.clock import now_utc
+from bot.gateway.messages import ROLE_AGENT, ROLE_CUSTOMER, ROLE_NOTICE, Reply
+from bot.gateway.models import (
+    EDITED, IGNORED, SHOWN, USED, Agent, AgentSession, Conversation, Handoff, InboxMessage,
+    SuggestionSet, TranscriptEntry,
+)
+from bot.gateway.notices import notice
+from bot.gateway.store import OUTBOUND_PREFIX, GatewayStore, entry_json, queue_outbound
+
+SESSION_IDLE = timedelta(hours=8)
+SESSION_MAX = timedelta(hours=24)
+
+# Outcomes of an agent action, each with what the console shows the agent.
+QUEUED, DUPLICATE, RESOLVED, NOT_OWNER, NOT_FOUND = "queued", "duplicate", "resolved", "not_owner", "not_found"
+MESSAGES = {
+    RESOLVED: "This conversation has already been resolved and handed back to the assistant. Your reply was not "
+              "sent.",
+    NOT_OWNER: "Another agent is handling this conversation. Your reply was not sent.",
+    NOT_FOUND: "There is no such conversation.",
+}
+
+
+def iso(moment: Optional[datetime]) -> Optional[str]:
+    return moment.isoformat() + "Z" if moment else None
+
+
+def same_text(a: str, b: str) -> bool:
+    """Equal apart from whitespace: a suggestion sent with only line breaks changed still counts as used."""
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+@dataclass(frozen=True)
+class AgentIdentity:
+    id: int
+    name: str
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"id": self.id, "name": self.name}
+
+
+@dataclass(frozen=True)
+class ConsoleSession:
+    agent: AgentIdentity
+    csrf_token: str
+
+
+class HandoffStore:
+    def __init__(self, store: GatewayStore):
+        self.store = store
+
+    # --- agents and console sessions --------------------------------------------------------------------------
+
+    def add_agent(self, name: str, password_hash: str, now: Optional[datetime] = None) -> AgentIdentity:
+        """Create an agent; raises ValueError if the name is taken."""
+        try:
+            with self.store.session() as session:
+                agent = Agent(name=name, password_hash=password_hash, created_at=now or now_utc())
+                session.add(agent)
+                session.flush()
+                return AgentIdentity(agent.id, agent.name)
+        except IntegrityError:
+            raise ValueError(f"an agent called {name!r} already exists") from None
+
+    def set_password(self, name: str, password_hash: str) -> bool:
+        with self.store.session() as session:
+            changed = session.execute(update(Agent).where(Agent.name == name)
+                                      .values(password_hash=password_hash)).rowcount
+            agent = session.scalars(select(Agent).where(Agent.name == name)).one_or_none()
+            if agent is not None:      # a new password ends every session of the agent
+                session.query(AgentSession).filter(AgentSession.agent_id == agent.id).delete()
+            return bool(changed)
+
+    def disable_agent(self, name: str, now: Optional[datetime] = None) -> bool:
+        with self.store.session() as session:
+            agent = session.scalars(select(Agent).where(Agent.name == name)).one_or_none()
+            if agent is None:
+                return False
+            agent.disabled_at = agent.disabled_at or now or now_utc()
+            session.query(AgentSession).filter(AgentSession.agent_id == agent.id).delete()
+            return True
+
+    def list_agents(self) -> List[Dict[str, Any]]:
+        with self.store.session() as session:
+            return [{"id": a.id, "name": a.name, "created_at": iso(a.created_at), "disabled": a.disabled_at is not None}
+                    for a in session.scalars(select(Agent).order_by(Agent.name))]
+
+    def password_hash(self, name: str) -> Optional[Tuple[AgentIdentity, str]]:
+        """The enabled agent called `name` and their stored password hash."""
+        with self.store.session() as session:
+            agent = session.scalars(select(Agent).where(Agent.name == name, Agent.disabled_at.is_(None))
+                                    ).one_or_none()
+            return (AgentIdentity(agent.id, agent.name), agent.password_hash) if agent else None
+
+    @staticmethod
+    def _token_hash(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def create_session(self, agent: AgentIdentity, now: Optional[datetime] = None) -> Tuple[str, str]:
+        """A new console session: (cookie token, CSRF token). Only the token's hash is stored."""
+        now = now or now_utc()
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+        with self.store.session() as session:
+            session.add(AgentSession(token_hash=self._token_hash(token), agent_id=agent.id, csrf_token=csrf,
+                                     created_at=now, last_seen_at=now, expires_at=now + SESSION_MAX))
+        return token, csrf
+
+    def session_for(self, token: Optional[str], now: Optional[datetime] = None) -> Optional[ConsoleSession]:
+        """The live session of a cookie token (idle for less than 8 hours, younger than 24), or None."""
+        if not token or len(token) > 200:
+            return None
+        now = now or now_utc()
+        with self.store.session() as session:
+            row = session.get(AgentSession, self._token_hash(token))
+            if row is None:
+                return None
+            agent = session.get(Agent, row.agent_id)
+            if agent is None or agent.disabled_at is not None or row.expires_at <= now or \
+                    row.last_seen_at + SESSION_IDLE <= now:
+                session.delete(row)
+                return None
+            row.last_seen_at = now
+            return ConsoleSession(AgentIdentity(agent.id, agent.name), row.csrf_token)
+
+    def end_session(self, token: Optional[str]) -> None:
+        if token:
+            with self.store.session() as session:
+                session.query(AgentSession).filter(AgentSession.token_hash == self._token_hash(token)).delete()
+
+    # --- handoffs ---------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _open(session: Session, conversation_id: str) -> Optional[Handoff]:
+        return session.scalars(select(Handoff).where(Handoff.conversation_id == conversation_id,
+                                                     Handoff.resolved_at.is_(None))).one_or_none()
+
+    @staticmethod
+    def _latest(session: Session, conversation_id: str) -> Optional[Handoff]:
+        return session.scalars(select(Handoff).where(Handoff.conversation_id == conversation_id)
+                               .order_by(Handoff.id.desc()).limit(1)).one_or_none()
+
+    @staticmethod
+    def _agent_names(session: Session, ids: Sequence[Optional[int]]) -> Dict[int, str]:
+        wanted = {i for i in ids if i is not None}
+        if not wanted:
+            return {}
+        return dict(session.execute(select(Agent.id, Agent.name).where(Agent.id.in_(wanted))).all())
+
+    def queue(self, agent_id: int, now: Optional[datetime] = None) -> List[Dict[str, Any]]:
+        """The open handoffs, oldest first, with what an agent needs to pick one."""
+        now = now or now_utc()
+        with self.store.session() as session:
+            handoffs = session.scalars(select(Handoff).where(Handoff.resolved_at.is_(None))
+                                       .order_by(Handoff.requested_at, Handoff.id)).all()
+            names = self._agent_names(session, [h.agent_id for h in handoffs])
+            items = []
+            for handoff in handoffs:
+                conversation = session.get(Conversation, handoff.conversation_id)
+                last = session.scalars(
+                    select(TranscriptEntry.text).where(TranscriptEntry.conversation_id == handoff.conversation_id,
+                                                       TranscriptEntry.role == ROLE_CUSTOMER)
+                    .order_by(TranscriptEntry.id.desc()).limit(1)).one_or_none()
+                items.append({
+                    "conversation_id": handoff.conversation_id, "channel": handoff.channel,
+                    "language": (conversation.language if conversation else None) or handoff.language or "en",
+                    "state": "assigned" if handoff.agent_id else "waiting",
+                    "agent": names.get(handoff.agent_id), "mine": handoff.agent_id == agent_id,
+                    "reason": handoff.reason, "requested_at": iso(handoff.requested_at),
+                    "waiting_seconds": max(0, int((now - handoff.requested_at).total_seconds())),
+                    "last_customer_text": last,
+                })
+            return items
+
+    def _view(self, session: Session, conversation_id: str, agent_id: int) -> Optional[Dict[str, Any]]:
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is None:
+            return None
+        handoff = self._open(session, conversation_id)
+        shown = handoff or self._latest(session, conversation_id)
+        names = self._agent_names(session, [shown.agent_id if shown else None])
+        if handoff is None:
+            state = "resolved" if shown is not None else "bot"
+        else:
+            state = "assigned" if handoff.agent_id else "waiting"
+        return {
+            "conversation_id": conversation_id, "channel": conversation.channel,
+            "language": conversation.language or "en", "state": state,
+            "agent": names.get(shown.agent_id) if shown else None,
+            "mine": bool(handoff and handoff.agent_id == agent_id),
+            "handoff_id": handoff.id if handoff else None,
+            "requested_at": iso(shown.requested_at) if shown else None,
+        }
+
+    def view(self, conversation_id: str, agent_id: int) -> Optional[Dict[str, Any]]:
+        with self.store.session() as session:
+            return self._view(session, conversation_id, agent_id)
+
+    def take(self, conversation_id: str, agent: AgentIdentity, now: Optional[datetime] = None
+             ) -> Tuple[Optional[Dict[str, Any]], bool]:
+        """Open a conversation in the console: the agent takes its open handoff if nobody has it. Returns (the
+        conversation's view, whether the agent has just taken it). Two agents opening it at once: one update
+        wins, the other gets a read-only view."""
+        now = now or now_utc()
+        with self.store.session() as session:
+            taken = session.execute(
+                update(Handoff).where(Handoff.conversation_id == conversation_id, Handoff.resolved_at.is_(None),
+                                      Handoff.agent_id.is_(None))
+                .values(agent_id=agent.id, assigned_at=now)).rowcount
+            if taken:
+                conversation = session.get(Conversation, conversation_id)
+                queue_outbound(session, conversation, f"joined:{self._open(session, conversation_id).id}",
+                                     Reply(notice("agent_joined", conversation.language, agent=agent.name),
+                                           role=ROLE_NOTICE), now)
+            return self._view(session, conversation_id, agent.id), bool(taken)
+
+    def reply(self, conversation_id: str, agent: AgentIdentity, text: str, client_id: str,
+              suggestion: Optional[Tuple[int, int]] = None, now: Optional[datetime] = None) -> str:
+        """Queue an agent's reply for delivery (QUEUED; DUPLICATE for a client id already sent), or refuse it:
+        RESOLVED, NOT_OWNER, NOT_FOUND. `suggestion` = (set id, index) of the suggestion the reply started from."""
+        now = now or now_utc()
+        try:
+            with self.store.session() as session:
+                conversation = session.get(Conversation, conversation_id)
+                if conversation is None:
+                    return NOT_FOUND
+                if self._outbound_exists(session, conversation.channel, client_id):
+                    return DUPLICATE
+                handoff = self._open(session, conversation_id)
+                if handoff is None:
+                    return RESOLVED
+                if handoff.agent_id != agent.id:
+                    return NOT_OWNER
+                queue_outbound(session, conversation, client_id, Reply(text, role=ROLE_AGENT), now)
+                handoff.first_reply_at = handoff.first_reply_at or now
+                self._settle_suggestions(session, conversation_id, suggestion, text, now)
+                return QUEUED
+        except IntegrityError:       # the same client id sent twice at the same moment
+            return DUPLICATE
+
+    def resolve(self, conversation_id: str, agent: AgentIdentity, now: Optional[datetime] = None) -> str:
+        """Hand the conversation back to the assistant (RESOLVED), or NOT_FOUND / NOT_OWNER / "already" (a
+        handoff that is no longer open). An agent may resolve a waiting handoff nobody has taken."""
+        now = now or now_utc()
+        with self.store.session() as session:
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is None:
+                return NOT_FOUND
+            handoff = self._open(session, conversation_id)
+            if handoff is None:
+                return "already"
+            if handoff.agent_id not in (None, agent.id):
+                return NOT_OWNER
+            closed = session.execute(update(Handoff).where(Handoff.id == handoff.id, Handoff.resolved_at.is_(None))
+                                     .values(resolved_at=now, resolved_by=agent.id,
+                                             agent_id=handoff.agent_id or agent.id,
+                                             assigned_at=handoff.assigned_at or now)).rowcount
+            if not closed:
+                return "already"
+            queue_outbound(session, conversation, f"handed-back:{handoff.id}",
+                                 Reply(notice("handed_back", conversation.language), role=ROLE_NOTICE), now)
+            self._settle_suggestions(session, conversation_id, None, "", now)
+            return RESOLVED
+
+    def has_open_handoff(self, conversation_id: str) -> bool:
+        with self.store.session() as session:
+            return self._open(session, conversation_id) is not None
+
+    # --- outbound messages (agent replies, console notices) ---------------------------------------------------
+
+    @staticmethod
+    def _outbound_exists(session: Session, channel: str, client_id: str) -> bool:
+        return session.scalars(select(InboxMessage.id).where(
+            InboxMessage.channel == channel, InboxMessage.message_id == OUTBOUND_PREFIX + client_id)
+        ).first() is not None
+
+    # --- agent-assist suggestion sets -------------------------------------------------------------------------
+
+    def record_suggestions(self, conversation_id: str, agent: AgentIdentity, language: str,
+                           customer_seq: Optional[int], suggestions: List[Dict[str, Any]],
+                           now: Optional[datetime] = None) -> Optional[int]:
+        """Remember the suggestions shown to an agent for a conversation (earlier ones still open count as
+        ignored); returns the set's id, or None for an unknown conversation."""
+        now = now or now_utc()
+        with self.store.session() as session:
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is None:
+                return None
+            self._settle_suggestions(session, conversation_id, None, "", now, agent_id=agent.id)
+            handoff = self._open(session, conversation_id)
+            row = SuggestionSet(
+                conversation_id=conversation_id, handoff_id=handoff.id if handoff else None, agent_id=agent.id,
+                channel=conversation.channel, language=language, customer_seq=customer_seq,
+                suggestions=[{k: s[k] for k in ("key", "source", "confidence", "answer")} for s in suggestions],
+                shown_at=now, outcome=SHOWN,
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+    @staticmethod
+    def _settle_suggestions(session: Session, conversation_id: str, chosen: Optional[Tuple[int, int]], text: str,
+                            now: datetime, agent_id: Optional[int] = None) -> None:
+        """The chosen suggestion becomes used (sent as is) or edited; every other open set is ignored."""
+        query = select(SuggestionSet).where(SuggestionSet.conversation_id == conversation_id,
+                                            SuggestionSet.outcome == SHOWN)
+        if agent_id is not None:
+            query = query.where(SuggestionSet.agent_id == agent_id)
+        for row in session.scalars(query):
+            row.outcome_at = now
+            if chosen and row.id == chosen[0] and 0 <= chosen[1] < len(row.suggestions or []):
+                row.chosen_index = chosen[1]
+                row.outcome = USED if same_text(row.suggestions[chosen[1]].get("answer", ""), text) else EDITED
+            else:
+                row.outcome = IGNORED
+
+    # --- what the console shows of a conversation -------------------------------------------------------------
+
+    def latest_customer_entry(self, conversation_id: str) -> Optional[Dict[str, Any]]:
+        with self.store.session() as session:
+            entry = session.scalars(select(TranscriptEntry).where(
+                TranscriptEntry.conversation_id == conversation_id, TranscriptEntry.role == ROLE_CUSTOMER,
+                TranscriptEntry.text != "").order_by(TranscriptEntry.id.desc()).limit(1)).one_or_none()
+            return entry_json(entry) if entry else None

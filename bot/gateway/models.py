@@ -1,0 +1,139 @@
+"""Every table of the gateway, in DATABASE_URL beside the account store.
+
+Conversations, the durable inbox and the transcript (bot/gateway/store.py uses them); human agents, their login
+sessions, handoffs to agents and the agent-assist suggestion sets (bot/gateway/handoffs.py). `python -m bot
+report` reads them too. There are no migrations: tables are created when missing (create_all).
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import declarative_base
+
+Base = declarative_base()
+
+PENDING, ANSWERED, DONE = "pending", "answered", "done"
+RATE_LIMITED, REJECTED = "rate_limited", "rejected"     # recorded, never sent to Rasa
+TO_AGENT = "to_agent"          # arrived while an agent owned the conversation: recorded for the agent, not sent to Rasa
+OPEN_STATUSES = (PENDING, ANSWERED)
+CLAIM_LEASE = timedelta(minutes=5)
+
+
+class Conversation(Base):
+    __tablename__ = "gateway_conversations"
+    id = Column(String(200), primary_key=True)            # channel:sender
+    channel = Column(String(20), nullable=False)
+    sender_id = Column(String(160), nullable=False)
+    language = Column(String(2))                          # last known: notices are written in it
+    hold_notice_at = Column(DateTime)                     # "please hold on" sent during the current outage
+    created_at = Column(DateTime, nullable=False)
+    updated_at = Column(DateTime, nullable=False)
+
+
+class InboxMessage(Base):
+    __tablename__ = "gateway_inbox"
+    id = Column(Integer, primary_key=True)
+    channel = Column(String(20), nullable=False)
+    message_id = Column(String(200), nullable=False)
+    conversation_id = Column(String(200), nullable=False, index=True)
+    text = Column(Text, nullable=False, default="")
+    payload = Column(Text)
+    message_metadata = Column("metadata", JSON, nullable=False, default=dict)
+    status = Column(String(20), nullable=False, index=True)
+    attempts = Column(Integer, nullable=False, default=0)
+    next_attempt_at = Column(DateTime, nullable=False)
+    claimed_until = Column(DateTime)
+    rasa_sent_at = Column(DateTime)        # a request may have reached Rasa: look in its tracker before re-sending
+    replies = Column(JSON)
+    delivered_count = Column(Integer, nullable=False, default=0)
+    last_error = Column(String(300))
+    received_at = Column(DateTime, nullable=False)
+    answered_at = Column(DateTime)
+    done_at = Column(DateTime)
+    __table_args__ = (UniqueConstraint("channel", "message_id", name="inbox_channel_message_unique"),)
+
+
+class TranscriptEntry(Base):
+    __tablename__ = "gateway_transcript"
+    id = Column(Integer, primary_key=True)                # the widget's `seq`
+    conversation_id = Column(String(200), nullable=False, index=True)
+    role = Column(String(10), nullable=False)
+    text = Column(Text, nullable=False)
+    buttons = Column(JSON, nullable=False, default=list)
+    client_id = Column(String(200))
+    inbox_id = Column(Integer)
+    created_at = Column(DateTime, nullable=False)
+
+
+class WidgetSession(Base):
+    __tablename__ = "gateway_widget_sessions"
+    id = Column(String(64), primary_key=True)
+    created_at = Column(DateTime, nullable=False)
+    last_seen_at = Column(DateTime, nullable=False)
+
+
+class Agent(Base):
+    """A human agent of the console (`python -m bot agents add NAME`). The password is kept as a scrypt hash."""
+    __tablename__ = "gateway_agents"
+    id = Column(Integer, primary_key=True)
+    name = Column(String(80), nullable=False, unique=True)
+    password_hash = Column(String(300), nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    disabled_at = Column(DateTime)
+
+
+class AgentSession(Base):
+    """A console login. The cookie holds a random token; only its SHA-256 is stored."""
+    __tablename__ = "gateway_agent_sessions"
+    token_hash = Column(String(64), primary_key=True)
+    agent_id = Column(Integer, nullable=False, index=True)
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(DateTime, nullable=False)
+    last_seen_at = Column(DateTime, nullable=False)
+    expires_at = Column(DateTime, nullable=False)
+
+
+HANDOFF_REASONS = ("request_human", "fallback")
+
+
+class Handoff(Base):
+    """One hand-over of a conversation to the human agents, from the request until an agent resolves it. At most
+    one open (unresolved) handoff per conversation; while it is open the assistant stays silent."""
+    __tablename__ = "gateway_handoffs"
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(200), nullable=False, index=True)
+    channel = Column(String(20), nullable=False)
+    language = Column(String(2))
+    reason = Column(String(20), nullable=False)            # request_human | fallback
+    requested_at = Column(DateTime, nullable=False)
+    agent_id = Column(Integer)                             # the agent who took it (None while waiting)
+    assigned_at = Column(DateTime)
+    first_reply_at = Column(DateTime)
+    resolved_at = Column(DateTime)
+    resolved_by = Column(Integer)                          # agent id
+    __table_args__ = (
+        Index("gateway_handoffs_one_open", "conversation_id", unique=True,
+              sqlite_where=resolved_at.is_(None), postgresql_where=resolved_at.is_(None)),
+    )
+
+
+SHOWN, USED, EDITED, IGNORED = "shown", "used", "edited", "ignored"
+
+
+class SuggestionSet(Base):
+    """The agent-assist suggestions shown to an agent for one customer message, and what became of them: `used`
+    (sent as is), `edited` (sent after changes), `ignored` (replaced, or the agent wrote their own reply)."""
+    __tablename__ = "gateway_suggestion_sets"
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(200), nullable=False, index=True)
+    handoff_id = Column(Integer)
+    agent_id = Column(Integer, nullable=False)
+    channel = Column(String(20), nullable=False)
+    language = Column(String(2), nullable=False)
+    customer_seq = Column(Integer)                          # the transcript entry the suggestions answer
+    suggestions = Column(JSON, nullable=False, default=list)  # [{key, source, confidence, text}]
+    shown_at = Column(DateTime, nullable=False)
+    outcome = Column(String(10), nullable=False, default=SHOWN)
+    chosen_index = Column(Integer)
+    outcome_at = Column(DateTime)

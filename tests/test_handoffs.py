@@ -1,0 +1,234 @@
+"""Handoffs, agents, console sessions and suggestion outcomes in the gateway's store, on SQLite and PostgreSQL."""
+from datetime import datetime, timedelta
+
+import pytest
+
+from bot.gateway.agents import LoginThrottle, check_password, hash_password, password_problem
+from bot.gateway.handoffs import DUPLICATE, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, HandoffStore
+from bot.gateway.messages import InboundMessage, Reply
+from bot.gateway.models import EDITED, IGNORED, SHOWN, USED, SuggestionSet
+from bot.gateway.store import ANSWERED, DONE, TO_AGENT, GatewayStore
+from bot.handoff import (
+    REQUEST_HUMAN, events_since_last_handoff, handoff_marker, handoff_reason, handoff_response,
+)
+
+T0 = datetime(2026, 11, 22, 12, 0, 0)
+CONVERSATION = "widget:S1"
+FAST_HASH = {"n": 2 ** 10}        # the stored format is the same; the production cost is tested once below
+
+
+@pytest.fixture
+def stores(account_store_url):
+    store = GatewayStore(account_store_url)
+    yield store, HandoffStore(store)
+    store.dispose()
+
+
+def customer(store, message_id, text="hello", now=T0, language="en"):
+    return store.record_inbound(InboundMessage("widget", "S1", message_id, text=text), language=language,
+                                now=now).inbox_id
+
+
+def hand_over(store, now=T0):
+    """The customer asks for a person and the assistant's answer hands the conversation over."""
+    row_id = customer(store, "m-human", "I want a human", now=now)
+    store.claim(row_id, now=now)
+    store.save_replies(row_id, [Reply("An agent will join")], handoff_reason=REQUEST_HUMAN, now=now)
+    store.record_delivery(row_id, 0, Reply("An agent will join"), now=now)
+
+
+def agents(handoffs):
+    return (handoffs.add_agent("aisyah", hash_password("x" * 12, **FAST_HASH), now=T0),
+            handoffs.add_agent("ben", hash_password("y" * 12, **FAST_HASH), now=T0))
+
+
+def outbound(store):
+    """The rows waiting for delivery (agent replies, console notices), oldest first, as (role, text)."""
+    due = store.due_messages(["widget"], now=T0 + timedelta(hours=1))
+    found = []
+    while due:
+        row = store.claim(due[0][0], now=T0 + timedelta(hours=1))
+        if row is None:
+            break
+        if row.status == ANSWERED:
+            for index, reply in enumerate(row.replies):
+                store.record_delivery(row.id, index, Reply.from_json(reply), now=T0)
+                found.append((reply["role"], reply["text"]))
+        due = store.due_messages(["widget"], now=T0 + timedelta(hours=1))
+    return found
+
+
+def test_a_handoff_holds_the_customers_messages_for_the_agents_until_resolved(stores):
+    store, handoffs = stores
+    hand_over(store)
+    (queued,) = handoffs.queue(agent_id=0, now=T0 + timedelta(minutes=4))
+    assert queued["state"] == "waiting" and queued["waiting_seconds"] == 240 and queued["reason"] == REQUEST_HUMAN
+    assert queued["last_customer_text"] == "I want a human" and queued["channel"] == "widget"
+
+    held = customer(store, "m2", "are you there?", now=T0 + timedelta(minutes=1))
+    assert store.claim(held, now=T0 + timedelta(minutes=1)) is None         # not for Rasa
+    assert store.inbox_status("widget", "m2")["status"] == TO_AGENT
+    assert [e["text"] for e in store.history(CONVERSATION)][-1] == "are you there?"   # but recorded
+
+    aisyah, _ben = agents(handoffs)
+    handoffs.take(CONVERSATION, aisyah, now=T0)
+    assert handoffs.resolve(CONVERSATION, aisyah, now=T0) == RESOLVED
+    assert handoffs.queue(agent_id=aisyah.id) == []
+    after = customer(store, "m3", "what plans are there?", now=T0 + timedelta(minutes=2))
+    assert store.claim(after, now=T0 + timedelta(minutes=2)).rasa_text == "what plans are there?"
+
+
+def test_one_open_handoff_per_conversation(stores):
+    store, handoffs = stores
+    hand_over(store)
+    hand_over_again = customer(store, "m-again", "human please")
+    store.claim(hand_over_again, now=T0)         # held: the conversation is with the agents already
+    assert len(handoffs.queue(agent_id=0)) == 1
+
+
+def test_two_agents_open_the_same_conversation_the_first_takes_it(stores):
+    store, handoffs = stores
+    hand_over(store)
+    aisyah, ben = agents(handoffs)
+    view, taken = handoffs.take(CONVERSATION, aisyah, now=T0)
+    assert taken and view["state"] == "assigned" and view["mine"] and view["agent"] == "aisyah"
+    view, taken = handoffs.take(CONVERSATION, ben, now=T0)
+    assert not taken and not view["mine"] and view["agent"] == "aisyah"
+    assert handoffs.reply(CONVERSATION, ben, "Hi, Ben here", "c-ben", now=T0) == NOT_OWNER
+    assert handoffs.resolve(CONVERSATION, ben, now=T0) == NOT_OWNER
+    assert outbound(store) == [("notice", "aisyah from Unifi has joined the chat.")]
+
+
+def test_agent_replies_are_delivered_once_in_order_and_refused_after_resolve(stores):
+    store, handoffs = stores
+    hand_over(store)
+    aisyah, _ben = agents(handoffs)
+    handoffs.take(CONVERSATION, aisyah, now=T0)
+    assert handoffs.reply(CONVERSATION, aisyah, "Hello, I'm Aisyah.", "c1", now=T0) == QUEUED
+    assert handoffs.reply(CONVERSATION, aisyah, "Hello, I'm Aisyah.", "c1", now=T0) == DUPLICATE   # double click
+    assert handoffs.reply(CONVERSATION, aisyah, "How can I help?", "c2", now=T0) == QUEUED
+    assert handoffs.reply("widget:nobody", aisyah, "?", "c3", now=T0) == NOT_FOUND
+    assert outbound(store) == [("notice", "aisyah from Unifi has joined the chat."),
+                               ("agent", "Hello, I'm Aisyah."), ("agent", "How can I help?")]
+    agent_entries = [e for e in store.history(CONVERSATION) if e["role"] == "agent"]
+    assert [e["client_id"] for e in agent_entries] == ["c1", "c2"]
+    assert handoffs.resolve(CONVERSATION, aisyah, now=T0) == RESOLVED
+    assert handoffs.resolve(CONVERSATION, aisyah, now=T0) == "already"
+    assert handoffs.reply(CONVERSATION, aisyah, "one more thing", "c4", now=T0) == RESOLVED
+    assert outbound(store)[-1][0] == "notice"            # "You're back with the Unifi assistant"
+    assert handoffs.view(CONVERSATION, aisyah.id)["state"] == "resolved"
+
+
+def test_malay_conversations_get_malay_notices(stores):
+    store, handoffs = stores
+    row_id = customer(store, "m-ms", "saya nak cakap dengan orang", language="ms")
+    store.claim(row_id, now=T0)
+    store.save_replies(row_id, [Reply("Ejen akan menyertai")], handoff_reason="fallback", now=T0)
+    store.record_delivery(row_id, 0, Reply("Ejen akan menyertai"), now=T0)
+    aisyah, _ben = agents(handoffs)
+    handoffs.take(CONVERSATION, aisyah, now=T0)
+    handoffs.resolve(CONVERSATION, aisyah, now=T0)
+    texts = [text for _role, text in outbound(store)]
+    assert texts[0] == "aisyah daripada Unifi telah menyertai perbualan ini."
+    assert texts[1].startswith("Ejen Unifi telah menutup perbualan ini.")
+
+
+def test_suggestion_outcomes_used_edited_ignored(stores):
+    store, handoffs = stores
+    hand_over(store)
+    aisyah, _ben = agents(handoffs)
+    handoffs.take(CONVERSATION, aisyah, now=T0)
+    shown = [{"key": "faq/plans", "source": "FAQ 1", "confidence": 0.8, "answer": "There are 3 plans.",
+              "title": "Plans"}]
+    first = handoffs.record_suggestions(CONVERSATION, aisyah, "en", 1, shown, now=T0)
+    second = handoffs.record_suggestions(CONVERSATION, aisyah, "en", 2, shown, now=T0)     # first -> ignored
+    handoffs.reply(CONVERSATION, aisyah, "There are 3 plans.\n", "r1", suggestion=(second, 0), now=T0)
+    third = handoffs.record_suggestions(CONVERSATION, aisyah, "en", 3, shown, now=T0)
+    handoffs.reply(CONVERSATION, aisyah, "There are three plans, see FAQ 1.", "r2", suggestion=(third, 0), now=T0)
+    fourth = handoffs.record_suggestions(CONVERSATION, aisyah, "en", 4, shown, now=T0)
+    fifth = handoffs.record_suggestions(CONVERSATION, aisyah, "en", 5, shown, now=T0)
+    handoffs.reply(CONVERSATION, aisyah, "My own words", "r3", suggestion=(fifth, 7), now=T0)   # bad index
+    sixth = handoffs.record_suggestions(CONVERSATION, aisyah, "en", 6, shown, now=T0)
+    handoffs.resolve(CONVERSATION, aisyah, now=T0)
+    assert handoffs.record_suggestions("widget:nobody", aisyah, "en", None, shown, now=T0) is None
+    with store.session() as session:
+        outcomes = {row.id: row.outcome for row in session.query(SuggestionSet)}
+    assert outcomes == {first: IGNORED, second: USED, third: EDITED, fourth: IGNORED, fifth: IGNORED,
+                        sixth: IGNORED}
+    assert SHOWN not in outcomes.values()
+
+
+def test_agents_sessions_expire_and_end(stores):
+    _store, handoffs = stores
+    aisyah, ben = agents(handoffs)
+    with pytest.raises(ValueError):
+        handoffs.add_agent("aisyah", hash_password("z" * 12, **FAST_HASH))
+    found, stored = handoffs.password_hash("aisyah")
+    assert found == aisyah and check_password("x" * 12, stored) and not check_password("y" * 12, stored)
+    token, csrf = handoffs.create_session(aisyah, now=T0)
+    session = handoffs.session_for(token, now=T0 + timedelta(hours=7))
+    assert session.agent == aisyah and session.csrf_token == csrf
+    assert handoffs.session_for(token, now=T0 + timedelta(hours=14, minutes=59)) is not None   # kept alive
+    assert handoffs.session_for(token, now=T0 + timedelta(hours=25)) is None                   # 24 h at most
+    assert handoffs.session_for("forged", now=T0) is None and handoffs.session_for(None) is None
+    token, _csrf = handoffs.create_session(aisyah, now=T0)
+    assert handoffs.session_for(token, now=T0 + timedelta(hours=9)) is None                    # idle 8 h
+    token, _csrf = handoffs.create_session(aisyah, now=T0)
+    handoffs.end_session(token)
+    assert handoffs.session_for(token, now=T0) is None
+    token, _csrf = handoffs.create_session(ben, now=T0)
+    assert handoffs.disable_agent("ben", now=T0)
+    assert handoffs.session_for(token, now=T0) is None and handoffs.password_hash("ben") is None
+    token, _csrf = handoffs.create_session(aisyah, now=T0)
+    assert handoffs.set_password("aisyah", hash_password("w" * 12, **FAST_HASH))
+    assert handoffs.session_for(token, now=T0) is None              # a new password ends the sessions
+    assert [a["name"] for a in handoffs.list_agents()] == ["aisyah", "ben"]
+
+
+def test_password_hashes_use_a_slow_salted_kdf():
+    stored = hash_password("correct horse battery")
+    scheme, n, r, p, salt, digest = stored.split("$")
+    assert (scheme, int(n), int(r), int(p)) == ("scrypt", 2 ** 15, 8, 1)
+    assert hash_password("correct horse battery") != stored                    # salted
+    assert check_password("correct horse battery", stored)
+    assert not check_password("correct horse batterY", stored)
+    assert not check_password("anything", None) and not check_password("anything", "md5$abc")
+    assert password_problem("short") and password_problem(" padded password ") and not password_problem("a" * 10)
+
+
+def test_login_throttle_per_name_and_address():
+    throttle = LoginThrottle(per_name=3, per_address=5, window=60)
+    for second in range(3):
+        assert not throttle.blocked("aisyah", "10.0.0.1", now=second)
+        throttle.failed("aisyah", "10.0.0.1", now=second)
+    assert throttle.blocked("Aisyah", "10.0.0.9", now=5)          # the name, from anywhere
+    assert not throttle.blocked("ben", "10.0.0.1", now=5)
+    throttle.failed("ben", "10.0.0.1", now=5)
+    throttle.failed("chong", "10.0.0.1", now=5)
+    assert throttle.blocked("dina", "10.0.0.1", now=6)            # the address, for any name
+    assert not throttle.blocked("aisyah", "10.0.0.2", now=61)     # the window passed
+    throttle.succeeded("ben")
+    assert not throttle.blocked("ben", "10.0.0.2", now=7)
+
+
+def test_handoff_messages_and_markers():
+    assert handoff_response(REQUEST_HUMAN, "widget") == "utter_handoff"
+    assert handoff_response(REQUEST_HUMAN, "rest") == "utter_request_human"
+    assert handoff_response("fallback", "facebook") == "utter_handoff_after_fallback"
+    assert handoff_response("fallback", None) == "utter_fallback_contact"
+    assert handoff_reason(handoff_marker("fallback")) == "fallback"
+    assert handoff_reason({"handoff": {"reason": "made up"}}) is None and handoff_reason("x") is None
+    user = {"event": "user", "text": "zorg"}
+    marker = {"event": "bot", "text": "An agent will join", "data": {"custom": handoff_marker("fallback")}}
+    events = [user, {"event": "bot", "text": "did you mean"}, user, marker, user]
+    assert events_since_last_handoff(events) == [user]
+    assert events_since_last_handoff(events[:3]) == events[:3]
+
+
+def test_done_rows_keep_their_status(stores):
+    store, _handoffs = stores
+    row_id = customer(store, "m1")
+    store.claim(row_id, now=T0)
+    store.save_replies(row_id, [], now=T0)
+    store.finish(row_id, now=T0)
+    assert store.inbox_status("widget", "m1")["status"] == DONE
