@@ -5,8 +5,9 @@ The ranking combines two signals for each answer key ('faq/plans', 'ask_terminat
 - the Rasa model: intent confidence, times the response selector's confidence for retrieval intents
   (`/model/parse`, the same scores as the "did you mean…?" buttons, bot/fallback.py);
 - rapidfuzz similarity of the message to the answer's example questions (the NLU training examples), on the
-  canonical spelling (shortforms expanded, bot/text.py), which still finds an answer when the model is unsure or
-  unreachable.
+  canonical spelling (shortforms expanded, bot/text.py): token-set ratio, averaged over the answer's three
+  closest examples (one lucky example says less than three close ones). It still finds an answer when the model
+  is unsure or unreachable.
 confidence = MODEL_WEIGHT x model + FUZZY_WEIGHT x similarity, in 0–1. For a verified customer the answers of
 the account intents are computed from their account (the same text the assistant would give them).
 """
@@ -24,7 +25,8 @@ from bot.text import canonical_words
 
 MODEL_WEIGHT, FUZZY_WEIGHT = 0.7, 0.3
 SUGGESTIONS = 3
-FUZZY_CANDIDATES = 40          # nearest example questions looked at per message
+FUZZY_CANDIDATES = 80          # nearest example questions looked at per message
+CLOSEST_EXAMPLES = 3           # an answer's similarity: the mean of its best this many example scores
 # Account intents whose answer can be computed for a verified customer without side effects (the lost-activation
 # answer re-sends the codes by email, so agents get the general FAQ 14 answer for it).
 ACCOUNT_AWARE_KEYS = ("ask_termination_penalty", "ask_account_status", "ask_outstanding_balance",
@@ -60,15 +62,16 @@ class ExampleIndex:
                 self.examples.append(canonical(example))
 
     def similarity(self, text: str, limit: int = FUZZY_CANDIDATES) -> Dict[str, float]:
-        """Answer key -> the best similarity (0–1) of `text` to one of its example questions."""
+        """Answer key -> similarity (0–1) of `text` to its closest example questions."""
         query = canonical(text)
         if not query:
             return {}
-        scores: Dict[str, float] = {}
-        for _example, score, index in process.extract(query, self.examples, scorer=fuzz.WRatio, limit=limit):
-            key = self.keys[index]
-            scores[key] = max(scores.get(key, 0.0), score / 100.0)
-        return scores
+        scores: Dict[str, List[float]] = {}
+        for _example, score, index in process.extract(query, self.examples, scorer=fuzz.token_set_ratio,
+                                                      limit=limit):
+            scores.setdefault(self.keys[index], []).append(score / 100.0)
+        return {key: sum(sorted(found, reverse=True)[:CLOSEST_EXAMPLES]) / CLOSEST_EXAMPLES
+                for key, found in scores.items()}
 
 
 @functools.lru_cache(maxsize=1)

@@ -84,6 +84,7 @@ def format_assist_table(report: Dict) -> List[str]:
         cells = [f"{report[name][g]['top1']:.3f} / {report[name][g]['top3']:.3f}" for g in groups
                  if g in report[name]]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines.append(f"(n = {', '.join(f'{g} {report['assist'][g]['n']}' for g in groups if g in report['assist'])}; "
-                 f"ranking after the parse: p50 {report['rank_ms']['p50_ms']} ms, p99 {report['rank_ms']['p99_ms']} ms)")
+    sizes = ", ".join(f"{g} {report['assist'][g]['n']}" for g in groups if g in report["assist"])
+    timing = report["rank_ms"]
+    lines.append(f"(n = {sizes}; ranking after the parse: p50 {timing['p50_ms']} ms, p99 {timing['p99_ms']} ms)")
     return lines

@@ -98,3 +98,22 @@ def test_widget_sessions_are_issued_by_the_gateway_and_history_pages_by_seq(gate
     assert [(e["role"], e["text"]) for e in history] == [("customer", "hai"), ("notice", "Sila tunggu")]
     assert history[0]["client_id"] == "c1" and history[0]["at"].endswith("Z")
     assert gateway_store.history(f"widget:{session}", after=first.entry["seq"]) == history[1:]
+
+
+def test_personal_data_is_redacted_in_what_is_kept(gateway_store):
+    from bot.gateway.models import InboxMessage
+
+    text = "my ic 901231-14-5678, call +6012-345 6789"
+    row_id = gateway_store.record_inbound(message("p1", text=text), now=T0).inbox_id
+    (entry,) = gateway_store.history("facebook:U1")
+    assert entry["text"] == "my ic [nric], call [phone]"
+    assert gateway_store.claim(row_id, now=T0).rasa_text == text          # Rasa still reads the customer's words
+    gateway_store.save_replies(row_id, [Reply("Your code 482913 was sent to j***@example.com.my")], now=T0)
+    gateway_store.record_delivery(row_id, 0, Reply("Your code 482913 was sent to j***@example.com.my"), now=T0)
+    with gateway_store.session() as session:
+        assert session.get(InboxMessage, row_id).text == "my ic [nric], call [phone]"
+    assert gateway_store.history("facebook:U1")[-1]["text"].startswith("Your code [code] was sent")
+    rejected = gateway_store.record_inbound(message("p2", text="x" * 10 + " akaun 1012345678"), status=RATE_LIMITED,
+                                            now=T0).inbox_id
+    with gateway_store.session() as session:
+        assert session.get(InboxMessage, rejected).text.endswith("akaun [account number]")

@@ -232,3 +232,20 @@ def test_done_rows_keep_their_status(stores):
     store.save_replies(row_id, [], now=T0)
     store.finish(row_id, now=T0)
     assert store.inbox_status("widget", "m1")["status"] == DONE
+
+
+def test_a_handoff_nobody_takes_goes_back_to_the_assistant_with_the_contact_channels(stores):
+    store, handoffs = stores
+    hand_over(store)
+    assert handoffs.expire_waiting(timedelta(minutes=15), now=T0 + timedelta(minutes=14)) == []
+    assert handoffs.expire_waiting(timedelta(minutes=15), now=T0 + timedelta(minutes=15)) == [CONVERSATION]
+    assert handoffs.queue(agent_id=0) == []
+    (notice_text,) = [text for _role, text in outbound(store)]
+    assert notice_text.startswith("Sorry, no Unifi agent is free") and "help@tm.com.my" in notice_text
+    row_id = customer(store, "m-after", "what plans are there?", now=T0 + timedelta(minutes=16))
+    assert store.claim(row_id, now=T0 + timedelta(minutes=16)) is not None      # the assistant answers again
+    aisyah, _ben = agents(handoffs)
+    hand_over_taken = customer(store, "m-human-2", "human please", now=T0 + timedelta(minutes=17))
+    store.save_replies(hand_over_taken, [], handoff_reason=REQUEST_HUMAN, now=T0 + timedelta(minutes=17))
+    handoffs.take(CONVERSATION, aisyah, now=T0 + timedelta(minutes=18))
+    assert handoffs.expire_waiting(timedelta(minutes=15), now=T0 + timedelta(hours=5)) == []   # an agent has it

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.gateway.adapter import ChannelAdapter, DeliveryError
 from bot.gateway.config import GatewaySettings
+from bot.gateway.handoffs import HandoffStore
 from bot.gateway.messages import MAX_TEXT_CHARS, ROLE_NOTICE, InboundMessage, Reply
 from bot.gateway.notices import notice
 from bot.gateway.rasa_client import RasaClient
@@ -33,6 +34,7 @@ class Gateway:
     def __init__(self, settings: GatewaySettings, store: Optional[GatewayStore] = None):
         self.settings = settings
         self.store = store or GatewayStore(settings.database_url)
+        self.handoffs = HandoffStore(self.store)
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gateway-db")
         self.rate_limiter = SenderRateLimiter(limit=settings.rate_limit_per_minute, window=60.0)
         self.adapters: Dict[str, ChannelAdapter] = {}

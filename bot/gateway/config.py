@@ -31,6 +31,7 @@ class GatewaySettings:
     rate_limit_per_minute: int
     retry_max_seconds: float
     rasa_timeout_seconds: float
+    handoff_wait_minutes: float
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "GatewaySettings":
@@ -56,4 +57,6 @@ class GatewaySettings:
             rate_limit_per_minute=int(env.get("GATEWAY_RATE_LIMIT_PER_MINUTE", "20")),
             retry_max_seconds=float(env.get("GATEWAY_RETRY_MAX_SECONDS", "30")),
             rasa_timeout_seconds=float(env.get("GATEWAY_RASA_TIMEOUT_SECONDS", "60")),
+            # A handoff no agent has taken after this long goes back to the assistant (0: wait for ever).
+            handoff_wait_minutes=float(env.get("HANDOFF_WAIT_MINUTES", "15")),
         )

@@ -25,7 +25,7 @@ from bot.clock import today
 from bot.gateway.agents import LoginThrottle, check_password
 from bot.gateway.channels.widget import STATIC_DIR
 from bot.gateway.handoffs import (
-    DUPLICATE, MESSAGES, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, ConsoleSession, HandoffStore,
+    DUPLICATE, MESSAGES, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, ConsoleSession,
 )
 from bot.gateway.messages import MAX_TEXT_CHARS
 from bot.knowledge import domain_responses
@@ -75,7 +75,7 @@ async def json_body(request: web.Request) -> Dict[str, Any]:
 class Console:
     def __init__(self, gateway: "Gateway"):
         self.gateway = gateway
-        self.handoffs = HandoffStore(gateway.store)
+        self.handoffs = gateway.handoffs
         self.throttle = LoginThrottle()
         self.accounts = AccountService(load_settings(), store=account_store(gateway.store.url))
 

@@ -280,6 +280,23 @@ class HandoffStore:
             self._settle_suggestions(session, conversation_id, None, "", now)
             return RESOLVED
 
+    def expire_waiting(self, wait: timedelta, now: Optional[datetime] = None) -> List[str]:
+        """Hand back the handoffs no agent has taken within `wait`: the customer is told no agent is free and
+        where else to reach a person (FAQ 11). Returns their conversation ids."""
+        now = now or now_utc()
+        expired = []
+        with self.store.session() as session:
+            for handoff in session.scalars(select(Handoff).where(Handoff.resolved_at.is_(None),
+                                                                 Handoff.agent_id.is_(None),
+                                                                 Handoff.requested_at <= now - wait)):
+                handoff.resolved_at = now
+                conversation = session.get(Conversation, handoff.conversation_id)
+                if conversation is not None:
+                    queue_outbound(session, conversation, f"no-agent:{handoff.id}",
+                                   Reply(notice("no_agent", conversation.language), role=ROLE_NOTICE), now)
+                expired.append(handoff.conversation_id)
+        return expired
+
     def has_open_handoff(self, conversation_id: str) -> bool:
         with self.store.session() as session:
             return self._open(session, conversation_id) is not None

@@ -1,5 +1,6 @@
 """The gateway's tables in DATABASE_URL (beside the account store): conversations, the durable inbox, the
-transcript the widget's history is read from, and widget sessions.
+transcript the widget's history, the agent console and the reports read (personal data redacted, bot/privacy.py),
+and widget sessions.
 
 The inbox is what makes delivery exactly-once: a message is stored (unique on channel + the channel's message
 id) before the webhook is answered; the worker then moves it pending -> answered (Rasa's replies saved) -> done
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from bot.accounts.store import make_engine
 from bot.clock import now_utc
 from bot.gateway.messages import ROLE_AGENT, ROLE_CUSTOMER, InboundMessage, Reply
+from bot.privacy import redact
 from bot.gateway.models import (  # noqa: F401 - the statuses are part of this module's interface
     ANSWERED, CLAIM_LEASE, DONE, OPEN_STATUSES, PENDING, RATE_LIMITED, REJECTED, TO_AGENT, Base, Conversation,
     Handoff, InboxMessage, TranscriptEntry, WidgetSession,
@@ -125,15 +127,18 @@ class GatewayStore:
                 conversation.updated_at = now
                 if language:
                     conversation.language = language
+                # Only a message still to be answered keeps the customer's exact words (Rasa needs them); what
+                # is kept afterwards, and the transcript agents and reports read, has personal data redacted.
                 row = InboxMessage(
                     channel=message.channel, message_id=message.message_id, conversation_id=message.conversation_id,
-                    text=message.text, payload=message.payload, message_metadata=dict(message.metadata),
+                    text=message.text if status == PENDING else redact(message.text), payload=message.payload,
+                    message_metadata=dict(message.metadata),
                     status=status, attempts=0, next_attempt_at=now, received_at=now, delivered_count=0,
                 )
                 session.add(row)
                 session.flush()
                 entry = TranscriptEntry(
-                    conversation_id=message.conversation_id, role=ROLE_CUSTOMER, text=message.text or "",
+                    conversation_id=message.conversation_id, role=ROLE_CUSTOMER, text=redact(message.text or ""),
                     buttons=[], client_id=message.message_id, inbox_id=row.id, created_at=now,
                 )
                 session.add(entry)
@@ -188,7 +193,7 @@ class GatewayStore:
             if row.status == PENDING and not rasa_sent and self._with_agents(session, row.conversation_id):
                 # The agents have this conversation: the message is kept for them (it is in the transcript
                 # already) and the assistant stays silent.
-                row.status = TO_AGENT
+                row.text = redact(row.text)
                 self._finish(row, now, TO_AGENT)
                 return None
             if row.status == PENDING and not rasa_sent:
@@ -213,6 +218,7 @@ class GatewayStore:
             if handoff_reason:
                 open_handoff(session, row.conversation_id, handoff_reason, now)
             row.replies = [reply.to_json() for reply in replies]
+            row.text = redact(row.text)
             row.status = ANSWERED
             row.answered_at = now
             row.attempts = 0
@@ -285,7 +291,7 @@ class GatewayStore:
     @staticmethod
     def _add_transcript_entry(session: Session, conversation_id: str, reply: Reply, now: datetime,
                               inbox_id: Optional[int] = None, client_id: Optional[str] = None) -> TranscriptEntry:
-        entry = TranscriptEntry(conversation_id=conversation_id, role=reply.role, text=reply.text,
+        entry = TranscriptEntry(conversation_id=conversation_id, role=reply.role, text=redact(reply.text),
                                 buttons=reply.to_json()["buttons"], inbox_id=inbox_id, client_id=client_id,
                                 created_at=now)
         session.add(entry)

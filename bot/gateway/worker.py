@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from datetime import timedelta
 from typing import TYPE_CHECKING, Dict, List, Optional, Set
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+HANDOFF_CHECK_SECONDS = 30.0
 
 
 def retry_delay(attempts: int, cap: float) -> float:
@@ -45,8 +47,12 @@ class InboxWorker:
         released = await self.gateway.db(store.release_all_claims)
         if released:
             logger.info("inbox: %d message(s) left unfinished by the previous run are pending again", released)
+        next_handoff_check = 0.0
         while not self._stopping:
             self._wake.clear()
+            if asyncio.get_running_loop().time() >= next_handoff_check:
+                next_handoff_check = asyncio.get_running_loop().time() + HANDOFF_CHECK_SECONDS
+                await self._expire_waiting_handoffs()
             channels = self.gateway.enabled_channels()
             try:
                 due = await self.gateway.db(store.due_messages, channels) if channels else []
@@ -64,6 +70,19 @@ class InboxWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
             except asyncio.TimeoutError:
                 pass
+
+    async def _expire_waiting_handoffs(self) -> None:
+        minutes = self.gateway.settings.handoff_wait_minutes
+        if minutes <= 0:
+            return
+        try:
+            expired = await self.gateway.db(self.gateway.handoffs.expire_waiting, timedelta(minutes=minutes))
+        except SQLAlchemyError as error:
+            logger.error("handoffs: database unavailable (%s)", type(error).__name__)
+            return
+        for conversation_id in expired:
+            logger.warning("%s: no agent took the conversation within %g min; back to the assistant",
+                           conversation_id, minutes)
 
     async def stop(self) -> None:
         self._stopping = True
