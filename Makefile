@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed
 TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/accounts/*' -not -path 'data/gateway/*' 2>/dev/null) \
                 bot/nlu.py bot/text.py bot/language.py bot/input_check.py
 
-.PHONY: help install browser train run shell test test-unit eval bench validate clean
+.PHONY: help install browser train run agent report shell test test-unit eval bench validate clean
 
 help:
 	@echo "make run    set up (venv, install, train if data changed) and serve the assistant"
@@ -17,7 +17,9 @@ help:
 	@echo "make shell  talk to the assistant in this terminal"
 	@echo "make train  train models/ksos.tar.gz if data or config changed"
 	@echo "make eval   held-out accuracy per language: our pipeline vs Rasa's default pipeline"
-	@echo "make bench  latency, throughput, memory: ours vs a stock rasa init bot"
+	@echo "make bench  latency, throughput, memory: ours vs a stock rasa init bot; agent-assist accuracy"
+	@echo "make agent NAME=aisyah   create an agent for the console at /agent"
+	@echo "make report              containment, fallback, handoff, suggestion acceptance (text + var/report.html)"
 
 $(INSTALLED): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +47,14 @@ train: $(MODEL)
 run: $(MODEL)
 	$(PY) -m bot accounts seed-demo --if-empty
 	$(PY) -m bot serve
+
+# A console agent for the human handoff (asks for a password): make agent NAME=aisyah
+agent: $(INSTALLED)
+	@test -n "$(NAME)" || { echo "usage: make agent NAME=<agent name>"; exit 2; }
+	$(PY) -m bot agents add $(NAME)
+
+report: $(INSTALLED)
+	$(PY) -m bot report --html var/report.html
 
 shell: $(MODEL)
 	$(PY) -m bot shell

@@ -63,6 +63,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  Website chat (widget): http://localhost:{settings.gateway_port}/\n"
             f"  Messenger / X webhooks: http://localhost:{settings.gateway_port}/webhooks/facebook, /webhooks/twitter "
             "(see README to connect a page or account)\n"
+            f"  Agent console:          http://localhost:{settings.gateway_port}/agent  (first create an agent: "
+            "make agent NAME=aisyah)\n"
             f"  Talk to it over REST:  curl -s -XPOST http://localhost:{settings.rasa_port}/webhooks/rest/webhook "
             "-H 'Content-Type: application/json' -d '{\"sender\":\"me\",\"message\":\"berapa harga pelan starter?\"}'\n"
             f"  HTTP API:              http://localhost:{settings.rasa_port}/model/parse (POST {{\"text\": ...}})\n"
