@@ -1,0 +1,64 @@
+"""What the console shows of a verified customer, and account-aware suggestions, on the demo accounts (SQLite and
+PostgreSQL), without Rasa: the model's scores are given as parse data."""
+from datetime import datetime
+
+import pytest
+
+from bot.accounts.verification import mark_verified
+from bot.gateway.app import Gateway
+from bot.gateway.config import GatewaySettings
+from bot.gateway.console import Console, parse_suggestion, same_origin
+
+VERIFIED, ANONYMOUS = "widget:verified-customer", "widget:anonymous-customer"
+
+
+def penalty_question():
+    return {
+        "intent": {"name": "ask_termination_penalty", "confidence": 0.9},
+        "intent_ranking": [{"name": "ask_termination_penalty", "confidence": 0.9}, {"name": "faq", "confidence": 0.1}],
+        "response_selector": {"faq": {"ranking": [{"intent_response_key": "faq/plans", "confidence": 1.0}]}},
+    }
+
+
+@pytest.fixture
+def console(demo_store, account_store_url):
+    gateway = Gateway(GatewaySettings.from_env({"DATABASE_URL": account_store_url}))
+    mark_verified(demo_store, VERIFIED, "1000000003", "code", datetime(2026, 11, 22, 9, 0))
+    yield Console(gateway)
+    gateway.store.dispose()
+    gateway.executor.shutdown(wait=False)
+
+
+def test_the_verified_account_summary_masks_the_number(console):
+    summary = console._account(VERIFIED)
+    assert summary["account_number"] == "******0003" and summary["business_name"] == "Restoran Selera Kampung"
+    assert summary["status"] == "suspended" and summary["outstanding"].startswith("RM")
+    assert summary["subscriptions"] and all(s["contract_end"] and s["monthly_fee"].startswith("RM")
+                                            for s in summary["subscriptions"])
+    assert console._account(ANONYMOUS) is None
+
+
+def test_account_aware_suggestions_only_for_the_verified_customer(console):
+    own = console._suggestions(penalty_question(), "berapa penalti kalau saya tamatkan sekarang", "ms", VERIFIED)
+    assert own[0].key == "ask_termination_penalty" and own[0].account_aware
+    assert "RM" in own[0].answer and "0003" in own[0].answer          # the customer's own figures, in Malay
+    general = console._suggestions(penalty_question(), "berapa penalti kalau saya tamatkan sekarang", "ms",
+                                   ANONYMOUS)
+    assert general[0].key == "ask_termination_penalty" and not general[0].account_aware
+    assert general[0].answer.startswith("• Selepas tempoh kontrak minimum")
+    no_conversation = console._suggestions(None, "how do i pay my bill", "en", None)
+    assert no_conversation and not any(s.account_aware for s in no_conversation)
+
+
+def test_parse_suggestion_and_same_origin():
+    assert parse_suggestion({"set_id": 4, "index": 0}) == (4, 0)
+    assert parse_suggestion({"set_id": True, "index": 0}) is None
+    assert parse_suggestion({"set_id": "4", "index": 0}) is None and parse_suggestion(None) is None
+
+    class Request:
+        def __init__(self, origin):
+            self.headers = {"Origin": origin} if origin is not None else {}
+            self.host = "chat.example.my"
+
+    assert same_origin(Request(None)) and same_origin(Request("https://chat.example.my"))
+    assert not same_origin(Request("https://evil.example")) and not same_origin(Request("null"))
