@@ -26,7 +26,8 @@ def parse(intents, faq=()):
 
 
 def test_the_model_and_the_similarity_are_combined():
-    data = parse([("faq", 0.9), ("ask_termination_penalty", 0.1)], faq=[("faq/plans", 0.8), ("faq/payment_methods", 0.2)])
+    data = parse([("faq", 0.9), ("ask_termination_penalty", 0.1)],
+                 faq=[("faq/plans", 0.8), ("faq/payment_methods", 0.2)])
     ranked = rank_answers(data, {"faq/payment_methods": 1.0}, KB.keys())
     scores = dict(ranked)
     assert scores["faq/plans"] == pytest.approx(MODEL_WEIGHT * 0.72, abs=1e-3)
@@ -51,7 +52,8 @@ def test_similarity_reads_shortforms_and_typos():
 def test_suggestions_are_in_the_customers_language_with_sources():
     data = parse([("faq", 0.95)], faq=[("faq/plans", 0.9)])
     (first, *rest) = suggestions(data, "pelan apa ada", "ms", kb=KB)
-    assert (first.key, first.title, first.answer, first.source) == ("faq/plans", "Pelan", "Terdapat tiga pelan.", "FAQ 1")
+    assert (first.key, first.title, first.source) == ("faq/plans", "Pelan", "FAQ 1")
+    assert first.answer == "Terdapat tiga pelan."
     assert len(rest) <= 2 and not first.account_aware
     english = suggestions(data, "which plans", "en", kb=KB)[0]
     assert english.answer == "There are three plans."
