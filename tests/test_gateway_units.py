@@ -122,6 +122,14 @@ def test_messenger_render_splits_at_2000_and_puts_at_most_13_short_quick_replies
     assert quick[0]["payload"] == "/faq/q0"
 
 
+def test_messenger_agent_replies_carry_the_human_agent_tag_only_when_enabled():
+    agent_reply = Reply("Hi, Aisyah from Unifi here.", role="agent")
+    assert facebook.render("U1", agent_reply)[0]["messaging_type"] == "RESPONSE"
+    tagged = facebook.render("U1", agent_reply, human_agent_tag=True)[0]
+    assert (tagged["messaging_type"], tagged["tag"]) == ("MESSAGE_TAG", "HUMAN_AGENT")
+    assert "tag" not in facebook.render("U1", Reply("bot answer"), human_agent_tag=True)[0]
+
+
 def test_twitter_render_limits_options_and_labels():
     buttons = tuple(Button(f"Option number {i} with a very long label text", f"/x{i}") for i in range(25))
     events = twitter.render("U9", Reply("Pilih satu:", buttons))

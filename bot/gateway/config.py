@@ -22,6 +22,7 @@ class GatewaySettings:
     facebook_app_secret: str
     facebook_page_access_token: str
     facebook_graph_url: str
+    facebook_human_agent_tag: bool
     twitter_consumer_key: str
     twitter_consumer_secret: str
     twitter_access_token: str
@@ -48,6 +49,7 @@ class GatewaySettings:
             facebook_app_secret=env.get("FACEBOOK_APP_SECRET", ""),
             facebook_page_access_token=env.get("FACEBOOK_PAGE_ACCESS_TOKEN", ""),
             facebook_graph_url=env.get("FACEBOOK_GRAPH_URL", FACEBOOK_GRAPH_URL).rstrip("/"),
+            facebook_human_agent_tag=env.get("FACEBOOK_HUMAN_AGENT_TAG", "").lower() in ("1", "true", "yes"),
             twitter_consumer_key=env.get("TWITTER_CONSUMER_KEY", ""),
             twitter_consumer_secret=env.get("TWITTER_CONSUMER_SECRET", ""),
             twitter_access_token=env.get("TWITTER_ACCESS_TOKEN", ""),

@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from aiohttp import web
 
 from bot.gateway.adapter import ChannelAdapter, DeliveryError, RecordDelivery, post_with_retry
-from bot.gateway.messages import InboundMessage, Reply, shorten, split_text
+from bot.gateway.messages import ROLE_AGENT, InboundMessage, Reply, shorten, split_text
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +82,10 @@ def _payload(value: Any) -> Optional[str]:
     return value if isinstance(value, str) and value.startswith("/") else None
 
 
-def render(recipient: str, reply: Reply) -> List[Dict[str, Any]]:
-    """Send API bodies for one reply: the text in chunks of ≤ 2,000 characters, quick replies on the last."""
+def render(recipient: str, reply: Reply, human_agent_tag: bool = False) -> List[Dict[str, Any]]:
+    """Send API bodies for one reply: the text in chunks of ≤ 2,000 characters, quick replies on the last. With
+    `human_agent_tag`, an agent's reply is tagged HUMAN_AGENT, which Meta allows up to 7 days after the customer's
+    last message (instead of 24 hours) for pages with the Human Agent permission."""
     text = reply.text
     if reply.image:
         text = f"{text}\n{reply.image}".strip()
@@ -97,7 +99,10 @@ def render(recipient: str, reply: Reply) -> List[Dict[str, Any]]:
                  "payload": button.payload[:QUICK_REPLY_PAYLOAD_LIMIT]}
                 for button in reply.buttons[:QUICK_REPLY_LIMIT]
             ]
-        bodies.append({"recipient": {"id": recipient}, "messaging_type": "RESPONSE", "message": message})
+        body: Dict[str, Any] = {"recipient": {"id": recipient}, "messaging_type": "RESPONSE", "message": message}
+        if human_agent_tag and reply.role == ROLE_AGENT:
+            body.update(messaging_type="MESSAGE_TAG", tag="HUMAN_AGENT")
+        bodies.append(body)
     return bodies
 
 
@@ -156,5 +161,5 @@ class FacebookAdapter(ChannelAdapter):
             logger.info("facebook: %s for %s not sent: %s", action, sender_id, error)
 
     async def deliver(self, sender_id: str, reply: Reply, record: RecordDelivery) -> None:
-        for body in render(sender_id, reply):
+        for body in render(sender_id, reply, self.gateway.settings.facebook_human_agent_tag):
             await post_with_retry(self.gateway.http, self._url(), params=self._params(), json=body)
