@@ -44,7 +44,8 @@ def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: Text) 
     channel = tracker.get_latest_input_channel()
     response = handoff_response(reason, channel)
     if can_hand_over(channel):
-        dispatcher.utter_message(response=response, json_message=handoff_marker(reason))
+        dispatcher.utter_message(response=response,
+                                 json_message=handoff_marker(reason, tracker.get_slot("language")))
     else:
         dispatcher.utter_message(response=response)
 

@@ -31,9 +31,10 @@ def handoff_response(reason: str, input_channel: Optional[str]) -> str:
     return with_agent if can_hand_over(input_channel) else contacts_only
 
 
-def handoff_marker(reason: str) -> Dict[str, Any]:
-    """The custom JSON part of the handoff message that tells the gateway to open a handoff."""
-    return {HANDOFF_KEY: {"reason": reason}}
+def handoff_marker(reason: str, language: Optional[str]) -> Dict[str, Any]:
+    """The custom JSON part of the handoff message that tells the gateway to open a handoff, with the language
+    the assistant speaks with the customer (the agents' queue, suggestions and notices use it)."""
+    return {HANDOFF_KEY: {"reason": reason, "language": language}}
 
 
 def handoff_reason(custom: Any) -> Optional[str]:
@@ -42,6 +43,14 @@ def handoff_reason(custom: Any) -> Optional[str]:
         reason = custom[HANDOFF_KEY].get("reason")
         return reason if reason in RESPONSES else None
     return None
+
+
+def handoff_language(custom: Any) -> Optional[str]:
+    """The conversation's language in a handoff marker ('en' / 'ms'), or None."""
+    if handoff_reason(custom) is None:
+        return None
+    language = custom[HANDOFF_KEY].get("language")
+    return language if language in ("en", "ms") else None
 
 
 def events_since_last_handoff(events: Iterable[Mapping[str, Any]]) -> List[Mapping[str, Any]]:

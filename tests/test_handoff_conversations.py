@@ -7,7 +7,7 @@ import pytest
 
 pytestmark = pytest.mark.model
 
-HANDOFF = {"handoff": {"reason": "request_human"}}
+HANDOFF = {"handoff": {"reason": "request_human", "language": "en"}}
 
 
 def turn(assistant, sender, text, channel=None, language=None):
@@ -35,7 +35,7 @@ def test_malay_handoff_message(assistant):
     conversation = sender()
     turn(assistant, conversation, "hai, saya nak tanya pasal ksos", "widget", language="ms")
     texts, custom = turn(assistant, conversation, "saya nak bercakap dengan pegawai khidmat pelanggan", "widget")
-    assert custom == [HANDOFF]
+    assert custom == [{"handoff": {"reason": "request_human", "language": "ms"}}]
     assert "ejen Unifi" in texts and "Pusat Panggilan Unifi" in texts
 
 
@@ -50,7 +50,7 @@ def test_a_second_miss_hands_over_and_the_count_starts_again_after(assistant):
     first, custom = turn(assistant, conversation, "blip blop zorg", "facebook")
     assert custom == []
     second, custom = turn(assistant, conversation, "zorg blop blip again", "facebook")
-    assert custom == [{"handoff": {"reason": "fallback"}}] and "couldn't understand" in second
+    assert custom == [{"handoff": {"reason": "fallback", "language": "en"}}] and "couldn't understand" in second
     # After the agents hand the conversation back, the next miss is a first miss again ("did you mean…?").
     third, custom = turn(assistant, conversation, "flibber jabber", "facebook")
     assert custom == [] and "couldn't understand" not in third

@@ -9,7 +9,7 @@ from bot.gateway.messages import InboundMessage, Reply
 from bot.gateway.models import EDITED, IGNORED, SHOWN, USED, SuggestionSet
 from bot.gateway.store import ANSWERED, DONE, TO_AGENT, GatewayStore
 from bot.handoff import (
-    REQUEST_HUMAN, events_since_last_handoff, handoff_marker, handoff_reason, handoff_response,
+    REQUEST_HUMAN, events_since_last_handoff, handoff_language, handoff_marker, handoff_reason, handoff_response,
 )
 
 T0 = datetime(2026, 11, 22, 12, 0, 0)
@@ -48,12 +48,12 @@ def outbound(store):
     found = []
     while due:
         row = store.claim(due[0][0], now=T0 + timedelta(hours=1))
-        if row is None:
-            break
-        if row.status == ANSWERED:
+        if row is not None and row.status == ANSWERED:
             for index, reply in enumerate(row.replies):
                 store.record_delivery(row.id, index, Reply.from_json(reply), now=T0)
                 found.append((reply["role"], reply["text"]))
+        elif row is not None:
+            raise AssertionError(f"a customer message for Rasa while the agents have the conversation: {row}")
         due = store.due_messages(["widget"], now=T0 + timedelta(hours=1))
     return found
 
@@ -121,9 +121,17 @@ def test_agent_replies_are_delivered_once_in_order_and_refused_after_resolve(sto
 
 def test_malay_conversations_get_malay_notices(stores):
     store, handoffs = stores
-    row_id = customer(store, "m-ms", "saya nak cakap dengan orang", language="ms")
+    # The widget's UI said English; the assistant answered in Malay: its language wins.
+    row_id = store.record_inbound(InboundMessage("widget", "S1", "m-ms", text="saya nak cakap dengan orang"),
+                                  language_hint="en", now=T0).inbox_id
+    assert store.conversation_language(CONVERSATION) == "en"
     store.claim(row_id, now=T0)
-    store.save_replies(row_id, [Reply("Ejen akan menyertai")], handoff_reason="fallback", now=T0)
+    store.save_replies(row_id, [Reply("Ejen akan menyertai")], handoff_reason="fallback", handoff_language="ms",
+                       now=T0)
+    assert store.conversation_language(CONVERSATION) == "ms"
+    assert handoffs.queue(agent_id=0)[0]["language"] == "ms"
+    assert store.claim(customer(store, "m-ok", "ok", now=T0, language=None), now=T0) is None     # held
+    assert store.conversation_language(CONVERSATION) == "ms"
     store.record_delivery(row_id, 0, Reply("Ejen akan menyertai"), now=T0)
     aisyah, _ben = agents(handoffs)
     handoffs.take(CONVERSATION, aisyah, now=T0)
@@ -216,10 +224,12 @@ def test_handoff_messages_and_markers():
     assert handoff_response(REQUEST_HUMAN, "rest") == "utter_request_human"
     assert handoff_response("fallback", "facebook") == "utter_handoff_after_fallback"
     assert handoff_response("fallback", None) == "utter_fallback_contact"
-    assert handoff_reason(handoff_marker("fallback")) == "fallback"
+    assert handoff_reason(handoff_marker("fallback", "ms")) == "fallback"
+    assert handoff_language(handoff_marker("fallback", "ms")) == "ms"
+    assert handoff_language(handoff_marker("fallback", "xx")) is None and handoff_language({"other": 1}) is None
     assert handoff_reason({"handoff": {"reason": "made up"}}) is None and handoff_reason("x") is None
     user = {"event": "user", "text": "zorg"}
-    marker = {"event": "bot", "text": "An agent will join", "data": {"custom": handoff_marker("fallback")}}
+    marker = {"event": "bot", "text": "An agent will join", "data": {"custom": handoff_marker("fallback", "en")}}
     events = [user, {"event": "bot", "text": "did you mean"}, user, marker, user]
     assert events_since_last_handoff(events) == [user]
     assert events_since_last_handoff(events[:3]) == events[:3]

@@ -62,8 +62,10 @@ class Gateway:
     async def receive(self, message: InboundMessage, has_attachments: bool = False) -> Recorded:
         """Store one inbound message durably, then let the worker answer it. Messages the assistant should not
         see (too long, empty, over the rate limit) are recorded too and answered with a notice instead."""
+        # The conversation's language follows what the customer writes, as the assistant's does (bot/language.py);
+        # the channel's hint (the widget's UI language) only starts a new conversation off.
         hint = message.metadata.get("language")
-        language = hint if hint in SUPPORTED_LANGUAGES else detect_language(message.text, statistical=False)
+        language = detect_language(message.text, statistical=False)
         rejection = None
         if not message.payload and len(message.text) > MAX_TEXT_CHARS:
             rejection = "too_long"
@@ -71,7 +73,8 @@ class Gateway:
             rejection = "unsupported_attachment" if has_attachments else "empty"
         allowed, notify = self.rate_limiter.check(message.conversation_id)
         status = REJECTED if rejection else PENDING if allowed else RATE_LIMITED
-        recorded = await self.db(self.store.record_inbound, message, status, language)
+        recorded = await self.db(self.store.record_inbound, message, status, language,
+                                 language_hint=hint if hint in SUPPORTED_LANGUAGES else None)
         if recorded.duplicate:
             logger.info("%s: message %s already received; ignored", message.conversation_id, message.message_id)
             return recorded

@@ -31,13 +31,17 @@ from bot.gateway.models import (  # noqa: F401 - the statuses are part of this m
 OUTBOUND_PREFIX = "agent:"      # message ids of the inbox rows that carry agent replies and console notices
 
 
-def open_handoff(session: Session, conversation_id: str, reason: str, now: datetime) -> Optional[Handoff]:
-    """Open a handoff for the conversation unless one is open already (called in the worker's transaction)."""
+def open_handoff(session: Session, conversation_id: str, reason: str, now: datetime,
+                 language: Optional[str] = None) -> Optional[Handoff]:
+    """Open a handoff for the conversation unless one is open already (called in the worker's transaction).
+    `language` is the one the assistant speaks with the customer: it becomes the conversation's language."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is not None and language:
+        conversation.language = language
     existing = session.scalars(select(Handoff).where(Handoff.conversation_id == conversation_id,
                                                      Handoff.resolved_at.is_(None))).one_or_none()
     if existing is not None:
         return None
-    conversation = session.get(Conversation, conversation_id)
     handoff = Handoff(conversation_id=conversation_id, channel=conversation.channel if conversation else "",
                       language=conversation.language if conversation else None, reason=reason,
                       requested_at=now)
@@ -111,9 +115,11 @@ class GatewayStore:
     # --- inbound ----------------------------------------------------------------------------------------------
 
     def record_inbound(self, message: InboundMessage, status: str = PENDING, language: Optional[str] = None,
-                       now: Optional[datetime] = None) -> Recorded:
+                       now: Optional[datetime] = None, language_hint: Optional[str] = None) -> Recorded:
         """Store one inbound message and its transcript entry, once: a second message with the same channel and
-        message id is reported as a duplicate and changes nothing."""
+        message id is reported as a duplicate and changes nothing. `language` is the one the message is clearly
+        written in (it becomes the conversation's language); `language_hint` (the channel's, e.g. the widget's
+        UI language) only sets the language of a conversation that has none yet."""
         now = now or now_utc()
         try:
             with self.session() as session:
@@ -125,8 +131,8 @@ class GatewayStore:
                     )
                     session.add(conversation)
                 conversation.updated_at = now
-                if language:
-                    conversation.language = language
+                if language or (language_hint and not conversation.language):
+                    conversation.language = language or language_hint
                 # Only a message still to be answered keeps the customer's exact words (Rasa needs them); what
                 # is kept afterwards, and the transcript agents and reports read, has personal data redacted.
                 row = InboxMessage(
@@ -208,7 +214,7 @@ class GatewayStore:
             )
 
     def save_replies(self, row_id: int, replies: List[Reply], handoff_reason: Optional[str] = None,
-                     now: Optional[datetime] = None) -> None:
+                     handoff_language: Optional[str] = None, now: Optional[datetime] = None) -> None:
         """Rasa answered: keep its replies (delivery can now be retried without asking Rasa again) and end any
         outage notice of the conversation. When the answer hands the conversation over to the agents
         (`handoff_reason`), the handoff opens in the same transaction."""
@@ -216,7 +222,7 @@ class GatewayStore:
         with self.session() as session:
             row = session.get(InboxMessage, row_id)
             if handoff_reason:
-                open_handoff(session, row.conversation_id, handoff_reason, now)
+                open_handoff(session, row.conversation_id, handoff_reason, now, handoff_language)
             row.replies = [reply.to_json() for reply in replies]
             row.text = redact(row.text)
             row.status = ANSWERED

@@ -14,7 +14,7 @@ from bot.gateway.adapter import DeliveryError
 from bot.gateway.messages import Reply
 from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaUnavailable
 from bot.gateway.store import PENDING, InboxRow
-from bot.handoff import handoff_reason
+from bot.handoff import handoff_language, handoff_reason
 
 if TYPE_CHECKING:
     from bot.gateway.app import Gateway
@@ -147,8 +147,9 @@ class InboxWorker:
             return None
         replies = [Reply.from_rasa(message) for message in raw]
         replies = [reply for reply in replies if reply.text or reply.buttons or reply.image]
-        handoff = next(filter(None, (handoff_reason(message.get("custom")) for message in raw)), None)
-        await gateway.db(store.save_replies, row.id, replies, handoff)
+        marker = next((message["custom"] for message in raw if handoff_reason(message.get("custom"))), None)
+        handoff = handoff_reason(marker)
+        await gateway.db(store.save_replies, row.id, replies, handoff, handoff_language(marker))
         if handoff:
             logger.info("inbox %s (%s): handed over to the agents (%s)", row.id, row.conversation_id, handoff)
         return replies
