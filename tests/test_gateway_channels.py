@@ -717,3 +717,16 @@ def test_console_api_refuses_anonymous_forged_and_cross_site_requests(gateway, c
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
     cookie = next(c for c in console.cookies if c.name == "ksos_agent")
     assert cookie.has_nonstandard_attr("HttpOnly") and cookie.get_nonstandard_attr("SameSite") == "Strict"
+
+
+def test_suggestions_answer_the_question_asked_before_the_request_for_a_person(gateway, platforms, console):
+    sender = new_sender()
+    conversation = f"facebook:{sender}"
+    facebook_post(gateway, page_body(messaging(sender, "how much is the early termination penalty?")))
+    wait_for_replies(platforms, sender)
+    facebook_post(gateway, page_body(messaging(sender, "I want to talk to a human agent")))
+    wait_for_text(platforms, sender, "join this chat")
+    status, assist = console.call("POST", "/api/assist/suggest", {"conversation_id": conversation})
+    assert status == 200 and assist["text"] == "how much is the early termination penalty?"
+    assert assist["suggestions"][0]["key"] == "ask_termination_penalty"
+    assert console.call("POST", f"/api/agent/conversations/{conversation}/resolve")[0] == 200    # a waiting one

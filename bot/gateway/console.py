@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 import aiohttp
 from aiohttp import web
@@ -28,7 +28,8 @@ from bot.gateway.handoffs import (
     DUPLICATE, MESSAGES, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, ConsoleSession,
 )
 from bot.gateway.messages import MAX_TEXT_CHARS
-from bot.knowledge import domain_responses
+from bot.fallback import RETRIEVAL_INTENTS, rank_candidates
+from bot.knowledge import domain_responses, knowledge_base
 from bot.language import SUPPORTED_LANGUAGES, detect_language
 from bot.settings import load_settings
 
@@ -251,6 +252,25 @@ class Console:
             logger.warning("assist: Rasa unavailable (%s); similarity only", type(problem).__name__)
         return None
 
+    async def question_among(self, entries: List[Dict[str, Any]]
+                             ) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]]]:
+        """The customer message to suggest answers for, newest first: the newest that asks something the
+        knowledge base answers ("I want a human" right after "how much is the penalty?" is about the penalty),
+        else the newest. Returns (entry, its parse data)."""
+        kb = knowledge_base()
+        newest: Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]]] = (None, None)
+        for entry in entries:
+            parse_data = await self.parse(entry["text"])
+            if newest[0] is None:
+                newest = (entry, parse_data)
+            if parse_data is None:
+                break
+            ranked = rank_candidates(parse_data, kb.keys(), limit=1)
+            intent = (parse_data.get("intent") or {}).get("name")
+            if ranked and (intent in RETRIEVAL_INTENTS or intent in kb):
+                return entry, parse_data
+        return newest
+
     def _suggestions(self, parse_data: Optional[Dict[str, Any]], text: str, language: str,
                      conversation_id: Optional[str]) -> list:
         number = verified_account(self.accounts.store, conversation_id) if conversation_id else None
@@ -270,7 +290,8 @@ class Console:
             conversation = await self.gateway.db(self.handoffs.view, conversation_id, session.agent.id)
             if conversation is None:
                 return error(404, "not_found", MESSAGES[NOT_FOUND])
-            entry = await self.gateway.db(self.handoffs.latest_customer_entry, conversation_id)
+            entries = await self.gateway.db(self.handoffs.latest_customer_entries, conversation_id)
+            entry, parse_data = await self.question_among(entries)
             text = entry["text"] if entry else ""
             customer_seq = entry["seq"] if entry else None
             language = conversation["language"]
@@ -283,9 +304,11 @@ class Console:
             language = body.get("language")
             if language not in SUPPORTED_LANGUAGES:
                 language = detect_language(text) or "en"
+            parse_data = None
         if not text.strip():
             return web.json_response({"set_id": None, "language": language, "text": "", "suggestions": []})
-        parse_data = await self.parse(text)
+        if parse_data is None:
+            parse_data = await self.parse(text)
         found = await self.gateway.db(self._suggestions, parse_data, text, language, conversation_id)
         items = [suggestion.to_json() for suggestion in found]
         set_id = None

@@ -351,9 +351,10 @@ class HandoffStore:
 
     # --- what the console shows of a conversation -------------------------------------------------------------
 
-    def latest_customer_entry(self, conversation_id: str) -> Optional[Dict[str, Any]]:
+    def latest_customer_entries(self, conversation_id: str, limit: int = 3) -> List[Dict[str, Any]]:
+        """The customer's latest messages with text, newest first."""
         with self.store.session() as session:
-            entry = session.scalars(select(TranscriptEntry).where(
+            entries = session.scalars(select(TranscriptEntry).where(
                 TranscriptEntry.conversation_id == conversation_id, TranscriptEntry.role == ROLE_CUSTOMER,
-                TranscriptEntry.text != "").order_by(TranscriptEntry.id.desc()).limit(1)).one_or_none()
-            return entry_json(entry) if entry else None
+                TranscriptEntry.text != "").order_by(TranscriptEntry.id.desc()).limit(limit)).all()
+            return [entry_json(entry) for entry in entries]

@@ -142,7 +142,9 @@ class WidgetAdapter(ChannelAdapter):
         recorded = await self.gateway.receive(message)
         await socket.send_json({"type": "ack", "id": client_id})
         if recorded.entry is not None:
-            await self.push(session, {"type": "message", "message": recorded.entry})
+            # The transcript keeps the message with personal data redacted; the customer's own open widgets
+            # still show what they typed (a reload shows the redacted history).
+            await self.push(session, {"type": "message", "message": {**recorded.entry, "text": message.text}})
 
     @staticmethod
     def _metadata(raw: Any) -> Dict[str, str]:
