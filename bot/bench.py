@@ -20,7 +20,7 @@ from typing import Dict, List, Sequence
 import aiohttp
 
 from bot.evaluation import load_test_set
-from bot.paths import REPO_ROOT, VAR_DIR
+from bot.paths import VAR_DIR
 from bot.services import Service, ServiceGroup, assistant_services, child_environment, rasa_command
 from bot.settings import load_settings
 

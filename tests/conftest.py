@@ -304,3 +304,25 @@ def agent_gateway(assistant, test_settings, tmp_path_factory):
     gateway = GatewayProcess(env, folder / "gateway.log", free_port()).start()
     yield AgentGateway(gateway)
     gateway.stop()
+
+
+# --- browser tests (headless Chromium from Debian's `chromium` package, driven by Playwright) -------------------
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def skip_without_chromium(what: str) -> None:
+    """Called first by a browser test module: without Chromium it is skipped, except in CI, where it fails."""
+    if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
+        pytest.skip(f"no {CHROMIUM}: `apt-get install chromium` to run the {what} browser tests",
+                    allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()

@@ -5,7 +5,6 @@ Playwright), with customers in the website widget, against a gateway on the real
 Real answers: the assertions look at robust content (the handoff, "FAQ", "JomPAY", the language), not at full
 texts. Every test uses its own agents, customers and browser contexts."""
 import json
-import os
 import re
 import urllib.error
 import urllib.request
@@ -13,16 +12,15 @@ import uuid
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from conftest import skip_without_chromium
+
 TIMEOUT_MS = 30_000
 REPLY_TIMEOUT_MS = 60_000                      # an assistant turn under load (other test suites running)
 
-if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):     # in CI a missing browser fails instead
-    pytest.skip(f"no {CHROMIUM}: `apt-get install chromium` to run the console browser tests",
-                allow_module_level=True)
+skip_without_chromium("console")
 pytestmark = pytest.mark.model
 
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 expect.set_options(timeout=TIMEOUT_MS)        # real NLU turns: generous waits for every expect()
 
@@ -34,14 +32,6 @@ HANDOFF_MS = re.compile(r"ejen Unifi", re.I)
 MALAY_WORDS = re.compile(r"\b(anda|sila|untuk|dan|yang|boleh|ialah|dengan)\b", re.I)
 ENGLISH_ONLY = re.compile(r"\b(the|please|you|your)\b", re.I)
 POLL = re.compile(r"/api/agent/conversations/[^/?]+\?after=")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -3,36 +3,26 @@ Playwright) against a gateway on the real trained assistant (`gateway_url` in co
 
 Real answers: the assertions look at robust content ("RM", the language), not at full texts."""
 import json
-import os
 import re
 import time
 import uuid
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from conftest import skip_without_chromium
+
 TIMEOUT_MS = 30_000
 
-if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):     # in CI a missing browser fails instead
-    pytest.skip(f"no {CHROMIUM}: `apt-get install chromium` to run the widget browser tests",
-                allow_module_level=True)
+skip_without_chromium("widget")
 pytestmark = pytest.mark.model
 
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect  # noqa: E402
 
 expect.set_options(timeout=TIMEOUT_MS)        # real NLU turns: generous waits for every expect()
 
 BOT = '.ksos-message[data-role="bot"]'
 CUSTOMER = '.ksos-message[data-role="customer"]'
 ENGLISH_ONLY = re.compile(r"\b(the|per month|licences|please|you)\b", re.I)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield browser
-        browser.close()
 
 
 def open_widget(browser, gateway_url: str, **context_options) -> Page:

@@ -54,14 +54,9 @@
     return text.length > length ? text.slice(0, length - 1) + "\u2026" : text;
   }
 
-  function newId() {
-    if (window.crypto && typeof crypto.randomUUID === "function") return crypto.randomUUID();
-    // randomUUID needs a secure context: build a version-4 UUID from getRandomValues instead
-    var b = crypto.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
-    var hex = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join("");
-    return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" + hex.slice(16, 20) + "-" +
-      hex.slice(20);
+  function newId() {             // a reply's client id: 128 random bits in hex
+    return Array.prototype.map.call(crypto.getRandomValues(new Uint8Array(16)),
+      function (x) { return (x + 0x100).toString(16).slice(1); }).join("");
   }
 
   function cssEscape(value) {
