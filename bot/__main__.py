@@ -117,7 +117,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return evaluation.main(args)
 
 
+def without_ml_frameworks() -> None:
+    """For processes that run no model (the gateway, the agents command): spaCy's thinc imports TensorFlow, PyTorch
+    and JAX just to see whether they are installed (about 450 MB and a few seconds here); mark them unavailable.
+    Only in these processes' own entry points: Rasa and the tests need TensorFlow."""
+    for name in ("tensorflow", "torch", "jax"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
+    without_ml_frameworks()
     from bot.gateway.app import main as gateway_main
 
     return gateway_main(args.gateway_args)
@@ -156,6 +165,8 @@ def main(argv=None) -> int:
 
     add_report_parser(commands)
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["agents"]:
+        without_ml_frameworks()
     if argv[:1] == ["bench"]:       # its options belong to bot.bench's own parser
         return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
     if argv[:1] == ["gateway"]:     # likewise bot.gateway.app's

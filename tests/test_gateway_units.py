@@ -224,3 +224,22 @@ def test_settings_disable_channels_without_secrets_and_read_every_variable():
     adapter = FacebookAdapter(Gateway(settings, store=NoStore()))
     assert not adapter.enabled
     assert "FACEBOOK_APP_SECRET" in adapter.disabled_reason()
+
+
+def test_the_gateway_process_redacts_without_loading_tensorflow():
+    """spaCy's thinc would import TensorFlow (about 450 MB) just to see that it is there; the gateway runs none."""
+    import subprocess
+    import sys
+
+    from bot.paths import REPO_ROOT
+
+    script = ("import sys\n"
+              "from bot.__main__ import without_ml_frameworks\n"
+              "without_ml_frameworks()\n"
+              "from bot.gateway.app import create_app\n"
+              "from bot.privacy import redact\n"
+              "assert redact('kod 482913') == 'kod [code]'\n"
+              "print(sorted(name for name in ('tensorflow', 'torch', 'jax') if sys.modules.get(name)))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
