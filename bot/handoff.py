@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
+from bot.language import SUPPORTED_LANGUAGES
+
 # The gateway's channels (bot/gateway/channels/): only these have an agent console behind them.
 HANDOFF_CHANNELS = ("widget", "facebook", "twitter")
 HANDOFF_KEY = "handoff"
@@ -50,7 +52,7 @@ def handoff_language(custom: Any) -> Optional[str]:
     if handoff_reason(custom) is None:
         return None
     language = custom[HANDOFF_KEY].get("language")
-    return language if language in ("en", "ms") else None
+    return language if language in SUPPORTED_LANGUAGES else None
 
 
 def events_since_last_handoff(events: Iterable[Mapping[str, Any]]) -> List[Mapping[str, Any]]:

@@ -25,7 +25,7 @@ from bot.gateway.models import (
     SuggestionSet, TranscriptEntry,
 )
 from bot.gateway.notices import notice
-from bot.gateway.store import OUTBOUND_PREFIX, GatewayStore, entry_json, queue_outbound
+from bot.gateway.store import OUTBOUND_PREFIX, GatewayStore, entry_json, iso, open_handoff_of, queue_outbound
 
 SESSION_IDLE = timedelta(hours=8)
 SESSION_MAX = timedelta(hours=24)
@@ -38,10 +38,6 @@ MESSAGES = {
     NOT_OWNER: "Another agent is handling this conversation. Your reply was not sent.",
     NOT_FOUND: "There is no such conversation.",
 }
-
-
-def iso(moment: Optional[datetime]) -> Optional[str]:
-    return moment.isoformat() + "Z" if moment else None
 
 
 def same_text(a: str, b: str) -> bool:
@@ -149,11 +145,6 @@ class HandoffStore:
     # --- handoffs ---------------------------------------------------------------------------------------------
 
     @staticmethod
-    def _open(session: Session, conversation_id: str) -> Optional[Handoff]:
-        return session.scalars(select(Handoff).where(Handoff.conversation_id == conversation_id,
-                                                     Handoff.resolved_at.is_(None))).one_or_none()
-
-    @staticmethod
     def _latest(session: Session, conversation_id: str) -> Optional[Handoff]:
         return session.scalars(select(Handoff).where(Handoff.conversation_id == conversation_id)
                                .order_by(Handoff.id.desc()).limit(1)).one_or_none()
@@ -194,7 +185,7 @@ class HandoffStore:
         conversation = session.get(Conversation, conversation_id)
         if conversation is None:
             return None
-        handoff = self._open(session, conversation_id)
+        handoff = open_handoff_of(session, conversation_id)
         shown = handoff or self._latest(session, conversation_id)
         names = self._agent_names(session, [shown.agent_id if shown else None])
         if handoff is None:
@@ -227,7 +218,7 @@ class HandoffStore:
                 .values(agent_id=agent.id, assigned_at=now)).rowcount
             if taken:
                 conversation = session.get(Conversation, conversation_id)
-                queue_outbound(session, conversation, f"joined:{self._open(session, conversation_id).id}",
+                queue_outbound(session, conversation, f"joined:{open_handoff_of(session, conversation_id).id}",
                                      Reply(notice("agent_joined", conversation.language, agent=agent.name),
                                            role=ROLE_NOTICE), now)
             return self._view(session, conversation_id, agent.id), bool(taken)
@@ -244,7 +235,7 @@ class HandoffStore:
                     return NOT_FOUND
                 if self._outbound_exists(session, conversation.channel, client_id):
                     return DUPLICATE
-                handoff = self._open(session, conversation_id)
+                handoff = open_handoff_of(session, conversation_id)
                 if handoff is None:
                     return RESOLVED
                 if handoff.agent_id != agent.id:
@@ -264,7 +255,7 @@ class HandoffStore:
             conversation = session.get(Conversation, conversation_id)
             if conversation is None:
                 return NOT_FOUND
-            handoff = self._open(session, conversation_id)
+            handoff = open_handoff_of(session, conversation_id)
             if handoff is None:
                 return "already"
             if handoff.agent_id not in (None, agent.id):
@@ -297,10 +288,6 @@ class HandoffStore:
                 expired.append(handoff.conversation_id)
         return expired
 
-    def has_open_handoff(self, conversation_id: str) -> bool:
-        with self.store.session() as session:
-            return self._open(session, conversation_id) is not None
-
     # --- outbound messages (agent replies, console notices) ---------------------------------------------------
 
     @staticmethod
@@ -322,7 +309,7 @@ class HandoffStore:
             if conversation is None:
                 return None
             self._settle_suggestions(session, conversation_id, None, "", now, agent_id=agent.id)
-            handoff = self._open(session, conversation_id)
+            handoff = open_handoff_of(session, conversation_id)
             row = SuggestionSet(
                 conversation_id=conversation_id, handoff_id=handoff.id if handoff else None, agent_id=agent.id,
                 channel=conversation.channel, language=language, customer_seq=customer_seq,

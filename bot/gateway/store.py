@@ -31,6 +31,17 @@ from bot.gateway.models import (  # noqa: F401 - the statuses are part of this m
 OUTBOUND_PREFIX = "agent:"      # message ids of the inbox rows that carry agent replies and console notices
 
 
+def iso(moment: Optional[datetime]) -> Optional[str]:
+    """A naive UTC time as the JSON the widget and the console read: '2026-11-22T12:00:00Z'."""
+    return moment.isoformat() + "Z" if moment else None
+
+
+def open_handoff_of(session: Session, conversation_id: str) -> Optional[Handoff]:
+    """The conversation's unresolved handoff (at most one), or None: while there is one, agents have it."""
+    return session.scalars(select(Handoff).where(Handoff.conversation_id == conversation_id,
+                                                 Handoff.resolved_at.is_(None))).one_or_none()
+
+
 def open_handoff(session: Session, conversation_id: str, reason: str, now: datetime,
                  language: Optional[str] = None) -> Optional[Handoff]:
     """Open a handoff for the conversation unless one is open already (called in the worker's transaction).
@@ -38,9 +49,7 @@ def open_handoff(session: Session, conversation_id: str, reason: str, now: datet
     conversation = session.get(Conversation, conversation_id)
     if conversation is not None and language:
         conversation.language = language
-    existing = session.scalars(select(Handoff).where(Handoff.conversation_id == conversation_id,
-                                                     Handoff.resolved_at.is_(None))).one_or_none()
-    if existing is not None:
+    if open_handoff_of(session, conversation_id) is not None:
         return None
     handoff = Handoff(conversation_id=conversation_id, channel=conversation.channel if conversation else "",
                       language=conversation.language if conversation else None, reason=reason,
@@ -93,7 +102,7 @@ class Recorded:
 def entry_json(entry: TranscriptEntry) -> Dict[str, Any]:
     return {
         "seq": entry.id, "role": entry.role, "text": entry.text, "buttons": list(entry.buttons or []),
-        "client_id": entry.client_id, "at": entry.created_at.isoformat() + "Z",
+        "client_id": entry.client_id, "at": iso(entry.created_at),
     }
 
 
@@ -196,7 +205,7 @@ class GatewayStore:
             row = session.get(InboxMessage, row_id)
             conversation = session.get(Conversation, row.conversation_id)
             rasa_sent = row.rasa_sent_at is not None
-            if row.status == PENDING and not rasa_sent and self._with_agents(session, row.conversation_id):
+            if row.status == PENDING and not rasa_sent and open_handoff_of(session, row.conversation_id):
                 # The agents have this conversation: the message is kept for them (it is in the transcript
                 # already) and the assistant stays silent.
                 row.text = redact(row.text)
@@ -277,11 +286,6 @@ class GatewayStore:
     def finish(self, row_id: int, now: Optional[datetime] = None) -> None:
         with self.session() as session:
             self._finish(session.get(InboxMessage, row_id), now or now_utc())
-
-    @staticmethod
-    def _with_agents(session: Session, conversation_id: str) -> bool:
-        return session.scalars(select(Handoff.id).where(Handoff.conversation_id == conversation_id,
-                                                        Handoff.resolved_at.is_(None))).first() is not None
 
     @staticmethod
     def _finish(row: InboxMessage, now: datetime, status: str = DONE) -> None:
