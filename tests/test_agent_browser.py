@@ -5,7 +5,9 @@ Playwright), with customers in the website widget, against a gateway on the real
 Real answers: the assertions look at robust content (the handoff, "FAQ", "JomPAY", the language), not at full
 texts. Every test uses its own agents, customers and browser contexts."""
 import json
+import random
 import re
+import string
 import urllib.error
 import urllib.request
 import uuid
@@ -58,8 +60,13 @@ def new_page(browser):
     assert not problems, f"JavaScript errors on the pages: {problems}"
 
 
+def letters(count: int = 6) -> str:
+    """A random tag for names and texts, letters only: digits could read as a one-time code and be redacted."""
+    return "".join(random.choices(string.ascii_lowercase, k=count))
+
+
 def new_agent(agent_gateway, prefix: str) -> str:
-    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    name = f"{prefix}-{letters()}"
     agent_gateway.add_agent(name, PASSWORD)
     return name
 
@@ -221,7 +228,7 @@ def test_handoff_agent_replies_with_an_edited_suggestion_and_resolves(agent_gate
     expect(reply_box).to_be_focused()
     expect(agent.locator("#reply-suggestion")).to_be_visible()
     expect(faq_card).to_have_attribute("data-selected", "")
-    marker = f"Anything else I can help with? ({uuid.uuid4().hex[:6]})"
+    marker = f"Anything else I can help with? ({letters()})"
     reply_box.press("End")
     reply_box.press("Control+End")
     agent.keyboard.type(" " + marker)
@@ -245,6 +252,13 @@ def test_handoff_agent_replies_with_an_edited_suggestion_and_resolves(agent_gate
     expect(agent_message).to_have_count(1)
     assert agent_message.locator(".ksos-text").text_content() == f"{answer} {marker}"
     assert bot_messages_after(customer, question_seq) == [], "the assistant answered during the handoff"
+
+    # personal data: the customer gets the agent's words as written; the kept transcript has them redacted
+    reference = f"Your reference code is 482913 ({letters()})."
+    reply_box.fill(reference)
+    reply_box.press("Enter")
+    expect(customer.locator('.ksos-message[data-role="agent"]').filter(has_text=reference)).to_have_count(1)
+    expect(transcript_entry(agent, "agent", reference.replace("482913", "[code]"))).to_have_count(1)
 
     # resolve: handed back to the assistant, which answers again
     agent.get_by_role("button", name="Resolve").click()
@@ -457,7 +471,7 @@ def test_a_send_lost_on_the_network_keeps_the_text_and_is_retried_with_the_same_
     agent.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/reply") else None)
     agent.route(re.compile(r"/reply$"), lambda route: route.abort("internetdisconnected"))
     reply_box = agent.get_by_label("Reply to the customer")
-    text = f"Your renewal is on the 22nd ({uuid.uuid4().hex[:6]})."
+    text = f"Your renewal is on the 22nd ({letters()})."
     reply_box.fill(text)
     reply_box.press("Enter")
     banner = agent.locator("#banner")

@@ -30,6 +30,12 @@ MAX_ID_CHARS = 100
 MAX_TOKEN_CHARS = 1000
 
 
+def as_sent(entry: Dict[str, Any], text: str) -> Dict[str, Any]:
+    """A transcript entry as the open widgets get it live: with the words as written. The transcript keeps them
+    with personal data redacted (bot/privacy.py), which is what a reload's history shows."""
+    return {**entry, "text": text}
+
+
 class WidgetAdapter(ChannelAdapter):
     name = "widget"
 
@@ -142,9 +148,7 @@ class WidgetAdapter(ChannelAdapter):
         recorded = await self.gateway.receive(message)
         await socket.send_json({"type": "ack", "id": client_id})
         if recorded.entry is not None:
-            # The transcript keeps the message with personal data redacted; the customer's own open widgets
-            # still show what they typed (a reload shows the redacted history).
-            await self.push(session, {"type": "message", "message": {**recorded.entry, "text": message.text}})
+            await self.push(session, {"type": "message", "message": as_sent(recorded.entry, message.text)})
 
     @staticmethod
     def _metadata(raw: Any) -> Dict[str, str]:
@@ -186,7 +190,7 @@ class WidgetAdapter(ChannelAdapter):
 
     async def deliver(self, sender_id: str, reply: Reply, record: RecordDelivery) -> None:
         entry = await record()            # the transcript is the widget's mailbox
-        await self.push(sender_id, {"type": "message", "message": entry})
+        await self.push(sender_id, {"type": "message", "message": as_sent(entry, reply.text)})
 
     async def close(self) -> None:
         for sockets in list(self.sockets.values()):
