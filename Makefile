@@ -5,11 +5,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MODEL := models/ksos.tar.gz
 INSTALLED := $(VENV)/.installed
+# The gateway, the one process that faces the internet, has its own environment with a current aiohttp
+# (requirements-gateway.txt; Rasa 3.6 pins aiohttp 3.9, see `make audit`).
+GATEWAY_VENV := .venv-gateway
+GATEWAY_INSTALLED := $(GATEWAY_VENV)/.installed
 # Everything the trained model depends on: retrain only when one of these changed.
 TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/accounts/*' -not -path 'data/gateway/*' 2>/dev/null) \
                 bot/nlu.py bot/text.py bot/language.py bot/input_check.py
 
-.PHONY: help install browser train run agent report shell test test-unit eval bench validate clean
+.PHONY: help install browser train run agent report shell test test-unit eval bench audit validate clean
 
 help:
 	@echo "make run    set up (venv, install, train if data changed) and serve the assistant"
@@ -20,6 +24,7 @@ help:
 	@echo "make bench  latency, throughput, memory: ours vs a stock rasa init bot; agent-assist accuracy"
 	@echo "make agent NAME=aisyah   create an agent for the console at /agent"
 	@echo "make report              containment, fallback, handoff, suggestion acceptance (text + var/report.html)"
+	@echo "make audit               known advisories of the pinned dependencies and why each is unreachable"
 
 $(INSTALLED): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +32,13 @@ $(INSTALLED): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	@touch $@
 
-install: $(INSTALLED)
+$(GATEWAY_INSTALLED): requirements-gateway.txt
+	@test -x $(GATEWAY_VENV)/bin/python || $(PYTHON) -m venv $(GATEWAY_VENV)
+	$(GATEWAY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(GATEWAY_VENV)/bin/python -m pip install --quiet -r requirements-gateway.txt
+	@touch $@
+
+install: $(INSTALLED) $(GATEWAY_INSTALLED)
 
 # The widget's browser tests drive Debian's Chromium through Playwright (no browser download).
 CHROMIUM := /usr/bin/chromium
@@ -44,14 +55,15 @@ $(MODEL): $(INSTALLED) $(TRAIN_INPUTS)
 
 train: $(MODEL)
 
-run: $(MODEL)
+run: $(MODEL) $(GATEWAY_INSTALLED)
 	$(PY) -m bot accounts seed-demo --if-empty
 	$(PY) -m bot serve
 
-# A console agent for the human handoff (asks for a password): make agent NAME=aisyah
+# A console agent for the human handoff (asks for a password): make agent NAME=aisyah DISPLAY="Aisyah"
+# NAME is the login (never shown to customers); DISPLAY is what customers see (empty: "a Unifi agent").
 agent: $(INSTALLED)
-	@test -n "$(NAME)" || { echo "usage: make agent NAME=<agent name>"; exit 2; }
-	$(PY) -m bot agents add $(NAME)
+	@test -n "$(NAME)" || { echo "usage: make agent NAME=<login name> [DISPLAY=<name customers see>]"; exit 2; }
+	$(PY) -m bot agents add $(NAME) --display-name "$(DISPLAY)"
 
 report: $(INSTALLED)
 	$(PY) -m bot report --html var/report.html
@@ -62,10 +74,10 @@ shell: $(MODEL)
 validate: $(INSTALLED)
 	$(PY) -m pytest -q tests/test_data.py
 
-test-unit: $(INSTALLED)
+test-unit: $(INSTALLED) $(GATEWAY_INSTALLED)
 	$(PY) -m pytest -q -m "not model" tests
 
-test: $(MODEL) $(CHROMIUM)
+test: $(MODEL) $(GATEWAY_INSTALLED) $(CHROMIUM)
 	$(PY) -m pytest tests
 
 eval: $(MODEL)
@@ -74,8 +86,12 @@ eval: $(MODEL)
 # The local PostgreSQL (trust auth) for the production-like row of the benchmark; BENCH_POSTGRES= skips it.
 BENCH_POSTGRES ?= postgresql://postgres@127.0.0.1:5432/test
 
-bench: $(MODEL)
+bench: $(MODEL) $(GATEWAY_INSTALLED)
 	$(PY) -m bot bench $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
+
+# Known advisories of the dependencies Rasa 3.6 pins, and what keeps each unreachable (docs/security/).
+audit: $(INSTALLED)
+	$(PY) -m bot audit
 
 clean:
 	rm -rf models var results .pytest_cache

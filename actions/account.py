@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, FormValidationAction, Tracker
@@ -14,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.accounts.identifiers import has_digits, mask_account_number, parse_account_number, parse_code
 from bot.accounts.service import account_service
-from bot.accounts.verification import CodeCheck
+from bot.accounts.verification import RESPONSE_FLOOR_SECONDS, CodeCheck, Start
 from bot.clock import to_malaysia
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,9 @@ OUTCOME_VERIFIED, OUTCOME_LOCKED, OUTCOME_EXPIRED = "verified", "locked", "expir
 RESPONSES_SENT_BY_ACCOUNT_ACTIONS = tuple(f"utter_{intent}" for intent in ACCOUNT_INTENTS) + (
     "utter_ask_account_number", "utter_ask_verification_code",
     "utter_offer_verification", "utter_account_number_invalid", "utter_verification_code_sent",
-    "utter_verification_code_invalid", "utter_verification_code_wrong", "utter_verification_locked",
+    "utter_verification_code_recent", "utter_verification_code_recent_new", "utter_verification_account_limit",
+    "utter_verification_too_many", "utter_verification_code_used_up",
+    "utter_verification_code_invalid", "utter_verification_code_wrong",
     "utter_verification_expired", "utter_verification_no_code", "utter_verified", "utter_already_verified",
     "utter_verification_waiting_question", "utter_verification_cancelled", "utter_logged_out",
     "utter_not_logged_in", "utter_account_other_account", "utter_account_unavailable",
@@ -54,6 +57,15 @@ async def off_loop(function, *args):
     return await asyncio.get_running_loop().run_in_executor(None, functools.partial(function, *args))
 
 
+async def off_loop_at_least(seconds: float, function, *args):
+    """off_loop, taking at least `seconds`: a verification step answers in the same time whatever the account."""
+    started = asyncio.get_running_loop().time()
+    try:
+        return await off_loop(function, *args)
+    finally:
+        await asyncio.sleep(max(0.0, started + seconds - asyncio.get_running_loop().time()))
+
+
 def language_of(tracker: Tracker) -> str:
     return tracker.get_slot("language") or "en"
 
@@ -65,6 +77,18 @@ def latest_metadata(tracker: Tracker) -> Dict[str, Any]:
     return {}
 
 
+def channel_of(tracker: Tracker) -> str:
+    """The conversation's channel (widget, facebook, twitter; our gateway channel for other trusted clients):
+    a verification holds on the channel it was given on only."""
+    return tracker.get_latest_input_channel() or ""
+
+
+def client_address(tracker: Tracker) -> Optional[str]:
+    """The customer's address, which the gateway passes for this turn only (never stored in the tracker)."""
+    address = latest_metadata(tracker).get("client_ip")
+    return address if isinstance(address, str) else None
+
+
 def latest_intent(tracker: Tracker) -> Optional[str]:
     return ((tracker.latest_message or {}).get("intent") or {}).get("name")
 
@@ -74,7 +98,7 @@ def is_answer_attempt(tracker: Tracker) -> bool:
     return has_digits(text) or latest_intent(tracker) not in NOT_AN_ANSWER
 
 
-def locked_until_text(moment, language: str) -> str:
+def local_time_text(moment, language: str) -> str:
     local = to_malaysia(moment)
     return local.strftime("%H:%M") + (" (waktu Malaysia)" if language == "ms" else " (Malaysia time)")
 
@@ -97,7 +121,7 @@ class ActionAccountAnswer(Action):
             return [SlotSet("pending_account_intent", intent)]
         service = account_service()
         try:
-            account = await off_loop(service.verified_account, tracker.sender_id, latest_metadata(tracker))
+            account = await off_loop(service.verified_account, tracker.sender_id, channel_of(tracker))
             if account is None:
                 dispatcher.utter_message(response=f"utter_{intent}")
                 dispatcher.utter_message(response="utter_offer_verification")
@@ -122,8 +146,8 @@ class ValidateVerifyAccountForm(FormValidationAction):
 
     async def required_slots(self, domain_slots, dispatcher, tracker, domain) -> List[Text]:
         try:
-            if await off_loop(account_service().verified_account, tracker.sender_id, latest_metadata(tracker)):
-                return []           # already verified (earlier, or by a token on this message)
+            if await off_loop(account_service().verified_account, tracker.sender_id, channel_of(tracker)):
+                return []           # already verified (earlier, or by the website's identity token)
         except SQLAlchemyError:
             logger.exception("account store unavailable")
         return domain_slots
@@ -139,22 +163,34 @@ class ValidateVerifyAccountForm(FormValidationAction):
         return {"verification_code": (tracker.latest_message or {}).get("text") or ""}
 
     async def validate_account_number(self, value: Any, dispatcher, tracker, domain) -> Dict[Text, Any]:
+        """The number is kept server-side with the challenge; the slot holds it masked (the tracker store keeps
+        no account numbers)."""
         number = parse_account_number(str(value or ""))
         if number is None:
             dispatcher.utter_message(response="utter_account_number_invalid")
             return {"account_number": None}
         try:
-            result = await off_loop(account_service().request_code, number, tracker.sender_id)
+            result = await off_loop_at_least(RESPONSE_FLOOR_SECONDS, account_service().request_code, number,
+                                             tracker.sender_id, channel_of(tracker), client_address(tracker))
         except SQLAlchemyError:
             logger.exception("account store unavailable")
             dispatcher.utter_message(response="utter_account_unavailable")
-            return {"account_number": number, "verification_code": OUTCOME_EXPIRED}
-        if result.locked:
-            dispatcher.utter_message(response="utter_verification_locked",
-                                     locked_until=locked_until_text(result.locked_until, language_of(tracker)))
-            return {"account_number": number, "verification_code": OUTCOME_LOCKED}
-        dispatcher.utter_message(response="utter_verification_code_sent")
-        return {"account_number": number}
+            return {"account_number": mask_account_number(number), "verification_code": OUTCOME_EXPIRED}
+        masked = mask_account_number(number)
+        if result.outcome is Start.SENT:
+            dispatcher.utter_message(response="utter_verification_code_sent")
+            return {"account_number": masked}
+        if result.outcome is Start.WAIT:
+            # A code went to this number a moment ago: type that one (if it was for this conversation), or wait.
+            dispatcher.utter_message(response="utter_verification_code_recent" if result.open_code
+                                     else "utter_verification_code_recent_new")
+            return {"account_number": masked if result.open_code else None}
+        if result.outcome is Start.TOO_MANY:
+            dispatcher.utter_message(response="utter_verification_too_many",
+                                     retry_at=local_time_text(result.retry_at, language_of(tracker)))
+        else:
+            dispatcher.utter_message(response="utter_verification_account_limit")
+        return {"account_number": masked, "verification_code": OUTCOME_LOCKED}
 
     async def validate_verification_code(self, value: Any, dispatcher, tracker, domain) -> Dict[Text, Any]:
         if value in (OUTCOME_VERIFIED, OUTCOME_LOCKED, OUTCOME_EXPIRED):
@@ -163,9 +199,9 @@ class ValidateVerifyAccountForm(FormValidationAction):
         if code is None:
             dispatcher.utter_message(response="utter_verification_code_invalid")
             return {"verification_code": None}
-        number = tracker.get_slot("account_number")
         try:
-            result = await off_loop(account_service().check_code, number, tracker.sender_id, code)
+            result = await off_loop_at_least(RESPONSE_FLOOR_SECONDS, account_service().check_code,
+                                             tracker.sender_id, code, channel_of(tracker))
         except SQLAlchemyError:
             logger.exception("account store unavailable")
             dispatcher.utter_message(response="utter_account_unavailable")
@@ -175,12 +211,12 @@ class ValidateVerifyAccountForm(FormValidationAction):
         if result.outcome is CodeCheck.WRONG:
             dispatcher.utter_message(response="utter_verification_code_wrong", attempts_left=result.attempts_left)
             return {"verification_code": None}
-        if result.outcome is CodeCheck.LOCKED:
-            dispatcher.utter_message(response="utter_verification_locked",
-                                     locked_until=locked_until_text(result.locked_until, language_of(tracker)))
+        if result.outcome is CodeCheck.ACCOUNT_LIMIT:
+            dispatcher.utter_message(response="utter_verification_account_limit")
             return {"verification_code": OUTCOME_LOCKED}
-        dispatcher.utter_message(response="utter_verification_expired" if result.outcome is CodeCheck.EXPIRED
-                                 else "utter_verification_no_code")
+        dispatcher.utter_message(response={
+            CodeCheck.USED_UP: "utter_verification_code_used_up", CodeCheck.EXPIRED: "utter_verification_expired",
+        }.get(result.outcome, "utter_verification_no_code"))
         return {"verification_code": OUTCOME_EXPIRED}
 
 
@@ -195,7 +231,7 @@ class ActionVerificationFinished(Action):
         service = account_service()
         language = language_of(tracker)
         try:
-            account = await off_loop(service.verified_account, tracker.sender_id, latest_metadata(tracker))
+            account = await off_loop(service.verified_account, tracker.sender_id, channel_of(tracker))
             if account is not None:
                 snapshot = await off_loop(service.store.snapshot, account)
                 just_verified = tracker.get_slot("verification_code") == OUTCOME_VERIFIED
@@ -241,16 +277,28 @@ class ActionLogOut(Action):
         return list(RESET_VERIFICATION_SLOTS)
 
 
+def last_event_time(tracker: Tracker) -> Optional[datetime]:
+    """When the conversation's previous session last did something (naive UTC), or None for a new one. (Rasa
+    records the new session's metadata as a slot just before this action: that is not the previous session.)"""
+    stamps = [event["timestamp"] for event in tracker.events if isinstance(event.get("timestamp"), (int, float))
+              and not (event.get("event") == "slot" and event.get("name") == "session_started_metadata")]
+    return datetime.fromtimestamp(max(stamps), timezone.utc).replace(tzinfo=None) if stamps else None
+
+
 class ActionSessionStart(Action):
-    """A new session keeps the conversation's language and forgets any verification."""
+    """A new session keeps the conversation's language and forgets the verification of the session before. (A
+    verification given since — the website's identity token, checked by the gateway just before this first
+    message — stays.)"""
 
     def name(self) -> Text:
         return "action_session_start"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        previous = last_event_time(tracker)
         try:
-            await off_loop(account_service().log_out, tracker.sender_id)
+            if previous is not None:
+                await off_loop(account_service().log_out, tracker.sender_id, previous)
         except SQLAlchemyError:
             logger.exception("account store unavailable: verification of %s not cleared", tracker.sender_id)
         events: List[Dict[Text, Any]] = [SessionStarted()]

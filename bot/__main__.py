@@ -1,18 +1,19 @@
-"""Command line: python -m bot {train,serve,shell,eval,bench,accounts}."""
+"""Command line: python -m bot {train,serve,shell,eval,bench,gateway,actions,rasa-server,accounts,agents,report}."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 
+from bot.local_secrets import prepare_checkout
 from bot.paths import REPO_ROOT, VAR_DIR
-from bot.services import (
-    assistant_services, child_environment, rasa_command, train_command,
-)
-from bot.settings import load_settings
+from bot.services import assistant_services, child_environment, train_command
+from bot.accounts.store import OutdatedSchema
+from bot.settings import MissingSecret, load_settings
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -49,6 +50,10 @@ class OutboxRetry:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    without_ml_frameworks()         # this process only watches the others (and purges old data)
+    from bot.retention import DailyPurge
+
+    prepare_checkout()
     settings = load_settings()
     group = assistant_services(settings, with_gateway=True)
     started = time.monotonic()
@@ -64,12 +69,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  Messenger / X webhooks: http://localhost:{settings.gateway_port}/webhooks/facebook, /webhooks/twitter "
             "(see README to connect a page or account)\n"
             f"  Agent console:          http://localhost:{settings.gateway_port}/agent  (first create an agent: "
-            "make agent NAME=aisyah)\n"
-            f"  Talk to it over REST:  curl -s -XPOST http://localhost:{settings.rasa_port}/webhooks/rest/webhook "
-            "-H 'Content-Type: application/json' -d '{\"sender\":\"me\",\"message\":\"berapa harga pelan starter?\"}'\n"
-            f"  HTTP API:              http://localhost:{settings.rasa_port}/model/parse (POST {{\"text\": ...}})\n"
-            f"  Action server:         http://localhost:{settings.actions_port}/health\n"
+            "make agent NAME=aisyah DISPLAY=Aisyah)\n"
             "  In a terminal:         make shell\n"
+            f"  Internal, loopback only, token in {settings.secrets_file}: Rasa HTTP API "
+            f"http://127.0.0.1:{settings.rasa_port} (?token=$RASA_API_TOKEN), action server "
+            f"http://127.0.0.1:{settings.actions_port}\n"
             "  Demo accounts:         python -m bot accounts list  (say \"verify me\", give 1000000001 ... 1000000005;\n"
             + ("                         one-time codes go by SMTP_URL)\n" if settings.smtp_url else
                "                         one-time codes are written to var/logs/outbox.log)\n")
@@ -78,12 +82,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             flush=True,
         )
         retry_emails = OutboxRetry(settings)
+        daily_purge = DailyPurge(settings, report=lambda line: print(line, flush=True))
         while not stop_requested:
             exited = group.first_exited()
             if exited:
                 print(f"{exited.name} stopped unexpectedly:\n{exited.log_tail()}", file=sys.stderr)
                 return 1
             retry_emails.tick()
+            daily_purge.tick()
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
@@ -97,16 +103,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
+    from bot.shell import talk
+
+    prepare_checkout()
     settings = load_settings()
-    group = assistant_services(settings, with_rasa=False)
-    env = child_environment(settings)
+    group = assistant_services(settings)
     try:
-        group.start(env)
+        group.start(child_environment(settings))
+        print("Starting the action server and Rasa (logs in var/logs/) ...", flush=True)
         group.wait_ready()
-        return subprocess.call(
-            rasa_command("shell", "--model", settings.model_path, "--endpoints", "endpoints.yml"),
-            cwd=REPO_ROOT, env=env,
-        )
+        return talk(settings)
     finally:
         group.stop()
 
@@ -135,7 +141,33 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from bot import bench
 
+    prepare_checkout()
     return bench.main(args.bench_args)
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    without_ml_frameworks()
+    from bot.retention import main as purge_main
+
+    return purge_main(args.purge_args)
+
+
+def cmd_actions(args: argparse.Namespace) -> int:
+    from bot.action_server import main as actions_main
+
+    return actions_main(args.actions_args)
+
+
+def cmd_rasa_server(args: argparse.Namespace) -> int:
+    from bot.rasa_cli import server_main
+
+    return server_main(args.rasa_args)
+
+
+def cmd_rasa(args: argparse.Namespace) -> int:
+    from bot.rasa_cli import cli_main
+
+    return cli_main(args.rasa_args)
 
 
 def main(argv=None) -> int:
@@ -152,6 +184,15 @@ def main(argv=None) -> int:
     gateway = commands.add_parser("gateway", help="the channel gateway: widget, Messenger, X DMs (port 8080)")
     gateway.add_argument("gateway_args", nargs=argparse.REMAINDER)
     gateway.set_defaults(func=cmd_gateway)
+    actions = commands.add_parser("actions", help="the private action server (127.0.0.1:5055, token required)")
+    actions.add_argument("actions_args", nargs=argparse.REMAINDER)
+    actions.set_defaults(func=cmd_actions)
+    rasa_server = commands.add_parser("rasa-server", help="Rasa with its API behind RASA_API_TOKEN (127.0.0.1:5005)")
+    rasa_server.add_argument("rasa_args", nargs=argparse.REMAINDER)
+    rasa_server.set_defaults(func=cmd_rasa_server)
+    rasa_cli = commands.add_parser("rasa", help="Rasa's own command line, with its crash reports kept here")
+    rasa_cli.add_argument("rasa_args", nargs=argparse.REMAINDER)
+    rasa_cli.set_defaults(func=cmd_rasa)
     bench = commands.add_parser("bench", help="latency/throughput vs a stock `rasa init` bot")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
     bench.set_defaults(func=cmd_bench)
@@ -164,15 +205,30 @@ def main(argv=None) -> int:
     from bot.report import add_parser as add_report_parser
 
     add_report_parser(commands)
+    from bot.audit import add_parser as add_audit_parser
+
+    add_audit_parser(commands)
+    purge = commands.add_parser("purge", help="delete conversations, transcripts and emails older than "
+                                "RETENTION_DAYS (90)")
+    purge.add_argument("purge_args", nargs=argparse.REMAINDER)
+    purge.set_defaults(func=cmd_purge)
     argv = sys.argv[1:] if argv is None else list(argv)
+    os.umask(0o077)                 # whatever a command creates (databases, logs, models) is private
     if argv[:1] == ["agents"]:
         without_ml_frameworks()
-    if argv[:1] == ["bench"]:       # its options belong to bot.bench's own parser
-        return cmd_bench(argparse.Namespace(bench_args=argv[1:]))
-    if argv[:1] == ["gateway"]:     # likewise bot.gateway.app's
-        return cmd_gateway(argparse.Namespace(gateway_args=argv[1:]))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    own_parsers = {"bench": (cmd_bench, "bench_args"), "gateway": (cmd_gateway, "gateway_args"),
+                   "actions": (cmd_actions, "actions_args"), "rasa-server": (cmd_rasa_server, "rasa_args"),
+                   "rasa": (cmd_rasa, "rasa_args"),
+                   "purge": (cmd_purge, "purge_args")}
+    try:
+        if argv[:1] and argv[0] in own_parsers:     # their options belong to the command's own parser
+            command, field = own_parsers[argv[0]]
+            return command(argparse.Namespace(**{field: argv[1:]}))
+        args = parser.parse_args(argv)
+        return args.func(args)
+    except (MissingSecret, OutdatedSchema) as error:
+        print(f"Cannot start: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """`make bench`: latency and throughput of our assistant next to a stock `rasa init` bot on this machine.
 
-Measures, for each bot: time until ready, `/model/parse` latency, one REST turn (the full
-message -> NLU -> policies -> actions -> response path) sequentially and with concurrent conversations,
-and resident memory of its processes. Our model's last training time comes from var/train_time.json.
+Measures, for each bot: time until ready, `/model/parse` latency, one turn (the full message -> NLU -> policies
+-> actions -> response path) sequentially and with concurrent conversations, and resident memory of its
+processes. Ours is asked as the gateway asks it: the private channel and the HTTP API with the token; the stock
+bot through Rasa's REST channel, as `rasa init` makes it. Our model's last training time comes from
+var/train_time.json.
 """
 from __future__ import annotations
 
@@ -15,18 +17,39 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
 
 import aiohttp
 
 from bot.evaluation import load_test_set
 from bot.paths import VAR_DIR
+from bot.rasa_api import CHANNEL_PATH, api_url, channel_headers
 from bot.services import Service, ServiceGroup, assistant_services, child_environment, rasa_command
 from bot.settings import load_settings
 
 BENCH_DIR = VAR_DIR / "bench"
 STOCK_DIR = BENCH_DIR / "stock-rasa-init"
 STOCK_MESSAGES = ["hello", "I am sad", "great", "no", "bye", "are you a bot?", "yes", "very good"]
+
+
+@dataclass(frozen=True)
+class RasaEndpoints:
+    """Where a bot parses and answers: ours with its token (the gateway channel), a stock one without (REST)."""
+    base_url: str
+    token: str = ""
+
+    @property
+    def parse_url(self) -> str:
+        return api_url(self.base_url, "/model/parse", self.token) if self.token else f"{self.base_url}/model/parse"
+
+    @property
+    def turn_url(self) -> str:
+        return self.base_url + (CHANNEL_PATH if self.token else "/webhooks/rest/webhook")
+
+    @property
+    def headers(self) -> Dict[str, str]:
+        return channel_headers(self.token) if self.token else {}
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -64,7 +87,8 @@ def latency_summary(latencies: Sequence[float], elapsed: float) -> Dict[str, flo
     }
 
 
-async def timed_posts(url: str, bodies: List[Dict], concurrency: int) -> Dict[str, float]:
+async def timed_posts(url: str, bodies: List[Dict], concurrency: int,
+                      headers: Optional[Dict[str, str]] = None) -> Dict[str, float]:
     """POST `bodies` with `concurrency` clients. All messages of one conversation (same "sender") go through the
     same client, in order, as a customer would send them: never two of one conversation at once."""
     latencies: List[float] = []
@@ -77,7 +101,7 @@ async def timed_posts(url: str, bodies: List[Dict], concurrency: int) -> Dict[st
     async def worker(session: aiohttp.ClientSession, lane: List[Dict]) -> None:
         for body in lane:
             started = time.perf_counter()
-            async with session.post(url, json=body) as response:
+            async with session.post(url, json=body, headers=headers) as response:
                 await response.read()
                 response.raise_for_status()
             latencies.append((time.perf_counter() - started) * 1000)
@@ -86,7 +110,7 @@ async def timed_posts(url: str, bodies: List[Dict], concurrency: int) -> Dict[st
     async with aiohttp.ClientSession(timeout=timeout) as session:
         # warm-up, not measured
         for body in bodies[:5]:
-            async with session.post(url, json=body) as response:
+            async with session.post(url, json=body, headers=headers) as response:
                 await response.read()
         started = time.perf_counter()
         await asyncio.gather(*(worker(session, lane) for lane in lanes))
@@ -94,32 +118,32 @@ async def timed_posts(url: str, bodies: List[Dict], concurrency: int) -> Dict[st
     return latency_summary(latencies, elapsed)
 
 
-def measure(base_url: str, messages: List[str], requests: int) -> Dict[str, Dict[str, float]]:
+def measure(bot: RasaEndpoints, messages: List[str], requests: int) -> Dict[str, Dict[str, float]]:
     texts = [messages[i % len(messages)] for i in range(requests)]
-    parse = asyncio.run(timed_posts(f"{base_url}/model/parse", [{"text": t} for t in texts], 1))
+    parse = asyncio.run(timed_posts(bot.parse_url, [{"text": t} for t in texts], 1))
     results = {"parse": parse}
     for concurrency in (1, 10):
         # each conversation (sender) sends its messages in order, like a customer
         bodies = [{"sender": f"bench-{concurrency}-{i % max(concurrency, 1)}-{i // 50}", "message": t}
                   for i, t in enumerate(texts)]
         results[f"rest_turn_c{concurrency}"] = asyncio.run(
-            timed_posts(f"{base_url}/webhooks/rest/webhook", bodies, concurrency)
+            timed_posts(bot.turn_url, bodies, concurrency, bot.headers)
         )
     return results
 
 
-def start_and_measure(group: ServiceGroup, env: Dict[str, str], base_url: str, messages: List[str],
+def start_and_measure(group: ServiceGroup, env: Dict[str, str], bot: RasaEndpoints, messages: List[str],
                       requests: int, log_dir: Path, with_assist: bool = False) -> Dict:
     started = time.monotonic()
     group.start(env, log_dir=log_dir)
     try:
         group.wait_ready(timeout=300)
         ready_s = round(time.monotonic() - started, 1)
-        results = measure(base_url, messages, requests)
+        results = measure(bot, messages, requests)
         if with_assist:
             from bot.bench_assist import measure_assist
 
-            results["assist"] = measure_assist(base_url)
+            results["assist"] = measure_assist(bot.parse_url)
         results["ready_s"] = ready_s
         results["rss_mb"] = round(sum(rss_mb(s.process.pid) for s in group.services if s.process))
         return results
@@ -136,7 +160,7 @@ def stock_bot(port: int) -> ServiceGroup:
                        env=child_environment(load_settings()), check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
     model = sorted((STOCK_DIR / "models").glob("*.tar.gz"))[-1]
-    argv = rasa_command("run", "--enable-api", "--port", str(port), "--model", str(model))
+    argv = rasa_command("run", "--enable-api", "--interface", "127.0.0.1", "--port", str(port), "--model", str(model))
     return ServiceGroup([Service("stock-rasa", argv, f"http://127.0.0.1:{port}/status")])
 
 
@@ -178,14 +202,16 @@ def main(argv=None) -> int:
         report["train_s"] = json.loads(train_file.read_text())["seconds"]
     print("Measuring the KSOS assistant ...", flush=True)
     report["ksos"] = start_and_measure(assistant_services(settings), child_environment(settings),
-                                       f"http://127.0.0.1:{settings.rasa_port}", messages, args.requests,
+                                       RasaEndpoints(f"http://127.0.0.1:{settings.rasa_port}", settings.rasa_api_token),
+                                       messages, args.requests,
                                        BENCH_DIR / "logs-ksos", with_assist=True)
     if args.postgres:
         print("Measuring the KSOS assistant on PostgreSQL ...", flush=True)
         url = postgres_bench_schema(args.postgres)
         pg_settings = load_settings({"RASA_PORT": "5205", "ACTIONS_PORT": "5255", "DATABASE_URL": url})
         report["ksos_postgres"] = start_and_measure(assistant_services(pg_settings), child_environment(pg_settings),
-                                                    f"http://127.0.0.1:{pg_settings.rasa_port}", messages,
+                                                    RasaEndpoints(f"http://127.0.0.1:{pg_settings.rasa_port}",
+                                                                  pg_settings.rasa_api_token), messages,
                                                     args.requests, BENCH_DIR / "logs-ksos-postgres")
     if not args.no_gateway:
         from bot.bench_gateway import measure_gateway
@@ -197,11 +223,11 @@ def main(argv=None) -> int:
         print("Measuring a stock `rasa init` bot ...", flush=True)
         stock_settings = load_settings({"TRACKER_STORE_URL": "sqlite://"})
         report["stock"] = start_and_measure(stock_bot(5305), child_environment(stock_settings),
-                                            "http://127.0.0.1:5305", STOCK_MESSAGES, args.requests,
+                                            RasaEndpoints("http://127.0.0.1:5305"), STOCK_MESSAGES, args.requests,
                                             BENCH_DIR / "logs-stock")
     (BENCH_DIR / "report.json").write_text(json.dumps(report, indent=2))
-    print("\n| bot | parse p50 / p99 ms | REST turn p50 / p99 ms (1 conv.) | turns/s | "
-          "REST turn p50 / p99 ms (10 conv.) | turns/s | ready s | RSS MB |")
+    print("\n| bot | parse p50 / p99 ms | turn p50 / p99 ms (1 conv.) | turns/s | "
+          "turn p50 / p99 ms (10 conv.) | turns/s | ready s | RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     print(format_row("KSOS assistant (SQLite)", report["ksos"]))
     if "ksos_postgres" in report:

@@ -22,14 +22,14 @@ from bot.knowledge import knowledge_base
 RANKINGS = ("assist", "model", "similarity")
 
 
-async def parse_all(base_url: str, texts: Sequence[str], concurrency: int = 4) -> List[Optional[Dict]]:
+async def parse_all(parse_url: str, texts: Sequence[str], concurrency: int = 4) -> List[Optional[Dict]]:
     results: List[Optional[Dict]] = [None] * len(texts)
     queue = list(enumerate(texts))
 
     async def worker(session: aiohttp.ClientSession) -> None:
         while queue:
             index, text = queue.pop()
-            async with session.post(f"{base_url}/model/parse", json={"text": text}) as response:
+            async with session.post(parse_url, json={"text": text}) as response:
                 results[index] = await response.json()
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
@@ -69,10 +69,10 @@ def score(examples: Sequence[TestExample], parses: Sequence[Optional[Dict]]) -> 
     return report
 
 
-def measure_assist(base_url: str) -> Dict:
+def measure_assist(parse_url: str) -> Dict:
     kb = knowledge_base()
     examples = [example for example in load_test_set() if example.label in kb]
-    parses = asyncio.run(parse_all(base_url, [example.text for example in examples]))
+    parses = asyncio.run(parse_all(parse_url, [example.text for example in examples]))
     return score(examples, parses)
 
 

@@ -1,5 +1,6 @@
 """`make bench`, channel part: full-turn latency and throughput through the gateway (widget WebSocket and
-Messenger webhook paths) at 1, 10 and 50 concurrent conversations, next to direct Rasa REST.
+Messenger webhook paths) at 1, 10 and 50 concurrent conversations, next to Rasa asked directly (its private gateway
+channel, as the gateway asks it).
 
 A turn ends when the customer has every reply: for the widget, the socket's typing-off frame (sent after the last
 reply); for Messenger, the typing_off sender action reaching a local fake of the Graph API (sent after the last
@@ -19,7 +20,7 @@ from typing import Dict, List
 import aiohttp
 from aiohttp import web
 
-from bot.bench import latency_summary, rss_mb, timed_posts
+from bot.bench import RasaEndpoints, latency_summary, rss_mb, timed_posts
 from bot.services import assistant_services, child_environment
 from bot.settings import load_settings
 
@@ -46,12 +47,12 @@ async def run_lanes(lanes: List[List[str]], turn) -> Dict[str, float]:
     return latency_summary(latencies, time.perf_counter() - started)
 
 
-async def rest_path(rasa_url: str, lanes: List[List[str]]) -> Dict[str, float]:
-    """The same conversations straight to Rasa's REST channel (bot.bench.timed_posts keeps each one in order)."""
+async def rest_path(rasa: RasaEndpoints, lanes: List[List[str]]) -> Dict[str, float]:
+    """The same conversations straight to Rasa (bot.bench.timed_posts keeps each one in order)."""
     run = uuid.uuid4().hex[:8]
     bodies = [{"sender": f"bench-rest-{run}-{number}", "message": text}
               for number, texts in enumerate(lanes) for text in texts]
-    return await timed_posts(f"{rasa_url}/webhooks/rest/webhook", bodies, len(lanes))
+    return await timed_posts(rasa.turn_url, bodies, len(lanes), rasa.headers)
 
 
 async def widget_path(gateway_url: str, lanes: List[List[str]]) -> Dict[str, float]:
@@ -61,7 +62,7 @@ async def widget_path(gateway_url: str, lanes: List[List[str]]) -> Dict[str, flo
                 await socket.send_json({"type": "hello", "session": None, "after": 0})
                 for text in texts:
                     started = time.perf_counter()
-                    await socket.send_json({"type": "message", "id": uuid.uuid4().hex, "text": text})
+                    await socket.send_json({"type": "message", "id": str(uuid.uuid4()), "text": text})
                     while True:
                         frame = await socket.receive_json(timeout=120)
                         if frame == {"type": "typing", "on": False}:
@@ -103,14 +104,14 @@ async def messenger_path(gateway_url: str, graph: FakeGraph, lanes: List[List[st
         return await run_lanes(lanes, turn)
 
 
-async def measure_paths(rasa_url: str, gateway_url: str, graph: FakeGraph, messages: List[str],
+async def measure_paths(rasa: RasaEndpoints, gateway_url: str, graph: FakeGraph, messages: List[str],
                         requests: int) -> Dict[str, Dict[str, Dict[str, float]]]:
     results: Dict[str, Dict[str, Dict[str, float]]] = {"rest": {}, "widget": {}, "messenger": {}}
     for concurrency in CONCURRENCY:
         count = max(requests, concurrency * 4)
         lanes = conversations(messages, count, concurrency)
         print(f"  {concurrency} concurrent conversation(s), {count} turns per path ...", flush=True)
-        results["rest"][f"c{concurrency}"] = await rest_path(rasa_url, lanes)
+        results["rest"][f"c{concurrency}"] = await rest_path(rasa, lanes)
         results["widget"][f"c{concurrency}"] = await widget_path(gateway_url, lanes)
         results["messenger"][f"c{concurrency}"] = await messenger_path(gateway_url, graph, lanes)
     return results
@@ -119,14 +120,14 @@ async def measure_paths(rasa_url: str, gateway_url: str, graph: FakeGraph, messa
 HANDED_OVER = ("request_human", "nlu_fallback")
 
 
-async def answered_by_the_assistant(rasa_url: str, messages: List[str]) -> List[str]:
+async def answered_by_the_assistant(rasa: RasaEndpoints, messages: List[str]) -> List[str]:
     """The messages the assistant answers itself. The others can hand a conversation over to the human agents
     (asked for, or a second miss in a row), after which the assistant is silent and a turn never ends; the
     handoff is not what this benchmark measures."""
     kept = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         for text in messages:
-            async with session.post(f"{rasa_url}/model/parse", json={"text": text}) as response:
+            async with session.post(rasa.parse_url, json={"text": text}) as response:
                 intent = ((await response.json()).get("intent") or {}).get("name")
             if intent not in HANDED_OVER:
                 kept.append(text)
@@ -144,11 +145,11 @@ async def _measure(settings, env, messages: List[str], requests: int, log_dir: P
     group.start(env, log_dir=log_dir)
     try:
         await asyncio.get_running_loop().run_in_executor(None, lambda: group.wait_ready(timeout=300))
-        messages = await answered_by_the_assistant(settings.rasa_url, messages)
+        rasa = RasaEndpoints(settings.rasa_url, settings.rasa_api_token)
+        messages = await answered_by_the_assistant(rasa, messages)
         # warm-up, not measured
-        await measure_paths(settings.rasa_url, f"http://127.0.0.1:{settings.gateway_port}", graph, messages[:5], 5)
-        results = await measure_paths(settings.rasa_url, f"http://127.0.0.1:{settings.gateway_port}", graph,
-                                      messages, requests)
+        await measure_paths(rasa, f"http://127.0.0.1:{settings.gateway_port}", graph, messages[:5], 5)
+        results = await measure_paths(rasa, f"http://127.0.0.1:{settings.gateway_port}", graph, messages, requests)
         gateway = next(s for s in group.services if s.name == "gateway")
         results["gateway_rss_mb"] = round(rss_mb(gateway.process.pid))
         return results
@@ -174,7 +175,7 @@ def measure_gateway(bench_dir: Path, messages: List[str], requests: int) -> Dict
 
 def format_gateway_table(results: Dict) -> List[str]:
     lines = ["| path | conversations | p50 ms | p99 ms | turns/s |", "|---|---|---|---|---|"]
-    names = {"rest": "Rasa REST direct", "widget": "gateway: widget (WebSocket)",
+    names = {"rest": "Rasa direct (gateway channel)", "widget": "gateway: widget (WebSocket)",
              "messenger": "gateway: Messenger webhook → Send API"}
     for concurrency in CONCURRENCY:
         for path in ("rest", "widget", "messenger"):

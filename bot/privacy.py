@@ -7,11 +7,24 @@ a few rules then decide which label a candidate gets, or drop it:
 - ACTIVATION_CODE: a Kaspersky activation code, 4 groups of 5 letters/digits ("MJ7K2-QX9P4-LT3RW-8DZ5N", lower case,
   spaces instead of dashes, or the 20 characters run together). It must hold letters and digits; written with
   spaces only, at least two groups must hold a digit, so four 5-letter words never count.
+- CARD_NUMBER: a payment card number, 13-19 digits that pass the Luhn check, typed together ("4111111111111111") or
+  in groups of 3-6 digits joined by a space or dash ("4111 1111 1111 1111", "3782-822463-10005", 4-4-4-4-3 for 19
+  digits). Digits failing the check are no card, and a card number is taken whole like the numbers below.
 - PASSPORT: a Malaysian passport number (A, H or K and 8 digits) anywhere; a foreign one (1-2 letters, 6-8 digits)
   only right before or after a word like "passport" / "pasport" ("no. pasport E1234567", "A1234567 is my passport").
+- BRN: a Malaysian business registration number (SSM), in one of the formats
+  - since 2019, 12 digits YYYYTTNNNNNN with a year 1900-2099 and an entity type 01-06, typed together
+    ("202001012345") or as 4-2-6 digits joined by spaces or dashes ("2020-01-012345"). It is a number as below;
+    typed together, one from a year ending in 01-12 starts with a date and so counts as an NRIC ("200501012345");
+  - an old company number: 4-7 digits, a dash and a check letter ("1234567-X", "123456-a"; not "3-D Secure" or
+    "4-G"), or 4-7 digits, a space and a capital other than "I" ("123456 A", but not "Windows 10 S" or "since
+    2024 I ..."); never glued ("1234567X");
+  - an old business number: 2 letters, 7 digits, a dash and a check letter ("JM0123456-K");
+  - an LLP number: "LLP", 7 digits, a dash and 3 letters ("LLP0012345-LGN").
+  Old company numbers, like numbers, are only taken whole.
 - Numbers (1-4 groups of digits joined by a space or dash, optionally "+" in front or the area code in brackets):
   - NRIC: 12 digits as YYMMDD-PB-#### ("901231-14-5678"); typed as "901231145678" or "901231 14 5678" the first
-    6 digits must be a date. 12 digits in this shape are an NRIC even when they could be dialled.
+    6 digits must be a date. 12 digits in this shape are an NRIC even when they could be dialled or be a BRN.
   - PHONE: a Malaysian number, national ("012-3456789", "03-2345 6789", "(03) 2345 6789") or with the country code
     ("+6012-345 6789", "60123456789"), or any number written with "+" and 8-15 digits.
   - ACCOUNT_NUMBER: 10 digits in groups of at least 3 ("1012345678", "101 234 5678") that are not a phone number.
@@ -43,8 +56,10 @@ from spacy.util import compile_infix_regex, compile_suffix_regex
 PLACEHOLDERS: Dict[str, str] = {
     "EMAIL": "[email]",
     "ACTIVATION_CODE": "[activation code]",
+    "CARD_NUMBER": "[card number]",
     "NRIC": "[nric]",
     "PASSPORT": "[passport]",
+    "BRN": "[brn]",
     "PHONE": "[phone]",
     "ACCOUNT_NUMBER": "[account number]",
     "ONE_TIME_CODE": "[code]",
@@ -77,6 +92,10 @@ _FOREIGN_PASSPORT = r"^[A-Za-z]{1,2}[0-9]{6,8}$"
 # A number as typed: first group (with "+" or in brackets), then groups joined by at most one space or dash.
 _NUMBER_LAYOUT = re.compile(r"(?:(?P<paren>\(\+?\d+\))|(?P<plus>\+)?\d+)(?:[ -]?\d+)*")
 _MALAYSIAN_PHONE = re.compile(r"(?:60|0)(?:1\d{8,9}|[3-9]\d{7,8})")
+_CARD_LAYOUT = re.compile(r"\d{13,19}|\d{3,6}(?:[ -]\d{3,6}){2,5}")
+_NEW_BRN = re.compile(r"(?:19|20)\d\d0[1-6]\d{6}")     # the digits of YYYYTTNNNNNN
+# Old SSM formats as matched; a check letter may carry the "." spaCy keeps on single letters ("123456-A.").
+_OLD_BRN = re.compile(r"(?:\d{4,7}-[A-Za-z]|\d{4,7} [A-HJ-Z]|[A-Za-z]{2}\d{7}-[A-Za-z]|(?i:LLP)\d{7}-[A-Za-z]{3})\.?")
 
 
 @dataclass(frozen=True)
@@ -129,6 +148,11 @@ def _build() -> _Pipeline:
     matcher.add("PASSPORT", [[{"TEXT": {"REGEX": r"^[AHKahk][0-9]{8}$"}}]])
     matcher.add("PASSPORT_NEAR_WORD", [[word, fillers, foreign_passport], [foreign_passport, fillers, word]])
     matcher.add("NUMBER", _number_patterns())
+    card_group = {"TEXT": {"REGEX": r"^[0-9]{3,6}$"}}
+    matcher.add("CARD_NUMBER", [[{"TEXT": {"REGEX": r"^[0-9]{13,19}$"}}],
+                                *([card_group] + [_DASH, card_group] * more for more in range(2, 6))])
+    matcher.add("BRN", [[{"TEXT": {"REGEX": r"^[A-Za-z]{0,3}[0-9]{1,7}$"}}, _DASH,
+                         {"TEXT": {"REGEX": r"^[A-Za-z]{1,3}\.?$"}}]])
     return _Pipeline(nlp, matcher)
 
 
@@ -154,6 +178,21 @@ def _is_date(yymmdd: str) -> bool:
     return 1 <= month <= 12 and 1 <= day <= calendar.monthrange(2000, month)[1]   # 2000: 29 Feb is a date
 
 
+def _luhn(digits: str) -> bool:
+    """Whether digits pass the Luhn check that every payment card number passes."""
+    total = 0
+    for position, digit in enumerate(int(ch) for ch in reversed(digits)):
+        doubled = digit * 2 if position % 2 else digit
+        total += doubled - 9 if doubled > 9 else doubled
+    return total % 10 == 0
+
+
+def _card_number(text: str) -> bool:
+    """Whether a run of digit groups as typed is a payment card number."""
+    digits = re.sub(r"\D", "", text)
+    return bool(_CARD_LAYOUT.fullmatch(text)) and 13 <= len(digits) <= 19 and _luhn(digits)
+
+
 def _number_label(text: str) -> Optional[str]:
     """The label of a number as typed, or None when it is no personal data we know (price, year, reference...)."""
     layout = _NUMBER_LAYOUT.fullmatch(text)
@@ -165,6 +204,8 @@ def _number_label(text: str) -> Optional[str]:
     if plain and len(digits) == 12 and (re.fullmatch(r"\d{6}-\d{2}-\d{4}", text) or (
             groups in ([12], [6, 2, 4]) and _is_date(digits[:6]))):
         return "NRIC"
+    if plain and groups in ([12], [4, 2, 6]) and _NEW_BRN.fullmatch(digits):
+        return "BRN"
     if _MALAYSIAN_PHONE.fullmatch(digits) and (not plain or digits[0] == "0" or digits.startswith("60")):
         return "PHONE"
     if layout["plus"] and 8 <= len(digits) <= 15:
@@ -200,6 +241,12 @@ def _candidate(key: str, span: Span) -> Optional[_Candidate]:
     if key == "NUMBER":
         label = _number_label(span.text)
         return (label, span.start_char, span.end_char) if label and _standalone_number(span) else None
+    if key == "CARD_NUMBER":
+        return (key, span.start_char, span.end_char) if _card_number(span.text) and _standalone_number(span) else None
+    if key == "BRN":   # an old format, without the "." a check letter may carry
+        if not _OLD_BRN.fullmatch(span.text) or (span.text[0].isdigit() and not _standalone_number(span)):
+            return None
+        return key, span.start_char, span.end_char - 1 if span.text.endswith(".") else span.end_char
     if key == "ACTIVATION_CODE" and not _activation_code(span.text):
         return None
     return key, span.start_char, span.end_char   # ACTIVATION_CODE or PASSPORT

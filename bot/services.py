@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from bot.paths import REPO_ROOT, VAR_DIR
+from bot.rasa_api import api_url
 from bot.settings import Settings
 
 TRAINING_DATA = ["data/nlu", "data/faq", "data/rules.yml"]
@@ -33,7 +34,8 @@ def child_environment(settings: Settings) -> Dict[str, str]:
 
 
 def rasa_command(*args: str) -> List[str]:
-    return [sys.executable, "-m", "rasa", *args]
+    """Rasa's command line, through bot/rasa_cli.py (which keeps Rasa's crash reports on this machine)."""
+    return [sys.executable, "-m", "bot", "rasa", *args]
 
 
 def train_command(output_dir: str = "models", fixed_name: str = "ksos", config: str = "config.yml") -> List[str]:
@@ -46,15 +48,15 @@ def train_command(output_dir: str = "models", fixed_name: str = "ksos", config: 
 
 
 def actions_command(settings: Settings) -> List[str]:
-    return [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(settings.actions_port)]
+    """The private action server (bot/action_server.py): loopback, token required."""
+    return [sys.executable, "-m", "bot", "actions", "--port", str(settings.actions_port),
+            "--host", settings.actions_interface]
 
 
 def rasa_server_command(settings: Settings) -> List[str]:
-    return rasa_command(
-        "run", "--enable-api", "--interface", settings.rasa_interface, "--port", str(settings.rasa_port),
-        "--model", settings.model_path,
-        "--endpoints", "endpoints.yml", "--credentials", "credentials.yml",
-    )
+    """Rasa with its HTTP API behind RASA_API_TOKEN and only our gateway channel (bot/rasa_cli.py)."""
+    return [sys.executable, "-m", "bot", "rasa-server", "--interface", settings.rasa_interface,
+            "--port", str(settings.rasa_port), "--model", settings.model_path]
 
 
 def http_json(url: str, timeout: float = 2.0) -> Optional[dict]:
@@ -144,19 +146,37 @@ def prepare_sqlite_tracker_store(url: str) -> None:
         connection.execute("PRAGMA journal_mode=WAL")
 
 
+GATEWAY_VENV = REPO_ROOT / ".venv-gateway"
+
+
+def gateway_python() -> str:
+    """The interpreter of the gateway's own environment (requirements-gateway.txt: a current aiohttp, where Rasa
+    pins 3.9), made by `make install`; GATEWAY_PYTHON overrides it. Without it the gateway runs in this
+    environment, and says so in its log (bot/gateway/app.py)."""
+    explicit = os.environ.get("GATEWAY_PYTHON")
+    if explicit:
+        return explicit
+    candidate = GATEWAY_VENV / "bin" / "python"
+    return str(candidate) if candidate.exists() else sys.executable
+
+
 def gateway_command() -> List[str]:
-    return [sys.executable, "-m", "bot", "gateway"]
+    return [gateway_python(), "-m", "bot", "gateway"]
+
+
+def rasa_status_url(settings: Settings) -> str:
+    """The local Rasa server's /status (which needs the API token, in the query as Rasa expects it)."""
+    return api_url(f"http://127.0.0.1:{settings.rasa_port}", "/status", settings.rasa_api_token)
 
 
 def assistant_services(settings: Settings, with_rasa: bool = True, with_gateway: bool = False) -> ServiceGroup:
+    settings.require("RASA_API_TOKEN", "ACTION_SERVER_TOKEN", "DATA_ENCRYPTION_KEY")
     prepare_sqlite_tracker_store(settings.tracker_store_url)
     services = [
         Service("actions", actions_command(settings), f"http://127.0.0.1:{settings.actions_port}/health"),
     ]
     if with_rasa:
-        services.append(
-            Service("rasa", rasa_server_command(settings), f"http://127.0.0.1:{settings.rasa_port}/status")
-        )
+        services.append(Service("rasa", rasa_server_command(settings), rasa_status_url(settings)))
     if with_gateway:
         services.append(Service("gateway", gateway_command(), f"http://127.0.0.1:{settings.gateway_port}/healthz"))
     return ServiceGroup(services)

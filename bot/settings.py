@@ -1,11 +1,22 @@
-"""Configuration from the environment, with the defaults of a local checkout. Every variable is in README."""
+"""Configuration from the environment, with the defaults of a local checkout. Every variable is in README.
+
+Secrets (RASA_API_TOKEN, ACTION_SERVER_TOKEN, DATA_ENCRYPTION_KEY) come from the environment or, for a local
+checkout, from the file bot/local_secrets.py generates (`var/secrets.env`); never from the repository.
+"""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional
 
+from bot.local_secrets import read_secrets, secrets_file
 from bot.paths import REPO_ROOT, VAR_DIR
+
+LOOPBACK = "127.0.0.1"
+
+
+class MissingSecret(RuntimeError):
+    """A service was asked to start without a secret it needs."""
 
 
 @dataclass(frozen=True)
@@ -13,6 +24,7 @@ class Settings:
     rasa_port: int
     rasa_interface: str
     actions_port: int
+    actions_interface: str
     action_endpoint_url: str
     tracker_store_url: str
     model_path: str
@@ -22,9 +34,25 @@ class Settings:
     smtp_from: str
     gateway_port: int
     rasa_url: str
+    rasa_api_token: str
+    action_server_token: str
+    data_encryption_key: str
+    secrets_file: str
+    verification_ttl_minutes: float
+    retention_days: int
+
+    def require(self, *names: str) -> None:
+        """Raise MissingSecret naming every secret of `names` (environment variable names) that is empty."""
+        values = {"RASA_API_TOKEN": self.rasa_api_token, "ACTION_SERVER_TOKEN": self.action_server_token,
+                  "DATA_ENCRYPTION_KEY": self.data_encryption_key}
+        missing = [name for name in names if not values[name]]
+        if missing:
+            raise MissingSecret(
+                f"{', '.join(missing)} not set: set {'them' if len(missing) > 1 else 'it'} in the environment, or "
+                f"run `make run` once to generate {self.secrets_file}")
 
     def rasa_environment(self) -> Dict[str, str]:
-        """The variables endpoints.yml expands."""
+        """The variables endpoints.yml and credentials.yml expand, and what the action server reads."""
         return {
             "ACTION_ENDPOINT_URL": self.action_endpoint_url,
             "TRACKER_STORE_URL": self.tracker_store_url,
@@ -34,6 +62,11 @@ class Settings:
             "IDENTITY_TOKEN_SECRET": self.identity_token_secret,
             "SMTP_URL": self.smtp_url,
             "SMTP_FROM": self.smtp_from,
+            "RASA_API_TOKEN": self.rasa_api_token,
+            "ACTION_SERVER_TOKEN": self.action_server_token,
+            "DATA_ENCRYPTION_KEY": self.data_encryption_key,
+            "VERIFICATION_TTL_MINUTES": f"{self.verification_ttl_minutes:g}",
+            "RETENTION_DAYS": str(self.retention_days),
             # The gateway reaches Rasa here and listens on GATEWAY_PORT.
             "RASA_URL": self.rasa_url,
             "GATEWAY_PORT": str(self.gateway_port),
@@ -42,6 +75,12 @@ class Settings:
 
 def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
     env = os.environ if environ is None else environ
+    path = secrets_file(env)
+    stored = read_secrets(path)
+
+    def secret(name: str) -> str:
+        return env.get(name) or stored.get(name, "")
+
     rasa_port = int(env.get("RASA_PORT", "5005"))
     actions_port = int(env.get("ACTIONS_PORT", "5055"))
     database_url = env.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'ksos.db'}"
@@ -50,10 +89,11 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
     default_tracker = env.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'tracker.db'}"
     return Settings(
         rasa_port=rasa_port,
-        # Rasa's HTTP API has no authentication here: keep it on loopback unless a proxy guards it.
-        rasa_interface=env.get("RASA_INTERFACE", "127.0.0.1"),
+        # Internal services listen on loopback; only the gateway is meant to be reached from outside.
+        rasa_interface=env.get("RASA_INTERFACE", LOOPBACK),
         actions_port=actions_port,
-        action_endpoint_url=env.get("ACTION_ENDPOINT_URL", f"http://127.0.0.1:{actions_port}/webhook"),
+        actions_interface=env.get("ACTIONS_INTERFACE", LOOPBACK),
+        action_endpoint_url=env.get("ACTION_ENDPOINT_URL", f"http://{LOOPBACK}:{actions_port}/webhook"),
         tracker_store_url=env.get("TRACKER_STORE_URL") or default_tracker,
         model_path=env.get("RASA_MODEL", str(REPO_ROOT / "models" / "ksos.tar.gz")),
         database_url=database_url,
@@ -61,5 +101,11 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         smtp_url=env.get("SMTP_URL", ""),
         smtp_from=env.get("SMTP_FROM", "KSOS assistant <ksos-assistant@localhost>"),
         gateway_port=int(env.get("GATEWAY_PORT", "8080")),
-        rasa_url=env.get("RASA_URL", f"http://127.0.0.1:{rasa_port}").rstrip("/"),
+        rasa_url=env.get("RASA_URL", f"http://{LOOPBACK}:{rasa_port}").rstrip("/"),
+        rasa_api_token=secret("RASA_API_TOKEN"),
+        action_server_token=secret("ACTION_SERVER_TOKEN"),
+        data_encryption_key=secret("DATA_ENCRYPTION_KEY"),
+        secrets_file=str(path),
+        verification_ttl_minutes=float(env.get("VERIFICATION_TTL_MINUTES", "30")),
+        retention_days=int(env.get("RETENTION_DAYS", "90")),
     )

@@ -8,8 +8,14 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from bot.services import assistant_services, child_environment
+from bot.rasa_api import CHANNEL_PATH, api_url, channel_headers
+from bot.services import assistant_services, child_environment, gateway_command
 from bot.settings import load_settings
+
+
+def api_path(path: str, token: str) -> str:
+    """`path` with Rasa's API token in its query."""
+    return api_url("", path, token)
 
 
 def pytest_collection_modifyitems(items):
@@ -19,6 +25,12 @@ def pytest_collection_modifyitems(items):
 
 
 IDENTITY_TOKEN_SECRET = "conversation-test-secret"
+# The tests' own secrets (never the checkout's var/secrets.env, which the SECRETS_FILE below keeps out of reach).
+RASA_API_TOKEN = "test-rasa-api-token"
+ACTION_SERVER_TOKEN = "test-action-server-token"
+DATA_ENCRYPTION_KEY = "dGVzdC1kYXRhLWVuY3J5cHRpb24ta2V5LTMyLWJ5dGU="   # base64 of 32 bytes, tests only
+TEST_SECRETS = {"RASA_API_TOKEN": RASA_API_TOKEN, "ACTION_SERVER_TOKEN": ACTION_SERVER_TOKEN,
+                "DATA_ENCRYPTION_KEY": DATA_ENCRYPTION_KEY}
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +39,8 @@ def test_settings(tmp_path_factory):
     return load_settings(
         {
             **os.environ,
+            **TEST_SECRETS,
+            "SECRETS_FILE": str(var / "no-secrets.env"),
             "RASA_PORT": os.environ.get("RASA_TEST_PORT", "5105"),
             "ACTIONS_PORT": os.environ.get("ACTIONS_TEST_PORT", "5155"),
             "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{os.environ.get('ACTIONS_TEST_PORT', '5155')}/webhook",
@@ -46,31 +60,36 @@ def model_path(test_settings) -> str:
 
 
 class RestClient:
-    """Talks to Rasa's REST channel like the gateway does."""
+    """Talks to Rasa like the gateway does: the private gateway channel and the HTTP API, with the token."""
 
-    def __init__(self, base_url: str):
-        self.base_url = base_url
+    def __init__(self, base_url: str, token: str = RASA_API_TOKEN):
+        self.base_url, self.token = base_url, token
 
-    def post(self, path: str, payload: Dict) -> object:
+    def post(self, path: str, payload: Dict, headers: Optional[Dict] = None) -> object:
         request = urllib.request.Request(
             self.base_url + path, data=json.dumps(payload).encode(), method="POST",
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **(headers or {})},
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read().decode())
 
-    def send(self, sender: str, message: str, metadata: Optional[Dict] = None) -> List[Dict]:
-        return self.post("/webhooks/rest/webhook", {"sender": sender, "message": message, "metadata": metadata or {}})
+    def send(self, sender: str, message: str, metadata: Optional[Dict] = None,
+             channel: Optional[str] = None) -> List[Dict]:
+        body = {"sender": sender, "message": message, "metadata": metadata or {}}
+        if channel:
+            body["input_channel"] = channel
+        return self.post(CHANNEL_PATH, body, channel_headers(self.token))
 
-    def text(self, sender: str, message: str) -> str:
-        """All bot texts of one turn joined as the response was written (Rasa splits on blank lines)."""
-        return "\n\n".join(m.get("text", "") for m in self.send(sender, message))
+    def text(self, sender: str, message: str, channel: Optional[str] = None) -> str:
+        """All bot texts of one turn (each response arrives whole), one paragraph apart."""
+        return "\n\n".join(m.get("text", "") for m in self.send(sender, message, channel=channel))
 
     def parse(self, text: str) -> Dict:
-        return self.post("/model/parse", {"text": text})
+        return self.post(api_path("/model/parse", self.token), {"text": text})
 
     def tracker(self, sender: str) -> Dict:
-        with urllib.request.urlopen(f"{self.base_url}/conversations/{sender}/tracker", timeout=30) as response:
+        url = self.base_url + api_path(f"/conversations/{sender}/tracker", self.token)
+        with urllib.request.urlopen(url, timeout=30) as response:
             return json.loads(response.read().decode())
 
 
@@ -79,7 +98,7 @@ def assistant(test_settings, model_path, tmp_path_factory):
     from bot.accounts.cli import seed_demo
     from bot.accounts.store import AccountStore
 
-    seed_demo(AccountStore(test_settings.database_url))    # the demo accounts, as of today
+    seed_demo(AccountStore(test_settings.database_url, DATA_ENCRYPTION_KEY))    # the demo accounts, as of today
     group = assistant_services(test_settings)
     group.start(child_environment(test_settings), log_dir=tmp_path_factory.mktemp("logs"))
     try:
@@ -120,7 +139,7 @@ def account_store_url(request, tmp_path):
 def store(account_store_url):
     from bot.accounts.store import AccountStore
 
-    account_store = AccountStore(account_store_url)
+    account_store = AccountStore(account_store_url, DATA_ENCRYPTION_KEY)
     account_store.create_schema()
     yield account_store
     account_store.engine.dispose()
@@ -186,7 +205,8 @@ def background_loop():
 
 
 class GatewayProcess:
-    """`python -m bot gateway` with its own database and log file."""
+    """`python -m bot gateway` (in the gateway's own environment, as `make run` starts it) with its own database
+    and log file."""
 
     def __init__(self, env: Dict[str, str], log_path: Path, port: int):
         self.env, self.log_path, self.port = env, log_path, port
@@ -195,9 +215,9 @@ class GatewayProcess:
 
     def start(self, timeout: float = 60) -> "GatewayProcess":
         log = open(self.log_path, "a")
-        self.process = subprocess.Popen([sys.executable, "-m", "bot", "gateway", "--port", str(self.port),
-                                         "--host", "127.0.0.1"], cwd=REPO_ROOT, env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen([*gateway_command(), "--port", str(self.port), "--host", "127.0.0.1"],
+                                        cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -227,7 +247,10 @@ def gateway_environment(test_settings, database_url: str, rasa_url: str, **overr
     for name in list(env):
         if name.startswith(("FACEBOOK_", "TWITTER_", "WIDGET_", "GATEWAY_")):
             del env[name]
-    env.update({"DATABASE_URL": database_url, "RASA_URL": rasa_url, "GATEWAY_RETRY_MAX_SECONDS": "1"})
+    # The console's cookie is Secure by default, which urllib's cookie jar keeps off plain http; the tests run the
+    # console on http://127.0.0.1 (test_console_security checks the default).
+    env.update({"DATABASE_URL": database_url, "RASA_URL": rasa_url, "GATEWAY_RETRY_MAX_SECONDS": "1",
+                "CONSOLE_INSECURE_COOKIE": "1"})
     env.update(overrides)
     return env
 
@@ -275,10 +298,13 @@ class ConsoleClient:
         return self
 
 
-def add_agent(env: Dict[str, str], name: str, password: str) -> None:
-    """`python -m bot agents add NAME --password-stdin` against the database in `env`."""
-    done = subprocess.run([sys.executable, "-m", "bot", "agents", "add", name, "--password-stdin"], cwd=REPO_ROOT,
-                          env=env, input=password + "\n", capture_output=True, text=True, timeout=60)
+def add_agent(env: Dict[str, str], name: str, password: str, display_name: str = "") -> None:
+    """`python -m bot agents add NAME [--display-name X] --password-stdin` against the database in `env`."""
+    command = [sys.executable, "-m", "bot", "agents", "add", name, "--password-stdin"]
+    if display_name:
+        command += ["--display-name", display_name]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, input=password + "\n", capture_output=True, text=True,
+                          timeout=60)
     assert done.returncode == 0, done.stderr
 
 
@@ -288,8 +314,8 @@ class AgentGateway:
     def __init__(self, process: GatewayProcess):
         self.process, self.url = process, process.url
 
-    def add_agent(self, name: str, password: str) -> None:
-        add_agent(self.process.env, name, password)
+    def add_agent(self, name: str, password: str, display_name: str = "") -> None:
+        add_agent(self.process.env, name, password, display_name)
 
     def console(self, name: str, password: str) -> ConsoleClient:
         return ConsoleClient(self.url).login(name, password)

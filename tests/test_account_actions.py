@@ -1,6 +1,7 @@
 """The account actions run directly with Tracker fixtures against a real (SQLite) account store."""
 import asyncio
-from datetime import date, datetime, timezone
+import time
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import yaml
@@ -16,9 +17,12 @@ from bot.accounts import models, service as service_module
 from bot.accounts.cli import seed_demo
 from bot.accounts.service import AccountService
 from bot.accounts.store import AccountStore
-from bot.accounts.verification import mark_verified, sign_identity_token
+from bot.accounts import verification
+from bot.accounts.verification import RESPONSE_FLOOR_SECONDS
 from bot.paths import REPO_ROOT
 from bot.settings import load_settings
+
+from conftest import DATA_ENCRYPTION_KEY, TEST_SECRETS
 
 TODAY = date(2026, 11, 22)
 NOW = datetime(2026, 11, 22, 2, 0)
@@ -26,23 +30,30 @@ SECRET = "action-test-secret"
 DOMAIN = yaml.safe_load((REPO_ROOT / "domain.yml").read_text())
 
 
+def mark_verified(store, conversation, number, method, now, channel="widget"):
+    verification.mark_verified(store, conversation, number, method, now, channel)
+
+
 @pytest.fixture
 def service(tmp_path, monkeypatch):
-    store = AccountStore(f"sqlite:///{tmp_path / 'accounts.db'}")
+    store = AccountStore(f"sqlite:///{tmp_path / 'accounts.db'}", DATA_ENCRYPTION_KEY)
     seed_demo(store, TODAY)
-    settings = load_settings({"IDENTITY_TOKEN_SECRET": SECRET, "DATABASE_URL": store.url})
+    settings = load_settings({**TEST_SECRETS, "IDENTITY_TOKEN_SECRET": SECRET, "DATABASE_URL": store.url,
+                              "SECRETS_FILE": str(tmp_path / "none.env")})
     account_service = AccountService(settings, store, clock=lambda: TODAY, now=lambda: NOW)
     account_service.deliver_emails = lambda: None          # delivery is tested in test_account_store
     monkeypatch.setattr(service_module, "_service", account_service)
     return account_service
 
 
-def tracker(text="", intent=None, language="en", sender="conv-1", slots=None, metadata=None, active_loop=None):
+def tracker(text="", intent=None, language="en", sender="conv-1", slots=None, metadata=None, active_loop=None,
+            channel="widget"):
     message = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": []}
     all_slots = {"language": language, "requested_slot": None, "account_number": None, "verification_code": None,
                  "pending_account_intent": None, "verification_offered": False, **(slots or {})}
     return Tracker(sender, all_slots, message,
-                   [{"event": "user", "text": text, "parse_data": message, "metadata": metadata or {}}],
+                   [{"event": "user", "text": text, "parse_data": message, "metadata": metadata or {},
+                     "input_channel": channel}],
                    False, None, {"name": active_loop} if active_loop else {}, "action_listen")
 
 
@@ -112,18 +123,24 @@ def test_lost_code_is_emailed_never_shown(service):
     assert not any(code in text for code in codes)
 
 
-def test_valid_token_verifies_forged_and_expired_do_not(service):
+def test_a_token_in_the_metadata_verifies_nothing(service):
+    """Identity tokens are checked by the gateway and never reach Rasa; one smuggled into the metadata of a
+    message is ignored by the actions."""
     now_unix = int(NOW.replace(tzinfo=timezone.utc).timestamp())
-    good = sign_identity_token("1000000002", now_unix + 600, SECRET)
+    good = verification.sign_identity_token("1000000002", now_unix, now_unix + 600, SECRET)
     messages, _, _ = run(ActionAccountAnswer(), tracker("penalty?", "ask_termination_penalty", sender="web-1",
                                                         metadata={"identity_token": good}))
-    assert "Starter: the 12-month minimum contract ended" in texts(messages)
-    forged = good[:-1] + ("0" if good[-1] != "0" else "1")
-    expired = sign_identity_token("1000000002", now_unix - 1, SECRET)
-    for token in (forged, expired, sign_identity_token("1000000002", now_unix + 600, "wrong-secret")):
-        messages, _, _ = run(ActionAccountAnswer(), tracker("penalty?", "ask_termination_penalty", sender="web-2",
-                                                            metadata={"identity_token": token}))
-        assert messages[0]["response"] == "utter_ask_termination_penalty"
+    assert messages[0]["response"] == "utter_ask_termination_penalty"
+
+
+def test_verification_holds_on_its_own_channel_and_for_thirty_minutes(service):
+    mark_verified(service.store, "conv-1", "1000000001", "code", NOW, channel="widget")
+    assert "RM875.00" in texts(run(ActionAccountAnswer(), tracker("penalty?", "ask_termination_penalty"))[0])
+    other_channel = run(ActionAccountAnswer(), tracker("penalty?", "ask_termination_penalty", channel="twitter"))[0]
+    assert other_channel[0]["response"] == "utter_ask_termination_penalty"
+    service.now = lambda: NOW + timedelta(minutes=30)
+    expired = run(ActionAccountAnswer(), tracker("penalty?", "ask_termination_penalty"))[0]
+    assert expired[0]["response"] == "utter_ask_termination_penalty"
 
 
 def test_verified_customer_asking_about_another_account_gets_nothing(service):
@@ -148,9 +165,11 @@ def validate(method, value, current):
 
 @pytest.mark.parametrize("number", ["1000000001", "5555555555"])
 def test_account_number_step_says_the_same_for_existing_and_unknown(service, number):
+    started = time.monotonic()
     responses, result = validate("validate_account_number", f"my account is {number}",
                                  tracker("x", sender=f"c-{number}"))
-    assert responses == ["utter_verification_code_sent"] and result == {"account_number": number}
+    assert time.monotonic() - started >= RESPONSE_FLOOR_SECONDS      # the reply time does not tell them apart
+    assert responses == ["utter_verification_code_sent"] and result == {"account_number": "******" + number[-4:]}
     with service.store.session() as session:
         emails = session.scalars(select(models.OutboxEmail)).all()
     assert len(emails) == (1 if number == "1000000001" else 0)
@@ -164,10 +183,8 @@ def test_malformed_account_number(service, value):
 
 def test_code_step_wrong_then_right(service):
     codes = iter(["777777"])
-    from bot.accounts import verification
-
-    verification.start_challenge(service.store, "1000000001", "conv-1", NOW, generate=lambda: next(codes))
-    current = tracker("x", slots={"account_number": "1000000001"})
+    verification.start_challenge(service.store, "1000000001", "conv-1", NOW, "widget", generate=lambda: next(codes))
+    current = tracker("x", slots={"account_number": "******0001"})
     assert validate("validate_verification_code", "12 34", current) == (
         ["utter_verification_code_invalid"], {"verification_code": None})
     assert validate("validate_verification_code", "77777a", current) == (
@@ -175,20 +192,34 @@ def test_code_step_wrong_then_right(service):
     assert validate("validate_verification_code", "111111", current) == (
         ["utter_verification_code_wrong"], {"verification_code": None})
     assert validate("validate_verification_code", "777 777", current) == ([], {"verification_code": "verified"})
-    assert service.verified_account("conv-1") == "1000000001"
+    assert service.verified_account("conv-1", "widget") == "1000000001"
 
 
-def test_lockout_through_the_form(service):
-    from bot.accounts import verification
-
+def test_five_wrong_tries_use_the_code_up(service):
     verification.start_challenge(service.store, "1000000003", "conv-1", NOW, generate=lambda: "101010")
-    current = tracker("x", slots={"account_number": "1000000003"})
+    current = tracker("x", slots={"account_number": "******0003"})
     for _ in range(4):
         assert validate("validate_verification_code", "999999", current)[0] == ["utter_verification_code_wrong"]
     assert validate("validate_verification_code", "999999", current) == (
-        ["utter_verification_locked"], {"verification_code": "locked"})
+        ["utter_verification_code_used_up"], {"verification_code": "expired"})
+    # Another conversation is not locked out: it gets a code of its own (after the minute between emails).
+    service.now = lambda: NOW + timedelta(minutes=2)
     assert validate("validate_account_number", "1000000003", tracker("x", sender="conv-9")) == (
-        ["utter_verification_locked"], {"account_number": "1000000003", "verification_code": "locked"})
+        ["utter_verification_code_sent"], {"account_number": "******0003"})
+
+
+def test_limits_through_the_form(service):
+    for i in range(3):
+        service.now = lambda i=i: NOW + timedelta(minutes=2 * i)
+        assert validate("validate_account_number", f"100000000{i + 1}", tracker("x"))[0] == [
+            "utter_verification_code_sent"]
+    service.now = lambda: NOW + timedelta(minutes=7)
+    responses, result = validate("validate_account_number", "1000000004", tracker("x"))
+    assert responses == ["utter_verification_too_many"] and result["verification_code"] == "locked"
+    assert validate("validate_account_number", "1000000005", tracker("x", sender="other"))[0] == [
+        "utter_verification_code_sent"]
+    assert validate("validate_account_number", "1000000005", tracker("x", sender="third"))[0] == [
+        "utter_verification_code_recent_new"]
 
 
 def test_finished_confirms_and_answers_the_waiting_question(service):
@@ -210,9 +241,19 @@ def test_log_out_and_session_start_forget_verification(service):
     assert run(ActionLogOut(), tracker("log out"))[0][0]["response"] == "utter_logged_out"
     assert run(ActionLogOut(), tracker("log out"))[0][0]["response"] == "utter_not_logged_in"
     mark_verified(service.store, "conv-1", "1000000001", "code", NOW)
-    _, slots, events = run(ActionSessionStart(), tracker("hi", language="ms"))
+    previous_session = tracker("hi", language="ms")
+    previous_session.events[0]["timestamp"] = (NOW + timedelta(minutes=5)).replace(tzinfo=timezone.utc).timestamp()
+    _, slots, events = run(ActionSessionStart(), previous_session)
     assert [e["event"] for e in events] == ["session_started", "slot", "action"] and slots == {"language": "ms"}
-    assert service.verified_account("conv-1") is None
+    assert service.verified_account("conv-1", "widget") is None
+
+
+def test_a_new_conversation_keeps_the_verification_the_website_just_gave(service):
+    """The gateway checks the website's identity token before the conversation's first message reaches Rasa;
+    the session that message starts must not forget it."""
+    mark_verified(service.store, "widget:new", "1000000001", "token", NOW)
+    run(ActionSessionStart(), Tracker("widget:new", {"language": "en"}, {}, [], False, None, {}, "action_listen"))
+    assert service.verified_account("widget:new", "widget") == "1000000001"
 
 
 def test_session_start_takes_the_channels_language_hint_only_for_a_new_conversation(service):

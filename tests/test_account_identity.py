@@ -2,7 +2,7 @@
 import pytest
 
 from bot.accounts.identifiers import mask_account_number, mask_email, parse_account_number, parse_code
-from bot.accounts.verification import sign_identity_token, token_from_metadata, verify_identity_token
+from bot.accounts.verification import sign_identity_token, verify_identity_token
 
 SECRET = "s3cret-for-tests"
 
@@ -45,20 +45,31 @@ def test_masks():
     assert mask_email("broken") == "***"
 
 
+NOW = 1_900_000_000
+
+
 def test_identity_token_round_trip_and_forgeries():
-    token = sign_identity_token("1000000001", 2_000_000_000, SECRET)
-    assert verify_identity_token(token, SECRET, now_unix=1_900_000_000) == "1000000001"
-    number, expiry, signature = token.split(".")
-    assert verify_identity_token(f"1000000002.{expiry}.{signature}", SECRET, 1_900_000_000) is None  # other account
-    assert verify_identity_token(f"{number}.2100000000.{signature}", SECRET, 1_900_000_000) is None  # longer expiry
-    assert verify_identity_token(token, "another-secret", 1_900_000_000) is None
-    assert verify_identity_token(token, SECRET, now_unix=2_000_000_000) is None                      # expired
-    assert verify_identity_token(token, "", 1_900_000_000) is None                                   # no secret
-    for garbage in (None, 12, "", "a.b.c", "x" * 500, f"{number}.{expiry}"):
-        assert verify_identity_token(garbage, SECRET, 1_900_000_000) is None
+    token = sign_identity_token("1000000001", NOW, NOW + 600, SECRET)
+    assert verify_identity_token(token, SECRET, now_unix=NOW + 1) == "1000000001"
+    number, issued, expiry, signature = token.split(".")
+    assert verify_identity_token(f"1000000002.{issued}.{expiry}.{signature}", SECRET, NOW) is None  # other account
+    assert verify_identity_token(f"{number}.{issued}.{int(expiry) + 60}.{signature}", SECRET, NOW) is None  # longer
+    assert verify_identity_token(f"{number}.{int(issued) - 60}.{expiry}.{signature}", SECRET, NOW) is None  # earlier
+    assert verify_identity_token(token, "another-secret", NOW) is None
+    assert verify_identity_token(token, SECRET, now_unix=NOW + 600) is None                 # expired
+    assert verify_identity_token(token, "", NOW) is None                                    # no secret
+    assert verify_identity_token(token.upper(), SECRET, NOW) == "1000000001"                # hex in capitals
+    for garbage in (None, 12, "", "a.b.c.d", "x" * 500, f"{number}.{issued}.{expiry}", token + ".", token + "é",
+                    f"{number}.{issued}.{expiry}.{signature}.{signature}", "\x00" * 20, f"{number}.-1.{expiry}.x"):
+        assert verify_identity_token(garbage, SECRET, NOW) is None
 
 
-def test_token_from_metadata():
-    assert token_from_metadata({"identity_token": "abc"}) == "abc"
-    assert token_from_metadata({"identity_token": {"nested": 1}}) is None
-    assert token_from_metadata(None) is None and token_from_metadata("string") is None
+def test_identity_tokens_live_ten_minutes_at_most():
+    """A token is refused, however well signed, if it was made to live longer than 10 minutes or was issued in
+    the future (beyond a minute of clock skew): a leaked long-lived token is worth nothing."""
+    assert verify_identity_token(sign_identity_token("1000000001", NOW, NOW + 601, SECRET), SECRET, NOW) is None
+    assert verify_identity_token(sign_identity_token("1000000001", NOW, NOW + 10 ** 9, SECRET), SECRET, NOW) is None
+    assert verify_identity_token(sign_identity_token("1000000001", NOW, NOW, SECRET), SECRET, NOW - 1) is None
+    future = sign_identity_token("1000000001", NOW + 120, NOW + 300, SECRET)
+    assert verify_identity_token(future, SECRET, NOW) is None
+    assert verify_identity_token(future, SECRET, NOW + 60) == "1000000001"              # within the skew

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from bot.accounts import models, outbox
 from bot.accounts.importer import ImportRejected, import_file
 from bot.accounts.verification import (
-    CODE_LIFETIME, LOCK_DURATION, CodeCheck, check_code, forget_verification, mark_verified, start_challenge,
-    verified_account,
+    CODE_LIFETIME, CODES_LIMIT, DAY, WRONG_CODES_LIMIT, CodeCheck, Start, bind_identity_token, check_code,
+    forget_verification, mark_verified, start_challenge, verified_account,
 )
 
 NOW = datetime(2026, 11, 22, 2, 0, 0)   # UTC
@@ -32,10 +32,22 @@ def test_demo_snapshot_has_every_situation(demo_store):
     assert demo_store.snapshot("9999999999") is None
 
 
-def test_activation_codes_are_kept_for_resending(demo_store):
+def test_activation_codes_are_kept_for_resending_encrypted(demo_store):
     email, codes = demo_store.activation_codes("1000000004")
     assert email == "admin@tuisyencemerlang.my" and len(codes) == 3
+    assert ("Professional", "PC8R2-N5J7K-D3X9W-Q6T4L") in codes
     assert demo_store.activation_codes("9999999999") == ("", [])
+    with demo_store.session() as session:
+        stored = session.scalars(select(models.ActivationCode.code_encrypted)).all()
+    plain = {code for _, code in codes}
+    assert len(stored) >= 3 and all(value.startswith("gAAAAA") and value not in plain for value in stored)
+    from bot.accounts.crypto import UnreadableSecret
+    from bot.accounts.store import AccountStore
+
+    other_key = AccountStore(demo_store.url, "b3RoZXIta2V5LW90aGVyLWtleS1vdGhlci1rZXktMzI=")
+    with pytest.raises(UnreadableSecret):
+        other_key.activation_codes("1000000004")
+    other_key.engine.dispose()
 
 
 def test_seeding_twice_replaces_instead_of_duplicating(demo_store):
@@ -166,65 +178,126 @@ def test_import_of_many_rows_reports_progress(store, tmp_path):
 def test_code_verifies_once_then_is_used(demo_store):
     codes = iter(["123456"])
     result = start_challenge(demo_store, "1000000001", "conv-1", NOW, generate=lambda: next(codes))
-    assert result.code == "123456" and not result.locked
-    assert check_code(demo_store, "1000000001", "conv-1", "123456", NOW + timedelta(minutes=1)).outcome \
-        is CodeCheck.VERIFIED
+    assert result.outcome is Start.SENT and result.code == "123456"
+    check = check_code(demo_store, "conv-1", "123456", NOW + timedelta(minutes=1))
+    assert check.outcome is CodeCheck.VERIFIED and check.account_number == "1000000001"
     # Replayed: the code was used; no challenge is pending any more.
-    assert check_code(demo_store, "1000000001", "conv-1", "123456", NOW + timedelta(minutes=2)).outcome \
-        is CodeCheck.NO_CODE
+    assert check_code(demo_store, "conv-1", "123456", NOW + timedelta(minutes=2)).outcome is CodeCheck.NO_CODE
 
 
 def test_code_from_another_conversation_does_not_work(demo_store):
     start_challenge(demo_store, "1000000001", "owner", NOW, generate=lambda: "111111")
-    start_challenge(demo_store, "1000000001", "attacker", NOW, generate=lambda: "222222")
-    result = check_code(demo_store, "1000000001", "attacker", "111111", NOW)
+    start_challenge(demo_store, "1000000002", "attacker", NOW, generate=lambda: "222222")
+    result = check_code(demo_store, "attacker", "111111", NOW)
     assert result.outcome is CodeCheck.WRONG and result.attempts_left == 4
+    assert check_code(demo_store, "nobody", "111111", NOW).outcome is CodeCheck.NO_CODE
 
 
 def test_code_expires_after_ten_minutes(demo_store):
     start_challenge(demo_store, "1000000002", "conv", NOW, generate=lambda: "654321")
     late = NOW + CODE_LIFETIME + timedelta(seconds=1)
-    assert check_code(demo_store, "1000000002", "conv", "654321", late).outcome is CodeCheck.EXPIRED
-    assert check_code(demo_store, "1000000002", "conv", "654321", late).outcome is CodeCheck.NO_CODE
+    assert check_code(demo_store, "conv", "654321", late).outcome is CodeCheck.EXPIRED
+    assert check_code(demo_store, "conv", "654321", late).outcome is CodeCheck.NO_CODE
 
 
-def test_only_the_newest_code_counts_and_no_email_flood(demo_store):
+def test_only_the_newest_code_counts_and_one_email_a_minute(demo_store):
     first = start_challenge(demo_store, "1000000002", "conv", NOW, generate=lambda: "100001")
     again = start_challenge(demo_store, "1000000002", "conv", NOW + timedelta(seconds=10), generate=lambda: "100002")
-    assert first.code == "100001" and again.code is None        # within a minute: no second email
+    assert first.code == "100001" and again.outcome is Start.WAIT and again.open_code and again.code is None
     later = start_challenge(demo_store, "1000000002", "conv", NOW + timedelta(minutes=2), generate=lambda: "100003")
     assert later.code == "100003"
-    assert check_code(demo_store, "1000000002", "conv", "100001", NOW + timedelta(minutes=3)).outcome is CodeCheck.WRONG
-    assert check_code(demo_store, "1000000002", "conv", "100003", NOW + timedelta(minutes=3)).outcome \
-        is CodeCheck.VERIFIED
+    assert check_code(demo_store, "conv", "100001", NOW + timedelta(minutes=3)).outcome is CodeCheck.WRONG
+    assert check_code(demo_store, "conv", "100003", NOW + timedelta(minutes=3)).outcome is CodeCheck.VERIFIED
+
+
+def test_a_new_session_does_not_send_another_email_within_a_minute(demo_store):
+    """The minute between emails is per account number, not per conversation: opening new widget sessions
+    does not flood the owner's mailbox."""
+    assert start_challenge(demo_store, "1000000002", "session-1", NOW).outcome is Start.SENT
+    other = start_challenge(demo_store, "1000000002", "session-2", NOW + timedelta(seconds=30))
+    assert other.outcome is Start.WAIT and not other.open_code and other.code is None
 
 
 @pytest.mark.parametrize("number", ["1000000003", "5555555555"])   # existing and unknown: same behaviour
-def test_five_wrong_codes_lock_for_thirty_minutes(demo_store, number):
-    start_challenge(demo_store, number, "conv", NOW, generate=lambda: "999999")
-    results = [check_code(demo_store, number, "conv", "000000", NOW + timedelta(seconds=i)) for i in range(5)]
+def test_five_wrong_tries_use_the_code_up_not_the_account(demo_store, number):
+    start_challenge(demo_store, number, "attacker", NOW, generate=lambda: "999999")
+    results = [check_code(demo_store, "attacker", "000000", NOW + timedelta(seconds=i)) for i in range(5)]
+    assert [r.outcome for r in results] == [CodeCheck.WRONG] * 4 + [CodeCheck.USED_UP]
     assert [r.attempts_left for r in results[:4]] == [4, 3, 2, 1]
-    assert results[4].outcome is CodeCheck.LOCKED and results[4].locked_until == NOW + timedelta(seconds=4) + LOCK_DURATION
-    # Locked even for the right code and for a new challenge, until the lock ends.
-    assert start_challenge(demo_store, number, "conv2", NOW + timedelta(minutes=29)).locked
-    assert check_code(demo_store, number, "conv", "999999", NOW + timedelta(minutes=5)).outcome is CodeCheck.LOCKED
-    after = start_challenge(demo_store, number, "conv3", NOW + timedelta(minutes=31), generate=lambda: "424242")
-    assert not after.locked
+    assert check_code(demo_store, "attacker", "999999", NOW + timedelta(seconds=6)).outcome is CodeCheck.NO_CODE
+    # The owner, in their own conversation, is not locked out: a new code works.
+    owner = start_challenge(demo_store, number, "owner", NOW + timedelta(minutes=2), generate=lambda: "424242")
+    assert owner.outcome is Start.SENT
+    expected = CodeCheck.VERIFIED if number == "1000000003" else CodeCheck.WRONG   # an unknown number verifies nothing
+    assert check_code(demo_store, "owner", "424242", NOW + timedelta(minutes=3)).outcome is expected
+
+
+@pytest.mark.parametrize("number", ["1000000001", "5555555555"])
+def test_five_codes_a_day_per_account_number_then_one_alert(demo_store, number):
+    results = [start_challenge(demo_store, number, f"conv-{i}", NOW + timedelta(minutes=2 * i), client_hash=f"c{i}")
+               for i in range(6)]
+    assert [r.outcome for r in results] == [Start.SENT] * 5 + [Start.ACCOUNT_LIMIT]
+    assert [r.alert for r in results] == [None] * 4 + [CODES_LIMIT, None]      # the owner is told once a day
+    assert start_challenge(demo_store, number, "later", NOW + timedelta(minutes=20)).outcome is Start.ACCOUNT_LIMIT
+    assert start_challenge(demo_store, number, "tomorrow", NOW + DAY + timedelta(minutes=11)).outcome is Start.SENT
+
+
+def test_ten_wrong_codes_a_day_pause_the_account_number(demo_store):
+    alerts = []
+    for attempt in range(2):           # two codes, five wrong tries each, from two conversations
+        conversation = f"guesser-{attempt}"
+        start_challenge(demo_store, "1000000001", conversation, NOW + timedelta(minutes=2 * attempt),
+                        client_hash=f"ip-{attempt}", generate=lambda: "135791")
+        for i in range(5):
+            result = check_code(demo_store, conversation, f"00000{i}", NOW + timedelta(minutes=2 * attempt, seconds=i))
+            alerts.append(result.alert)
+    assert alerts.count(WRONG_CODES_LIMIT) == 1 and alerts[-1] == WRONG_CODES_LIMIT
+    later = NOW + timedelta(minutes=10)
+    assert start_challenge(demo_store, "1000000001", "owner", later).outcome is Start.ACCOUNT_LIMIT
+    # A code sent before the pause stops working too.
+    start_challenge(demo_store, "1000000002", "x", NOW, generate=lambda: "246802")
+    assert check_code(demo_store, "x", "246802", NOW + timedelta(minutes=1)).outcome is CodeCheck.VERIFIED
+
+
+def test_codes_per_conversation_and_per_client_an_hour(demo_store):
+    numbers = [f"100000000{i}" for i in range(1, 6)]
+    session = [start_challenge(demo_store, numbers[i], "one-session", NOW + timedelta(minutes=i), client_hash="a")
+               for i in range(4)]
+    assert [r.outcome for r in session] == [Start.SENT] * 3 + [Start.TOO_MANY]
+    assert session[3].retry_at == NOW + timedelta(hours=1)
+    client = [start_challenge(demo_store, f"20000000{i:02d}", f"s-{i}", NOW + timedelta(minutes=i), client_hash="b")
+              for i in range(11)]
+    assert [r.outcome for r in client] == [Start.SENT] * 10 + [Start.TOO_MANY]
+    assert start_challenge(demo_store, "2000000099", "s-new", NOW + timedelta(minutes=12),
+                           client_hash="c").outcome is Start.SENT       # another client is not affected
 
 
 def test_unknown_account_gets_a_challenge_but_no_code(demo_store):
-    result = start_challenge(demo_store, "5555555555", "conv", NOW)
-    assert result.code is None and not result.locked
-    assert check_code(demo_store, "5555555555", "conv", "123456", NOW).outcome is CodeCheck.WRONG
+    result = start_challenge(demo_store, "5555555555", "conv", NOW, generate=lambda: "123456")
+    assert result.outcome is Start.SENT and result.code is None
+    assert check_code(demo_store, "conv", "123456", NOW).outcome is CodeCheck.WRONG     # even the made-up code
 
 
-def test_verified_conversations_and_log_out(store):
-    assert verified_account(store, "c1") is None
-    mark_verified(store, "c1", "1000000001", "code", NOW)
-    mark_verified(store, "c1", "1000000002", "token", NOW)
-    assert verified_account(store, "c1") == "1000000002"
+def test_verified_conversations_expire_and_stay_on_their_channel(store):
+    lifetime = timedelta(minutes=30)
+    assert verified_account(store, "c1", "widget", NOW, lifetime) is None
+    mark_verified(store, "c1", "1000000001", "code", NOW, channel="widget")
+    mark_verified(store, "c1", "1000000002", "token", NOW, channel="widget")
+    assert verified_account(store, "c1", "widget", NOW + timedelta(minutes=29), lifetime) == "1000000002"
+    assert verified_account(store, "c1", "twitter", NOW, lifetime) is None             # another channel
+    assert verified_account(store, "c1", "widget", NOW + lifetime, lifetime) is None    # expired, and forgotten
+    assert not forget_verification(store, "c1")
+    mark_verified(store, "c1", "1000000001", "code", NOW, channel="widget")
     assert forget_verification(store, "c1") and not forget_verification(store, "c1")
-    assert verified_account(store, "c1") is None
+    assert verified_account(store, "c1", "widget", NOW, lifetime) is None
+
+
+def test_an_identity_token_verifies_one_conversation_only(store):
+    expires = NOW + timedelta(minutes=10)
+    assert bind_identity_token(store, "tok-1", "widget:a", expires, NOW)
+    assert bind_identity_token(store, "tok-1", "widget:a", expires, NOW + timedelta(minutes=1))    # reconnect
+    assert not bind_identity_token(store, "tok-1", "widget:b", expires, NOW)                         # replayed
+    assert bind_identity_token(store, "tok-2", "widget:b", expires, NOW)
 
 
 def test_outbox_in_development_writes_a_log(demo_store, tmp_path):
@@ -233,7 +306,11 @@ def test_outbox_in_development_writes_a_log(demo_store, tmp_path):
     log = tmp_path / "outbox.log"
     assert outbox.deliver_pending(demo_store, "", "bot@localhost", log_path=log) == 1
     assert "246810" in log.read_text() and "aminah@majujaya.com.my" in log.read_text()
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
     assert outbox.deliver_pending(demo_store, "", "bot@localhost", log_path=log) == 0
+    with demo_store.session() as session:
+        sent = session.scalars(select(models.OutboxEmail)).one()
+    assert sent.sent_at is not None and sent.body == "" and sent.subject      # the code is gone once sent
 
 
 def test_outbox_delivers_by_smtp_and_keeps_failures_queued(demo_store, smtp_server):

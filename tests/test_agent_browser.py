@@ -66,9 +66,14 @@ def letters(count: int = 6) -> str:
 
 
 def new_agent(agent_gateway, prefix: str) -> str:
+    """A new agent whose login is `<prefix>-<letters>`; customers see only the display name, `<Prefix>`."""
     name = f"{prefix}-{letters()}"
-    agent_gateway.add_agent(name, PASSWORD)
+    agent_gateway.add_agent(name, PASSWORD, display_name=prefix.title())
     return name
+
+
+def display_name(login: str) -> str:
+    return login.split("-")[0].title()
 
 
 # --- the customer: the widget on the demo page ----------------------------------------------------------------
@@ -200,7 +205,7 @@ def test_handoff_agent_replies_with_an_edited_suggestion_and_resolves(agent_gate
     expect(agent.locator("#conv-status")).to_contain_text("Yours")
     expect(transcript_entry(agent, "customer", "I want to talk to a human agent")).to_have_count(1)
     expect(transcript_entry(agent, "bot", "Unifi agent")).to_have_count(1)
-    expect(transcript_entry(agent, "notice", f"{name} from Unifi has joined")).to_have_count(1)
+    expect(transcript_entry(agent, "notice", f"{display_name(name)} from Unifi has joined")).to_have_count(1)
     cards = agent.locator("#suggestions .ac-card")
     expect(cards).to_have_count(3)
     first_set = agent.locator("#suggestions").get_attribute("data-set-id")
@@ -208,7 +213,10 @@ def test_handoff_agent_replies_with_an_edited_suggestion_and_resolves(agent_gate
     expect(item).to_have_attribute("data-mine", "true")          # the queue shows the agent has it
 
     # the customer sees the agent join; their next message goes to the agent, not the assistant
-    expect(customer.locator('.ksos-message[data-role="notice"]').filter(has_text=name)).to_have_count(1)
+    joined = customer.locator('.ksos-message[data-role="notice"]').filter(has_text="from Unifi has joined")
+    expect(joined).to_have_count(1)
+    expect(joined).to_contain_text(display_name(name))
+    assert name not in customer.locator(".ksos-root").inner_text()        # the login name is never shown
     question = "how much is the penalty if I cancel early?"
     question_seq = customer_says(customer, question)
     expect(transcript_entry(agent, "customer", question)).to_have_count(1)
@@ -413,7 +421,9 @@ def test_a_second_agent_sees_the_conversation_read_only(agent_gateway, new_page)
     agent_a.get_by_role("button", name="Send").click()
     expect(transcript_entry(agent_b, "agent", "Hi, this is Nurul.")).to_have_count(1)
     agent_a.get_by_role("button", name="Resolve").click()
-    expect(status).to_have_attribute("data-state", "resolved")
+    # Closed by A, the conversation is no longer B's to read (agents read only what was handed over to them).
+    expect(status).to_contain_text("not handed over to you")
+    expect(transcript_entry(agent_b, "customer", "I want to talk to a human agent")).to_have_count(0)
     expect(customer.locator('.ksos-message[data-role="agent"]')).to_have_count(1)
     expect(customer.locator('.ksos-message[data-role="agent"]').filter(has_text="sneaky")).to_have_count(0)
 
@@ -508,7 +518,8 @@ def test_a_verified_customer_shows_the_account_summary_and_account_aware_suggest
     url = agent_gateway.url
     name = new_agent(agent_gateway, "verified")
     customer = open_customer(new_page, url)
-    token = sign_identity_token("1000000003", int(time.time()) + 600, IDENTITY_TOKEN_SECRET)
+    issued = int(time.time())
+    token = sign_identity_token("1000000003", issued, issued + 600, IDENTITY_TOKEN_SECRET)
     customer.evaluate("token => KSOSWidget.setIdentityToken(token)", token)
     seq = customer_says(customer, "is my account suspended?")
     bot_reply_after(customer, seq, re.compile("suspended since"))

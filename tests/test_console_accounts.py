@@ -1,15 +1,20 @@
 """What the console shows of a verified customer, and account-aware suggestions, on the demo accounts (SQLite and
 PostgreSQL), without Rasa: the model's scores are given as parse data."""
-from datetime import datetime
-
 import pytest
 
 from bot.accounts.verification import mark_verified
+from bot.clock import now_utc
 from bot.gateway.app import Gateway
 from bot.gateway.config import GatewaySettings
 from bot.gateway.console import Console, parse_suggestion, same_origin
 
+from conftest import TEST_SECRETS
+
 VERIFIED, ANONYMOUS = "widget:verified-customer", "widget:anonymous-customer"
+
+
+def conversation(conversation_id, channel="widget"):
+    return {"conversation_id": conversation_id, "channel": channel}
 
 
 def penalty_question():
@@ -22,28 +27,30 @@ def penalty_question():
 
 @pytest.fixture
 def console(demo_store, account_store_url):
-    gateway = Gateway(GatewaySettings.from_env({"DATABASE_URL": account_store_url}))
-    mark_verified(demo_store, VERIFIED, "1000000003", "code", datetime(2026, 11, 22, 9, 0))
+    gateway = Gateway(GatewaySettings.from_env({**TEST_SECRETS, "DATABASE_URL": account_store_url}))
+    mark_verified(demo_store, VERIFIED, "1000000003", "code", now_utc(), channel="widget")
     yield Console(gateway)
     gateway.store.dispose()
     gateway.executor.shutdown(wait=False)
 
 
 def test_the_verified_account_summary_masks_the_number(console):
-    summary = console._account(VERIFIED)
+    summary = console._account(VERIFIED, "widget")
     assert summary["account_number"] == "******0003" and summary["business_name"] == "Restoran Selera Kampung"
     assert summary["status"] == "suspended" and summary["outstanding"].startswith("RM")
     assert summary["subscriptions"] and all(s["contract_end"] and s["monthly_fee"].startswith("RM")
                                             for s in summary["subscriptions"])
-    assert console._account(ANONYMOUS) is None
+    assert console._account(ANONYMOUS, "widget") is None
+    assert console._account(VERIFIED, "facebook") is None          # verified on the widget only
 
 
 def test_account_aware_suggestions_only_for_the_verified_customer(console):
-    own = console._suggestions(penalty_question(), "berapa penalti kalau saya tamatkan sekarang", "ms", VERIFIED)
+    own = console._suggestions(penalty_question(), "berapa penalti kalau saya tamatkan sekarang", "ms",
+                               conversation(VERIFIED))
     assert own[0].key == "ask_termination_penalty" and own[0].account_aware
     assert "RM" in own[0].answer and "0003" in own[0].answer          # the customer's own figures, in Malay
     general = console._suggestions(penalty_question(), "berapa penalti kalau saya tamatkan sekarang", "ms",
-                                   ANONYMOUS)
+                                   conversation(ANONYMOUS))
     assert general[0].key == "ask_termination_penalty" and not general[0].account_aware
     assert general[0].answer.startswith("• Selepas tempoh kontrak minimum")
     no_conversation = console._suggestions(None, "how do i pay my bill", "en", None)

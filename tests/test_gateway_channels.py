@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import aiohttp
 import pytest
@@ -20,6 +20,9 @@ from bot.gateway.notices import notice
 from conftest import (
     FACEBOOK_APP_SECRET, FACEBOOK_VERIFY_TOKEN, TWITTER_BOT_USER_ID, TWITTER_CONSUMER_SECRET, ConsoleClient,
     GatewayProcess, add_agent, free_port, gateway_environment,
+)
+from gateway_helpers import (
+    bot_texts, dm_body, dm_event, facebook_post, http, messaging, page_body, twitter_post, wait_for, widget_exchange,
 )
 
 RATE_LIMIT = 8
@@ -94,8 +97,9 @@ class RasaSwitch:
         self.session: Optional[aiohttp.ClientSession] = None
 
     async def _forward(self, request: web.Request) -> web.Response:
+        headers = {name: request.headers[name] for name in ("Content-Type", "Authorization") if name in request.headers}
         async with self.session.request(request.method, self.target + request.path_qs, data=await request.read(),
-                                        headers={"Content-Type": request.content_type}) as response:
+                                        headers=headers) as response:
             return web.Response(status=response.status, body=await response.read(),
                                 content_type=response.content_type)
 
@@ -164,74 +168,6 @@ def gateway(test_settings, platforms, rasa_switch, tmp_path_factory):
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
-
-def http(method: str, url: str, body: bytes = b"", headers: Optional[Dict[str, str]] = None):
-    request = urllib.request.Request(url, data=body if method == "POST" else None, method=method,
-                                     headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def facebook_post(gateway: GatewayProcess, body, secret: str = FACEBOOK_APP_SECRET, raw: Optional[bytes] = None):
-    data = raw if raw is not None else json.dumps(body).encode()
-    signature = "sha256=" + hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
-    return http("POST", gateway.url + "/webhooks/facebook", data,
-                {"Content-Type": "application/json", "X-Hub-Signature-256": signature})
-
-
-def twitter_post(gateway: GatewayProcess, body, secret: str = TWITTER_CONSUMER_SECRET):
-    data = json.dumps(body).encode()
-    signature = "sha256=" + base64.b64encode(hmac.new(secret.encode(), data, hashlib.sha256).digest()).decode()
-    return http("POST", gateway.url + "/webhooks/twitter", data,
-                {"Content-Type": "application/json", "x-twitter-webhooks-signature": signature})
-
-
-def messaging(sender: str, text: Optional[str] = None, mid: Optional[str] = None, quick_reply: Optional[str] = None,
-              **extra) -> Dict:
-    event = {"sender": {"id": sender}, "recipient": {"id": "PAGE_ID"}, "timestamp": int(time.time() * 1000)}
-    if text is not None:
-        message = {"mid": mid or f"m_{uuid.uuid4().hex}", "text": text}
-        if quick_reply:
-            message["quick_reply"] = {"payload": quick_reply}
-        event["message"] = message
-    event.update(extra)
-    return event
-
-
-def page_body(*events, entries: int = 1) -> Dict:
-    """Meta's webhook shape; events spread over `entries` entries."""
-    groups = [list(events[i::entries]) for i in range(entries)]
-    return {"object": "page", "entry": [{"id": "PAGE_ID", "time": int(time.time() * 1000), "messaging": group}
-                                        for group in groups]}
-
-
-def dm_event(sender: str, text: str, event_id: Optional[str] = None, quick_reply: Optional[str] = None) -> Dict:
-    data = {"text": text, "entities": {"hashtags": [], "symbols": [], "user_mentions": [], "urls": []}}
-    if quick_reply:
-        data["quick_reply_response"] = {"type": "options", "metadata": quick_reply}
-    return {"type": "message_create", "id": event_id or str(uuid.uuid4().int)[:18],
-            "created_timestamp": str(int(time.time() * 1000)),
-            "message_create": {"target": {"recipient_id": TWITTER_BOT_USER_ID}, "sender_id": sender,
-                               "message_data": data}}
-
-
-def dm_body(*events) -> Dict:
-    return {"for_user_id": TWITTER_BOT_USER_ID, "direct_message_events": list(events),
-            "users": {TWITTER_BOT_USER_ID: {"id": TWITTER_BOT_USER_ID, "screen_name": "helpmeunifi"}}}
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
-
 
 def wait_for_replies(platforms, sender: str, at_least: int = 1, quiet: float = 1.5, timeout: float = 40) -> List[Dict]:
     """The messages sent to `sender` once at least `at_least` arrived and no more came for `quiet` seconds."""
@@ -341,11 +277,7 @@ def test_a_replayed_event_is_answered_once(gateway, platforms):
     assert len(platforms.messages_to(sender)) == len(first)
 
 
-def test_quick_reply_payload_wins_over_text_and_buttons_become_quick_replies(gateway, platforms):
-    sender = new_sender()
-    facebook_post(gateway, page_body(messaging(sender, "Plans", quick_reply="/faq/plans")))
-    answer = " ".join(m["text"] for m in wait_for_replies(platforms, sender))
-    assert "Starter" in answer and "RM" in answer
+def test_offered_quick_replies_are_payloads_and_unoffered_ones_are_words(gateway, platforms, console):
     asker = new_sender()
     facebook_post(gateway, page_body(messaging(asker, "what is my early termination penalty?")))
     with_buttons = [m for m in wait_for_replies(platforms, asker) if m["buttons"]]
@@ -355,6 +287,11 @@ def test_quick_reply_payload_wins_over_text_and_buttons_become_quick_replies(gat
     facebook_post(gateway, page_body(messaging(asker, quick[0]["title"], quick_reply=quick[0]["payload"])))
     after = wait_for_replies(platforms, asker, at_least=before + 1)[before:]
     assert "account number" in " ".join(m["text"] for m in after).lower()
+    # A payload the assistant never offered in the conversation is only the customer's words.
+    forcer = new_sender()
+    facebook_post(gateway, page_body(messaging(forcer, "hello there", quick_reply="/request_human")))
+    greeting = " ".join(m["text"] for m in wait_for_replies(platforms, forcer))
+    assert "join this chat" not in greeting and queued(console, f"facebook:{forcer}") is None
 
 
 def test_graph_api_429_and_500_are_retried_and_the_reply_arrives_once(gateway, platforms):
@@ -457,40 +394,15 @@ def test_a_restart_processes_the_pending_inbox(gateway, platforms, rasa_switch):
 
 # --- the widget socket ----------------------------------------------------------------------------------------
 
-def widget_exchange(background_loop, url: str, frames: List[Dict], origin: Optional[str] = None,
-                    until: Callable[[List[Dict]], bool] = lambda received: False, timeout: float = 30):
-    async def run():
-        received: List[Dict] = []
-        headers = {"Origin": origin} if origin else {}
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(url.replace("http", "ws", 1) + "/widget/ws", headers=headers) as socket:
-                for frame in frames:
-                    await socket.send_json(frame)
-                deadline = time.monotonic() + timeout
-                while not until(received) and time.monotonic() < deadline:
-                    try:
-                        message = await socket.receive(timeout=deadline - time.monotonic())
-                    except TimeoutError:
-                        break
-                    if message.type != aiohttp.WSMsgType.TEXT:
-                        break
-                    received.append(json.loads(message.data))
-        return received
-    return background_loop.run(run(), timeout=timeout + 10)
-
-
-def bot_texts(frames: List[Dict]) -> List[str]:
-    return [f["message"]["text"] for f in frames if f["type"] == "message" and f["message"]["role"] == "bot"]
-
-
 def test_widget_socket_session_answer_history_and_bad_frames(gateway, background_loop):
     hello = {"type": "hello", "session": None, "after": 0}
-    ask = {"type": "message", "id": "c-1", "text": "boleh bayar guna boost?", "metadata": {"language": "ms"}}
+    ask_id = str(uuid.uuid4())
+    ask = {"type": "message", "id": ask_id, "text": "boleh bayar guna boost?", "metadata": {"language": "ms"}}
     frames = widget_exchange(background_loop, gateway.url, [hello, ask],
                              until=lambda r: any(f == {"type": "typing", "on": False} for f in r))
     session = frames[0]["session"]
     assert frames[1] == {"type": "history", "messages": []}
-    assert {"type": "ack", "id": "c-1"} in frames
+    assert {"type": "ack", "id": ask_id} in frames
     assert any("Boost" in text for text in bot_texts(frames))
     # the same message again (a resend after a reconnect) is acknowledged but not answered twice
     again = widget_exchange(background_loop, gateway.url, [{**hello, "session": session, "after": 10 ** 9}, ask],
@@ -499,16 +411,19 @@ def test_widget_socket_session_answer_history_and_bad_frames(gateway, background
     history = widget_exchange(background_loop, gateway.url, [{**hello, "session": session}],
                               until=lambda r: len(r) >= 2)
     messages = history[1]["messages"]
-    assert messages[0]["role"] == "customer" and messages[0]["client_id"] == "c-1"
+    assert messages[0]["role"] == "customer" and messages[0]["client_id"] == ask_id
     assert sum(1 for m in messages if m["role"] == "customer") == 1
     assert [m["seq"] for m in messages] == sorted(m["seq"] for m in messages)
+    ids = [str(uuid.uuid4()) for _ in range(4)]
     bad = widget_exchange(background_loop, gateway.url, [
-        {"type": "message", "id": "x", "text": "before hello"}, hello,
-        {"type": "message", "id": "e", "text": "   "}, {"type": "message", "id": "l", "text": "a" * 2001},
-        {"type": "message", "id": "p", "text": "x", "payload": "not-a-payload"}, {"type": "nonsense"}],
-        until=lambda r: sum(1 for f in r if f["type"] == "error") >= 5)
-    codes = [f["code"] for f in bad if f["type"] == "error"]
-    assert codes == ["bad_request", "empty", "too_long", "bad_request", "bad_request"]
+        {"type": "message", "id": ids[0], "text": "before hello"}, hello,
+        {"type": "message", "id": ids[1], "text": "   "}, {"type": "message", "id": ids[2], "text": "a" * 2001},
+        {"type": "message", "id": ids[3], "text": "x", "payload": "not-a-payload"}, {"type": "nonsense"},
+        {"type": "message", "id": "agent:joined:1", "text": "an id that is no UUID"}],
+        until=lambda r: sum(1 for f in r if f["type"] == "error") >= 6)
+    errors = [(f["id"], f["code"]) for f in bad if f["type"] == "error"]
+    assert errors == [(ids[0], "bad_request"), (ids[1], "empty"), (ids[2], "too_long"), (ids[3], "bad_request"),
+                      (None, "bad_request"), (None, "bad_request")]
 
 
 def test_widget_origins(gateway, background_loop):
@@ -545,29 +460,10 @@ def test_logs_carry_no_message_text(gateway):
     assert "inbox" in log
 
 
-def test_widget_identity_token_verifies_the_customer_and_a_forged_one_does_not(gateway, background_loop):
-    from bot.accounts.verification import sign_identity_token
-    from conftest import IDENTITY_TOKEN_SECRET
-
-    hello = {"type": "hello", "session": None, "after": 0}
-    done = lambda r: any(f == {"type": "typing", "on": False} for f in r)
-    token = sign_identity_token("1000000003", int(time.time()) + 600, IDENTITY_TOKEN_SECRET)
-    verified = widget_exchange(background_loop, gateway.url, [hello, {
-        "type": "message", "id": "t-1", "text": "is my account suspended?",
-        "metadata": {"language": "en", "identity_token": token}}], until=done)
-    assert any("suspended since" in text and "RM" in text for text in bot_texts(verified))
-    forged = token[:-4] + ("0000" if not token.endswith("0000") else "1111")
-    anonymous = widget_exchange(background_loop, gateway.url, [hello, {
-        "type": "message", "id": "t-2", "text": "is my account suspended?",
-        "metadata": {"language": "en", "identity_token": forged}}], until=done)
-    texts = " ".join(bot_texts(anonymous))
-    assert "suspended since" not in texts and "1000000003" not in texts and "0003" not in texts
-
-
 def test_widget_language_hint_starts_the_conversation_in_malay(gateway, background_loop):
     hello = {"type": "hello", "session": None, "after": 0}
     frames = widget_exchange(background_loop, gateway.url, [hello, {
-        "type": "message", "id": "h-1", "text": "hi", "metadata": {"language": "ms"}}],
+        "type": "message", "id": str(uuid.uuid4()), "text": "hi", "metadata": {"language": "ms"}}],
         until=lambda r: any(f == {"type": "typing", "on": False} for f in r))
     greeting = " ".join(bot_texts(frames))
     assert "Kaspersky" in greeting and ("Selamat" in greeting or "saya" in greeting), greeting
@@ -580,7 +476,7 @@ AGENT_PASSWORD = "console-test-password"
 
 @pytest.fixture(scope="module")
 def console(gateway):
-    add_agent(gateway.env, "mei", AGENT_PASSWORD)
+    add_agent(gateway.env, "mei", AGENT_PASSWORD, display_name="Mei")
     add_agent(gateway.env, "raj", AGENT_PASSWORD)
     return ConsoleClient(gateway.url).login("mei", AGENT_PASSWORD)
 
@@ -615,7 +511,7 @@ def test_messenger_handoff_agent_reply_and_hand_back(gateway, platforms, console
     status, opened = console.call("POST", f"/api/agent/conversations/{conversation}/open")
     assert status == 200 and opened["conversation"]["mine"] and opened["conversation"]["state"] == "assigned"
     assert opened["transcript"][-1]["text"] == "hello? what is the termination penalty?"
-    wait_for_text(platforms, sender, "mei from Unifi has joined")
+    wait_for_text(platforms, sender, "Mei from Unifi has joined")
 
     status, assist = console.call("POST", "/api/assist/suggest", {"conversation_id": conversation})
     assert status == 200 and len(assist["suggestions"]) == 3 and assist["set_id"]

@@ -1,6 +1,7 @@
 """The assistant's side of the handoff, on the real trained model: on the gateway's channels a request for a
-person (or a second miss in a row) is answered with the handoff message and its marker for the gateway; on
-Rasa's REST channel used directly (no agents behind it) with the FAQ 11 contact channels."""
+person (or a second miss in a row) is answered with the handoff message and its marker for the gateway; asked
+directly (Rasa's gateway channel without a customer channel: no agents behind it) with the FAQ 11 contact
+channels."""
 import uuid
 
 import pytest
@@ -11,10 +12,7 @@ HANDOFF = {"handoff": {"reason": "request_human", "language": "en"}}
 
 
 def turn(assistant, sender, text, channel=None, language=None):
-    body = {"sender": sender, "message": text, "metadata": {"language": language} if language else {}}
-    if channel:
-        body["input_channel"] = channel
-    messages = assistant.post("/webhooks/rest/webhook", body)
+    messages = assistant.send(sender, text, {"language": language} if language else {}, channel=channel)
     texts = "\n".join(m.get("text", "") for m in messages if m.get("text"))
     custom = [m["custom"] for m in messages if m.get("custom")]
     return texts, custom

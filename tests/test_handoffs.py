@@ -38,7 +38,7 @@ def hand_over(store, now=T0):
 
 
 def agents(handoffs):
-    return (handoffs.add_agent("aisyah", hash_password("x" * 12, **FAST_HASH), now=T0),
+    return (handoffs.add_agent("aisyah.r", hash_password("x" * 12, **FAST_HASH), now=T0, display_name="Aisyah"),
             handoffs.add_agent("ben", hash_password("y" * 12, **FAST_HASH), now=T0))
 
 
@@ -91,12 +91,12 @@ def test_two_agents_open_the_same_conversation_the_first_takes_it(stores):
     hand_over(store)
     aisyah, ben = agents(handoffs)
     view, taken = handoffs.take(CONVERSATION, aisyah, now=T0)
-    assert taken and view["state"] == "assigned" and view["mine"] and view["agent"] == "aisyah"
+    assert taken and view["state"] == "assigned" and view["mine"] and view["agent"] == "aisyah.r"
     view, taken = handoffs.take(CONVERSATION, ben, now=T0)
-    assert not taken and not view["mine"] and view["agent"] == "aisyah"
+    assert not taken and not view["mine"] and view["agent"] == "aisyah.r"
     assert handoffs.reply(CONVERSATION, ben, "Hi, Ben here", "c-ben", now=T0) == NOT_OWNER
     assert handoffs.resolve(CONVERSATION, ben, now=T0) == NOT_OWNER
-    assert outbound(store) == [("notice", "aisyah from Unifi has joined the chat.")]
+    assert outbound(store) == [("notice", "Aisyah from Unifi has joined the chat.")]
 
 
 def test_agent_replies_are_delivered_once_in_order_and_refused_after_resolve(stores):
@@ -108,7 +108,7 @@ def test_agent_replies_are_delivered_once_in_order_and_refused_after_resolve(sto
     assert handoffs.reply(CONVERSATION, aisyah, "Hello, I'm Aisyah.", "c1", now=T0) == DUPLICATE   # double click
     assert handoffs.reply(CONVERSATION, aisyah, "How can I help?", "c2", now=T0) == QUEUED
     assert handoffs.reply("widget:nobody", aisyah, "?", "c3", now=T0) == NOT_FOUND
-    assert outbound(store) == [("notice", "aisyah from Unifi has joined the chat."),
+    assert outbound(store) == [("notice", "Aisyah from Unifi has joined the chat."),
                                ("agent", "Hello, I'm Aisyah."), ("agent", "How can I help?")]
     agent_entries = [e for e in store.history(CONVERSATION) if e["role"] == "agent"]
     assert [e["client_id"] for e in agent_entries] == ["c1", "c2"]
@@ -137,7 +137,7 @@ def test_malay_conversations_get_malay_notices(stores):
     handoffs.take(CONVERSATION, aisyah, now=T0)
     handoffs.resolve(CONVERSATION, aisyah, now=T0)
     texts = [text for _role, text in outbound(store)]
-    assert texts[0] == "aisyah daripada Unifi telah menyertai perbualan ini."
+    assert texts[0] == "Aisyah daripada Unifi telah menyertai perbualan ini."
     assert texts[1].startswith("Ejen Unifi telah menutup perbualan ini.")
 
 
@@ -170,8 +170,8 @@ def test_agents_sessions_expire_and_end(stores):
     _store, handoffs = stores
     aisyah, ben = agents(handoffs)
     with pytest.raises(ValueError):
-        handoffs.add_agent("aisyah", hash_password("z" * 12, **FAST_HASH))
-    found, stored = handoffs.password_hash("aisyah")
+        handoffs.add_agent("aisyah.r", hash_password("z" * 12, **FAST_HASH))
+    found, stored = handoffs.password_hash("aisyah.r")
     assert found == aisyah and check_password("x" * 12, stored) and not check_password("y" * 12, stored)
     token, csrf = handoffs.create_session(aisyah, now=T0)
     session = handoffs.session_for(token, now=T0 + timedelta(hours=7))
@@ -188,9 +188,10 @@ def test_agents_sessions_expire_and_end(stores):
     assert handoffs.disable_agent("ben", now=T0)
     assert handoffs.session_for(token, now=T0) is None and handoffs.password_hash("ben") is None
     token, _csrf = handoffs.create_session(aisyah, now=T0)
-    assert handoffs.set_password("aisyah", hash_password("w" * 12, **FAST_HASH))
+    assert handoffs.set_password("aisyah.r", hash_password("w" * 12, **FAST_HASH))
     assert handoffs.session_for(token, now=T0) is None              # a new password ends the sessions
-    assert [a["name"] for a in handoffs.list_agents()] == ["aisyah", "ben"]
+    assert [(a["name"], a["display_name"]) for a in handoffs.list_agents()] == [("aisyah.r", "Aisyah"), ("ben", "")]
+    assert handoffs.set_display_name("ben", "Ben") and not handoffs.set_display_name("nobody", "X")
 
 
 def test_password_hashes_use_a_slow_salted_kdf():
@@ -204,19 +205,59 @@ def test_password_hashes_use_a_slow_salted_kdf():
     assert password_problem("short") and password_problem(" padded password ") and not password_problem("a" * 10)
 
 
-def test_login_throttle_per_name_and_address():
-    throttle = LoginThrottle(per_name=3, per_address=5, window=60)
-    for second in range(3):
-        assert not throttle.blocked("aisyah", "10.0.0.1", now=second)
+def test_login_throttle_slows_guessing_without_locking_anyone_out():
+    throttle = LoginThrottle()
+    for second in range(3):                                    # three free tries
+        assert throttle.wait("aisyah", "10.0.0.1", now=second) == 0
         throttle.failed("aisyah", "10.0.0.1", now=second)
-    assert throttle.blocked("Aisyah", "10.0.0.9", now=5)          # the name, from anywhere
-    assert not throttle.blocked("ben", "10.0.0.1", now=5)
-    throttle.failed("ben", "10.0.0.1", now=5)
-    throttle.failed("chong", "10.0.0.1", now=5)
-    assert throttle.blocked("dina", "10.0.0.1", now=6)            # the address, for any name
-    assert not throttle.blocked("aisyah", "10.0.0.2", now=61)     # the window passed
-    throttle.succeeded("ben")
-    assert not throttle.blocked("ben", "10.0.0.2", now=7)
+    assert throttle.wait("Aisyah", "10.0.0.1", now=2) == 1      # then 1 s, 2 s, 4 s ... for that guesser
+    throttle.failed("aisyah", "10.0.0.1", now=3)
+    assert throttle.wait("aisyah", "10.0.0.1", now=3) == 2
+    for second in range(4, 20):
+        throttle.failed("aisyah", "10.0.0.1", now=second)
+    assert throttle.wait("aisyah", "10.0.0.1", now=19) == 300          # capped at five minutes
+    # The agent from her own address waits at most 30 s however much someone guesses at her name.
+    assert throttle.wait("aisyah", "10.0.0.9", now=19) == 30
+    assert throttle.wait("aisyah", "10.0.0.9", now=49) == 0
+    throttle.succeeded("aisyah", "10.0.0.9")
+    assert throttle.wait("aisyah", "10.0.0.9", now=20) == 0
+    assert throttle.wait("ben", "10.0.0.2", now=19) == 0                 # others are not affected
+
+
+def test_login_throttle_per_address_and_window():
+    throttle = LoginThrottle()
+    for number in range(10):                                   # one address trying ten names
+        throttle.failed(f"agent{number}", "10.0.0.5", now=number)
+    assert throttle.wait("somebody", "10.0.0.5", now=9.5) == 0.5
+    assert throttle.wait("somebody", "10.0.0.6", now=9.5) == 0
+    assert throttle.wait("somebody", "10.0.0.5", now=10 + 900) == 0    # the window passed
+
+
+def test_the_joined_notice_never_shows_the_login_name(stores):
+    store, handoffs = stores
+    hand_over(store)
+    anonymous = handoffs.add_agent("ops.agent7", hash_password("z" * 12, **FAST_HASH), now=T0)
+    handoffs.take(CONVERSATION, anonymous, now=T0)
+    assert outbound(store) == [("notice", "A Unifi agent has joined the chat.")]
+
+
+def test_agents_read_only_conversations_handed_over_to_them_and_every_read_is_logged(stores):
+    store, handoffs = stores
+    aisyah, ben = agents(handoffs)
+    customer(store, "m-plain", "what plans are there?")                 # never handed over
+    assert handoffs.view(CONVERSATION, aisyah.id) is None
+    hand_over(store)
+    assert handoffs.view(CONVERSATION, ben.id)["state"] == "waiting"     # open: any agent may look
+    handoffs.take(CONVERSATION, aisyah, now=T0)
+    handoffs.resolve(CONVERSATION, aisyah, now=T0 + timedelta(minutes=5))
+    assert handoffs.view(CONVERSATION, aisyah.id, now=T0 + timedelta(minutes=6))["state"] == "resolved"
+    assert handoffs.view(CONVERSATION, ben.id) is None                  # closed, and not his
+    for second in range(5):                                              # the console polls
+        handoffs.view(CONVERSATION, aisyah.id, now=T0 + timedelta(minutes=7, seconds=second))
+    log = handoffs.audit_log(CONVERSATION)
+    assert [(e["agent"], e["action"]) for e in reversed(log)] == [
+        ("ben", "view"), ("aisyah.r", "open"), ("aisyah.r", "resolve"), ("aisyah.r", "view"), ("aisyah.r", "view")]
+    assert log[0]["count"] == 5
 
 
 def test_handoff_messages_and_markers():

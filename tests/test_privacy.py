@@ -59,6 +59,32 @@ FOUND = [
     ("kod aktivasi mj7k2-qx9p4-lt3rw-8dz5n tak jalan", [("ACTIVATION_CODE", "mj7k2-qx9p4-lt3rw-8dz5n")]),
     ("TH4W8 Z2K6M P9R3X C7V5B", [("ACTIVATION_CODE", "TH4W8 Z2K6M P9R3X C7V5B")]),
     ("activation code: MJ7K2QX9P4LT3RW8DZ5N", [("ACTIVATION_CODE", "MJ7K2QX9P4LT3RW8DZ5N")]),
+    # payment cards (Luhn-valid test numbers)
+    ("no kad sy 4111 1111 1111 1111", [("CARD_NUMBER", "4111 1111 1111 1111")]),
+    ("card 4111-1111-1111-1111 exp 12/27", [("CARD_NUMBER", "4111-1111-1111-1111")]),
+    ("kad kredit: 5555555555554444.", [("CARD_NUMBER", "5555555555554444")]),
+    ("bayar guna card 4111111111111111 boleh?", [("CARD_NUMBER", "4111111111111111")]),
+    ("amex 3782 822463 10005", [("CARD_NUMBER", "3782 822463 10005")]),
+    ("diners 3056 930902 5904", [("CARD_NUMBER", "3056 930902 5904")]),
+    ("old visa 4222222222222", [("CARD_NUMBER", "4222222222222")]),
+    ("19 digits 6011 1111 1111 1111 110", [("CARD_NUMBER", "6011 1111 1111 1111 110")]),
+    ("4000-0000-0000-0000-006", [("CARD_NUMBER", "4000-0000-0000-0000-006")]),
+    ("6011111111111111110", [("CARD_NUMBER", "6011111111111111110")]),
+    # business registration numbers (SSM)
+    ("SSM no 202001012345 (1234567-X)", [("BRN", "202001012345"), ("BRN", "1234567-X")]),
+    ("ssm 202001012345", [("BRN", "202001012345")]),   # month 20: no NRIC
+    ("Registration No: 201901000005 (1312525-A)", [("BRN", "201901000005"), ("BRN", "1312525-A")]),
+    ("no pendaftaran syarikat 2020-01-012345", [("BRN", "2020-01-012345")]),
+    ("reg no 2015 03 012345 ya", [("BRN", "2015 03 012345")]),
+    ("old company 1965-01-000123", [("BRN", "1965-01-000123")]),
+    ("company no. 123456-A.", [("BRN", "123456-A")]),
+    ("no syarikat sy 1234567-x", [("BRN", "1234567-x")]),
+    ("roc 123456 A", [("BRN", "123456 A")]),
+    ("kod 123456-A", [("BRN", "123456-A")]),           # the check letter makes it a BRN, not a code
+    ("no perniagaan JM0123456-K", [("BRN", "JM0123456-K")]),
+    ("SA0123456-A tu no ssm kedai sy", [("BRN", "SA0123456-A")]),
+    ("ssm sa0123456-a", [("BRN", "sa0123456-a")]),
+    ("LLP no LLP0012345-LGN", [("BRN", "LLP0012345-LGN")]),
     # glued to a word or to each other, as typed in a hurry
     ("hp:0123456789", [("PHONE", "0123456789")]),
     ("tel:+60123456789", [("PHONE", "+60123456789")]),
@@ -67,6 +93,8 @@ FOUND = [
     ("kod=482913", [("ONE_TIME_CODE", "482913")]),
     ("no.0123456789", [("PHONE", "0123456789")]),
     ("0123456789/0198765432", [("PHONE", "0123456789"), ("PHONE", "0198765432")]),
+    ("kad:4111111111111111", [("CARD_NUMBER", "4111111111111111")]),
+    ("brn#1234567-X", [("BRN", "1234567-X")]),
     ("email:john@company.com.my", [("EMAIL", "john@company.com.my")]),
     ('code "482913"!', [("ONE_TIME_CODE", "482913")]),
     ("kod anda ialah 482913 dan sah 5 minit", [("ONE_TIME_CODE", "482913")]),
@@ -78,6 +106,11 @@ FOUND = [
     ("activation MJ7K2-QX9P4-LT3RW-8DZ5N on 5 devices, call +60 19-876 5432",
      [("ACTIVATION_CODE", "MJ7K2-QX9P4-LT3RW-8DZ5N"), ("PHONE", "+60 19-876 5432")]),
     ("paid RM 39 for 12 months, code 482 913", [("ONE_TIME_CODE", "482 913")]),
+    ("syarikat 1234567-X, kad 4111 1111 1111 1111, ic 901231-14-5678, hp 012-345 6789",
+     [("BRN", "1234567-X"), ("CARD_NUMBER", "4111 1111 1111 1111"), ("NRIC", "901231-14-5678"),
+      ("PHONE", "012-345 6789")]),
+    ("bill acc 1012345678 paid by card 5555 5555 5555 4444 for SSM 202001012345",
+     [("ACCOUNT_NUMBER", "1012345678"), ("CARD_NUMBER", "5555 5555 5555 4444"), ("BRN", "202001012345")]),
 ]
 
 # Messages that hold no personal data and must come back unchanged.
@@ -109,7 +142,6 @@ CLEAN = [
     "RM 482913",                           # an amount, not a code
     "THANK YOUUU ABCDE FGHIJ",             # four 5-letter words are no activation code
     "passport A1234",                      # too short for a passport
-    "ssm 202001012345",                    # business registration number: no NRIC (month 20)
     "at 10:15 on 22-11-2026",
     "card ending ******5678",
     "[phone] [account number] [code]",
@@ -120,6 +152,43 @@ CLEAN = [
     "last 4 digits 5678",
     "MYR 482913",
     "I have 3 PCs and 2 phones 1 server",
+    # no card: Luhn fails, too short or long, or part of a longer number
+    "card 4111 1111 1111 1112",
+    "order no 1234567890123456",
+    "order 1234-5678-9012-3456",
+    "JomPAY 8888 ref 1234567890123456",
+    "invoice 419911111111",                # 12 digits, no date: no NRIC either
+    "ref 41111111111111111111",            # 20 digits
+    "4111 1111 1111 1111 1",               # joined to one more digit
+    "4111 11 1111 1111 1111",              # a group of 2
+    "RM 4111111111111111",
+    "RM1234.56",
+    "total RM 4,111.11",
+    # no BRN: short numbers with a letter are words ("3-D Secure", a "4-G" router)
+    "3-D Secure is on for my card",
+    "router 4-G tak stabil",
+    # no BRN: year, type or shape wrong
+    "202013012345",                        # type 13
+    "202000012345",                        # type 00
+    "202007012345",                        # type 07
+    "210001012345",                        # year 2100
+    "189901012345",                        # year 1899
+    "2020-1-012345",
+    "from 2019 to 2026",
+    "tarikh 22-11-2026 pukul 10:15",
+    "version 21.3.10.391 and 2024-01-15",
+    "ref 1234567X",                        # check letter glued on
+    "ref 12345678-X",                      # 8 digits
+    "ABC-D",
+    "XYZ-1A",
+    "Wi-Fi 5 GHz",
+    "Windows 11 S mode",
+    "since 2024 I use KSOS",
+    "after step 3 I restarted",
+    "RM 1234-A",
+    "No. 12-B-3, Jalan 5",
+    "JM012345-K",                          # 6 digits
+    "LLP001234-LGN",                       # 6 digits
 ]
 
 # Exact redactions of whole messages.
@@ -131,6 +200,8 @@ REDACTED = [
     ("emel sy ali_b+ksos@gmail.com, pasport A12345678", "emel sy [email], pasport [passport]"),
     ("key mj7k2 qx9p4 lt3rw 8dz5n expired", "key [activation code] expired"),
     ("RM 39 for 12 months; acc 101-234-5678", "RM 39 for 12 months; acc [account number]"),
+    ("no kad sy 4111 1111 1111 1111 exp 12/27", "no kad sy [card number] exp 12/27"),
+    ("SSM no 202001012345 (1234567-X)", "SSM no [brn] ([brn])"),
 ]
 
 
@@ -174,6 +245,17 @@ def test_ambiguous_numbers_follow_the_documented_rule():
     assert find_personal_data("1123456789")[0].label == "ACCOUNT_NUMBER"
     # a "60" number that reads as a Malaysian landline is a phone
     assert find_personal_data("6041234567")[0].label == "PHONE"
+    # a BRN from a year ending in 01-12, typed together, starts with a date: an NRIC; written 4-2-6 it is a BRN
+    assert find_personal_data("200501012345")[0].label == "NRIC"
+    assert find_personal_data("2005-01-012345")[0].label == "BRN"
+    assert find_personal_data("201913012345") == []   # neither a date nor an entity type
+    # 13-19 digits are a card only when Luhn-valid
+    assert find_personal_data("4111111111111111")[0].label == "CARD_NUMBER"
+    assert find_personal_data("4111111111111112") == []
+
+
+def test_card_number_ranks_right_after_activation_code():
+    assert list(PLACEHOLDERS)[:3] == ["EMAIL", "ACTIVATION_CODE", "CARD_NUMBER"]
 
 
 def test_personal_data_is_a_frozen_value():

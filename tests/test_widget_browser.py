@@ -227,6 +227,7 @@ class FlakyNetwork:
         self.up = True
         self.sockets = []
         self.sent = []                         # the message frames the page sent, in order
+        self.identities = []                   # the tokens of the identity frames the page sent, in order
         self.rewrite = None                    # optional: change a message frame on its way to the gateway
         self.cut_on_next_message = None        # "drop": lose the frame; "deliver": pass it on; then cut
         page.route_web_socket(re.compile(r"/widget/ws$"), self.route)
@@ -240,6 +241,8 @@ class FlakyNetwork:
 
         def to_server(message):
             frame = json.loads(message)
+            if frame.get("type") == "identity":
+                self.identities.append(frame.get("token"))
             if frame.get("type") == "message":
                 self.sent.append(frame)
                 if self.rewrite:
@@ -327,19 +330,31 @@ def test_an_error_frame_marks_the_message_failed_and_shows_the_notice(flaky):
     assert outbox(page) == []
 
 
-def test_the_identity_token_goes_with_each_message_and_is_never_stored(flaky):
+def test_the_identity_token_is_checked_by_the_gateway_never_sent_with_messages_nor_stored(browser, agent_gateway):
+    """The host page signs its customer in: the token goes to the gateway once, in an identity frame (not with
+    every message), verifies the conversation, and is kept nowhere in the page; withdrawing it logs out."""
     from bot.accounts.verification import sign_identity_token
     from conftest import IDENTITY_TOKEN_SECRET
 
-    page, network = flaky
-    token = sign_identity_token("1000000003", int(time.time()) + 600, IDENTITY_TOKEN_SECRET)
+    page = browser.new_context(locale="en-US").new_page()
+    page.context.set_default_timeout(TIMEOUT_MS)
+    network = FlakyNetwork(page)
+    page.goto(agent_gateway.url + "/")
+    wait_connected(page)
+    issued = int(time.time())
+    token = sign_identity_token("1000000003", issued, issued + 600, IDENTITY_TOKEN_SECRET)
     page.evaluate("token => KSOSWidget.setIdentityToken(token)", token)
     send(page, "is my account suspended?")
     reply = bot_reply_after(page, "is my account suspended?", re.compile("suspended since"))
-    assert "RM" in reply
-    assert network.sent[-1]["metadata"] == {"language": "en", "identity_token": token}
+    assert "RM" in reply and network.identities == [token]
+    assert all("identity_token" not in frame.get("metadata", {}) for frame in network.sent)
     storage = page.evaluate("() => JSON.stringify(Object.assign({}, localStorage, sessionStorage))")
     assert token not in storage and token not in page.locator(".ksos-root").inner_text()
+    page.evaluate("() => KSOSWidget.setIdentityToken(null)")          # the customer signed out of the site
+    send(page, "what is my balance?")
+    reply = bot_reply_after(page, "what is my balance?", re.compile("Shall we do that now"))
+    assert "RM250" not in reply and network.identities == [token, None]
+    page.context.close()
 
 
 def test_including_the_script_twice_adds_one_widget(widget, gateway_url):

@@ -14,8 +14,9 @@ from bot.accounts.identifiers import is_account_number, mask_email
 from bot.accounts.importer import ImportRejected, demo_records, import_file, validate_records, write_accounts
 from bot.accounts.outbox import deliver_pending
 from bot.accounts.store import account_store
-from bot.accounts.verification import sign_identity_token
+from bot.accounts.verification import IDENTITY_TOKEN_MAX_LIFETIME, sign_identity_token
 from bot.clock import today
+from bot.local_secrets import prepare_checkout
 from bot.paths import DATA_DIR
 from bot.settings import load_settings
 
@@ -43,8 +44,20 @@ def seed_demo(store, on=None) -> int:
     return write_accounts(store, validate_records(demo_records(DEMO_FILE, on or today())), on or today())
 
 
+def settings_store():
+    """The account store of the configured database, with its encryption key."""
+    settings = load_settings()
+    return account_store(settings.database_url, settings.data_encryption_key)
+
+
+def writing_store():
+    """The store for commands that write activation codes: a checkout without a key gets one generated."""
+    prepare_checkout(["DATA_ENCRYPTION_KEY"])
+    return settings_store()
+
+
 def cmd_seed_demo(args) -> int:
-    store = account_store(load_settings().database_url)
+    store = writing_store()
     if args.if_empty and store.account_count() > 0:
         print(f"Account store already has {store.account_count()} account(s); demo data not loaded again.")
         return 0
@@ -54,7 +67,7 @@ def cmd_seed_demo(args) -> int:
 
 
 def cmd_import(args) -> int:
-    store = account_store(load_settings().database_url)
+    store = writing_store()
     path = Path(args.file)
     if not path.is_file():
         print(f"No such file: {path}", file=sys.stderr)
@@ -71,7 +84,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_list(args) -> int:
-    store = account_store(load_settings().database_url)
+    store = settings_store()
     with store.session() as session:
         accounts = session.scalars(select(models.Account).order_by(models.Account.account_number)).all()
         for account in accounts:
@@ -89,13 +102,17 @@ def cmd_token(args) -> int:
     if not is_account_number(args.account_number):
         print("An account number has 10 digits.", file=sys.stderr)
         return 2
-    print(sign_identity_token(args.account_number, int(time.time()) + args.minutes * 60, secret))
+    if not 0 < args.minutes * 60 <= IDENTITY_TOKEN_MAX_LIFETIME:
+        print(f"A token lives at most {IDENTITY_TOKEN_MAX_LIFETIME // 60} minutes.", file=sys.stderr)
+        return 2
+    issued_at = int(time.time())
+    print(sign_identity_token(args.account_number, issued_at, issued_at + args.minutes * 60, secret))
     return 0
 
 
 def cmd_outbox(args) -> int:
     settings = load_settings()
-    store = account_store(settings.database_url)
+    store = settings_store()
     if args.send:
         print(f"Delivered {deliver_pending(store, settings.smtp_url, settings.smtp_from)} email(s).")
     with store.session() as session:
@@ -103,7 +120,8 @@ def cmd_outbox(args) -> int:
                                  .limit(args.last)).all()
         for email in reversed(emails):
             state = f"sent {email.sent_at:%Y-%m-%d %H:%M}Z" if email.sent_at else f"pending ({email.last_error or 'not tried'})"
-            print(f"#{email.id} {email.created_at:%Y-%m-%d %H:%M}Z {email.kind:<18} to {email.to_address}: {state}")
+            print(f"#{email.id} {email.created_at:%Y-%m-%d %H:%M}Z {email.kind:<18} to {mask_email(email.to_address)}: "
+                  f"{state}")
     return 0
 
 
@@ -119,7 +137,7 @@ def add_parser(commands) -> None:
     sub.add_parser("list", help="list stored accounts").set_defaults(func=cmd_list)
     token = sub.add_parser("token", help="sign an identity token for the website (needs IDENTITY_TOKEN_SECRET)")
     token.add_argument("account_number")
-    token.add_argument("--minutes", type=int, default=30, help="valid for this many minutes (default 30)")
+    token.add_argument("--minutes", type=int, default=10, help="valid for this many minutes (default and most: 10)")
     token.set_defaults(func=cmd_token)
     outbox = sub.add_parser("outbox", help="show the latest emails; --send delivers pending ones")
     outbox.add_argument("--send", action="store_true")

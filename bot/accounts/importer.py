@@ -353,7 +353,8 @@ def write_accounts(store: AccountStore, accounts: List[dict], issued_on: date,
                     plan=s["plan"], monthly_fee=s["monthly_fee"], start_date=s["start_date"],
                     contract_start=s["contract_start"], status=s["status"],
                     devices=[models.Device(**d) for d in s["devices"]],
-                    activation_codes=[models.ActivationCode(code=c, issued_on=s["start_date"] or issued_on)
+                    activation_codes=[models.ActivationCode(code_encrypted=store.cipher.encrypt(c),
+                                                            issued_on=s["start_date"] or issued_on)
                                       for c in s["activation_codes"]],
                 ))
             account.bills = [models.Bill(**b) for b in clean["bills"]]

@@ -112,12 +112,13 @@ class Device(Base):
 
 
 class ActivationCode(Base):
-    """Kept so it can be re-sent to the registered email; never shown in a chat."""
+    """Kept so it can be re-sent to the registered email; never shown in a chat. Encrypted at rest with
+    DATA_ENCRYPTION_KEY (bot/accounts/crypto.py): the column holds a Fernet token, never the code."""
 
     __tablename__ = "activation_codes"
     id = Column(Integer, primary_key=True)
     subscription_id = Column(Integer, ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False)
-    code = Column(String(64), nullable=False)
+    code_encrypted = Column(Text, nullable=False)
     issued_on = Column(Date, nullable=False)
     subscription = relationship("Subscription", back_populates="activation_codes")
 
@@ -142,26 +143,44 @@ class Payment(Base):
 
 
 class VerificationChallenge(Base):
-    """A one-time code sent for an account number. Kept for any well-formed number, existing or not, so that
-    answers and lockouts never reveal whether an account exists. Only a salted hash of the code is stored."""
+    """A one-time code asked for an account number in one conversation. Kept for any well-formed number, existing
+    or not (for an unknown one with a code nobody receives), so that answers, limits and timing never reveal
+    whether an account exists. Only a salted hash of the code is stored; the client address only as a keyed hash.
+    The rows also count the limits (codes per conversation, client and account number; wrong codes)."""
 
     __tablename__ = "verification_challenges"
     id = Column(Integer, primary_key=True)
     account_number = Column(String(20), nullable=False, index=True)
-    conversation_id = Column(String(255), nullable=False)
-    code_hash = Column(String(100))         # "salt$sha256"; NULL when no such account: no code can match
-    created_at = Column(DateTime, nullable=False)
+    conversation_id = Column(String(255), nullable=False, index=True)
+    channel = Column(String(20), nullable=False, default="")
+    client_hash = Column(String(64), index=True)
+    code_hash = Column(String(100), nullable=False)     # "salt$sha256"
+    emailed = Column(Boolean, nullable=False)           # False: no such account, the code went nowhere
+    wrong_attempts = Column(Integer, nullable=False, default=0)
+    created_at = Column(DateTime, nullable=False, index=True)
     expires_at = Column(DateTime, nullable=False)
-    used_at = Column(DateTime)
+    used_at = Column(DateTime)                          # verified, used up, expired or replaced
 
 
-class VerificationLock(Base):
-    """Wrong codes per account number since the last success; locked_until after too many."""
+class VerificationAlert(Base):
+    """An email to an account's owner that someone reached a verification limit for their account number (at
+    most one per reason and day). Recorded for unknown numbers too, like the challenges."""
 
-    __tablename__ = "verification_locks"
-    account_number = Column(String(20), primary_key=True)
-    failed_attempts = Column(Integer, nullable=False, default=0)
-    locked_until = Column(DateTime)
+    __tablename__ = "verification_alerts"
+    id = Column(Integer, primary_key=True)
+    account_number = Column(String(20), nullable=False, index=True)
+    reason = Column(String(20), nullable=False)         # codes_limit | wrong_codes_limit
+    created_at = Column(DateTime, nullable=False)
+
+
+class IdentityTokenUse(Base):
+    """Which conversation a website identity token verified: the same token from another one is refused."""
+
+    __tablename__ = "identity_token_uses"
+    token_hash = Column(String(64), primary_key=True)   # SHA-256 of the token
+    conversation_id = Column(String(255), nullable=False)
+    first_used_at = Column(DateTime, nullable=False)
+    expires_at = Column(DateTime, nullable=False)
 
 
 class OutboxEmail(Base):
@@ -181,11 +200,13 @@ class OutboxEmail(Base):
 
 
 class VerifiedConversation(Base):
-    """A conversation whose customer proved who they are. Kept server-side (not in a slot a client could set);
-    deleted on "log out" and when the conversation session ends."""
+    """A conversation whose customer proved who they are, on one channel. Kept server-side (not in a slot a client
+    could set); valid for VERIFICATION_TTL_MINUTES after verified_at, deleted on "log out", when the conversation
+    session ends and when the website withdraws its identity token."""
 
     __tablename__ = "verified_conversations"
     conversation_id = Column(String(255), primary_key=True)
     account_number = Column(String(20), nullable=False)
     method = Column(String(10), nullable=False)        # 'token' or 'code'
+    channel = Column(String(20), nullable=False, default="")
     verified_at = Column(DateTime, nullable=False)

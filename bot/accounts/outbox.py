@@ -1,10 +1,14 @@
 """The email outbox: messages are written to the `outbox` table in the same transaction as the change that
 needs them, then delivered by SMTP when SMTP_URL is set. In development (no SMTP_URL) they are written to
-var/logs/outbox.log instead, so one-time codes can be read there."""
+var/logs/outbox.log instead (mode 0600), so one-time codes can be read there.
+
+Once an email is sent its body (which may hold a one-time or activation code) is blanked: the row keeps only
+what it was, to whom and when. Logs show addresses masked."""
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import smtplib
 import ssl
 from datetime import datetime, timedelta
@@ -17,6 +21,7 @@ import yaml
 from sqlalchemy import or_, select, update
 
 from bot.accounts import models
+from bot.accounts.identifiers import mask_email
 from bot.accounts.store import AccountStore
 from bot.clock import now_utc
 from bot.paths import DATA_DIR, VAR_DIR
@@ -83,8 +88,8 @@ def _message(email: models.OutboxEmail, sender: str) -> EmailMessage:
 
 
 def _write_development_log(email: models.OutboxEmail, log_path: Path) -> None:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a", encoding="utf-8") as handle:
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a", encoding="utf-8") as handle:
         handle.write(f"--- {email.created_at.isoformat()}Z to {email.to_address}: {email.subject}\n{email.body}\n")
 
 
@@ -127,17 +132,18 @@ def deliver_pending(store: AccountStore, smtp_url: str, sender: str,
         try:
             if target is None:
                 _write_development_log(email, log_path)
-                logger.info("SMTP_URL not set: email %s to %s written to %s", email.id, email.to_address, log_path)
+                logger.info("SMTP_URL not set: email %s to %s written to %s", email.id, mask_email(email.to_address),
+                            log_path)
             else:
                 target.send(_message(email, sender))
         except (OSError, smtplib.SMTPException) as error:
             error_text = f"{type(error).__name__}: {error}"[:500]
-            logger.warning("email %s to %s not sent (try %s): %s", email.id, email.to_address, email.attempts,
-                           error_text)
+            logger.warning("email %s to %s not sent (try %s): %s", email.id, mask_email(email.to_address),
+                           email.attempts, error_text)
+        sent = {"last_error": error_text} if error_text else {"last_error": None, "sent_at": now_utc(), "body": ""}
         with store.session() as session:
             session.execute(
-                update(models.OutboxEmail).where(models.OutboxEmail.id == email.id)
-                .values(claimed_until=None, last_error=error_text, sent_at=None if error_text else now_utc())
+                update(models.OutboxEmail).where(models.OutboxEmail.id == email.id).values(claimed_until=None, **sent)
             )
         delivered += error_text is None
     return delivered

@@ -13,13 +13,34 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import MetaData, create_engine, event, func, inspect, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, selectinload
 
 from bot.accounts import models
 from bot.accounts.catalogue import catalogue
+from bot.accounts.crypto import Cipher
 from bot.accounts.rules import Device
+from bot.settings import MissingSecret
+
+
+class OutdatedSchema(RuntimeError):
+    """The database was made by an older version of the assistant (there are no migrations yet)."""
+
+
+def create_schema(engine: Engine, metadata: MetaData) -> None:
+    """Create the missing tables of `metadata`, and refuse a database whose existing tables lack columns this
+    version needs (create_all never changes an existing table)."""
+    metadata.create_all(engine)
+    inspector = inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = sorted(column.name for column in table.columns if column.name not in present)
+        if missing:
+            raise OutdatedSchema(
+                f"table {table.name} in {engine.url.render_as_string(hide_password=True)} lacks "
+                f"{', '.join(missing)}: it was created by an older version. A development database can be deleted "
+                "(rm -r var/ for the default SQLite files); there are no migrations yet.")
 
 
 def make_engine(url: str) -> Engine:
@@ -89,16 +110,24 @@ class AccountSnapshot:
 class AccountStore:
     """One database: the account tables, the verification tables and the email outbox."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, encryption_key: str = ""):
         self.url = url
         self.engine = make_engine(url)
+        self._encryption_key = encryption_key
         self._schema_lock = threading.Lock()
         self._schema_ready = False
+
+    @functools.cached_property
+    def cipher(self) -> Cipher:
+        """Encrypts and decrypts the activation codes (DATA_ENCRYPTION_KEY)."""
+        if not self._encryption_key:
+            raise MissingSecret("DATA_ENCRYPTION_KEY not set: the account store keeps activation codes encrypted")
+        return Cipher(self._encryption_key)
 
     def create_schema(self) -> None:
         with self._schema_lock:
             if not self._schema_ready:
-                models.Base.metadata.create_all(self.engine)
+                create_schema(self.engine, models.Base.metadata)
                 self._schema_ready = True
 
     def drop_schema(self) -> None:
@@ -176,7 +205,7 @@ class AccountStore:
             if account is None:
                 return "", []
             codes = [
-                (catalogue().plan(s.plan).name, code.code)
+                (catalogue().plan(s.plan).name, self.cipher.decrypt(code.code_encrypted))
                 for s in account.subscriptions if s.status == "active"
                 for code in s.activation_codes
             ]
@@ -192,6 +221,6 @@ class AccountStore:
 
 
 @functools.lru_cache(maxsize=8)
-def account_store(url: str) -> AccountStore:
-    """One store (engine and pool) per database URL and process."""
-    return AccountStore(url)
+def account_store(url: str, encryption_key: str = "") -> AccountStore:
+    """One store (engine and pool) per database URL (and key) and process."""
+    return AccountStore(url, encryption_key)

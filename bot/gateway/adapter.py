@@ -7,12 +7,12 @@ import abc
 import asyncio
 import logging
 import random
-import json
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, FrozenSet, Optional, Union
 
 import aiohttp
 from aiohttp import web
 
+from bot.gateway.json_input import BadJson, parse_json_object
 from bot.gateway.messages import Reply
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ class DeliveryError(Exception):
 
 class ChannelAdapter(abc.ABC):
     name: str = ""
+    # Payloads of the channel's own controls, accepted though no reply of the assistant offered them as buttons.
+    ui_payloads: FrozenSet[str] = frozenset()
 
     def __init__(self, gateway: "Gateway"):
         self.gateway = gateway
@@ -56,7 +58,8 @@ class ChannelAdapter(abc.ABC):
     async def signed_json(self, request: web.Request, signature_header: str,
                           valid_signature: Callable[[bytes, Optional[str]], bool]) -> Union[Dict[str, Any], web.Response]:
         """The JSON object of a webhook POST whose signature header checks out; otherwise the error response to
-        return (404 channel off, 403 bad signature, 400 malformed JSON; 413 comes from the 1 MB body limit)."""
+        return (404 channel off, 403 missing, malformed or wrong signature, 400 malformed or too deeply nested
+        JSON; 413 comes from the 1 MB body limit)."""
         if not self.enabled:
             return self.not_configured()
         body = await request.read()
@@ -64,12 +67,9 @@ class ChannelAdapter(abc.ABC):
             logger.warning("%s: POST with a missing or wrong %s refused", self.name, signature_header)
             return web.json_response({"error": "invalid signature"}, status=403)
         try:
-            data = json.loads(body)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            return web.json_response({"error": "malformed JSON"}, status=400)
-        return data
+            return parse_json_object(body)
+        except BadJson as problem:
+            return web.json_response({"error": str(problem)}, status=400)
 
     @abc.abstractmethod
     def add_routes(self, app: web.Application) -> None:

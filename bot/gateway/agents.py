@@ -1,5 +1,5 @@
 """Console agents: password hashing (scrypt, a slow memory-hard KDF), login throttling and the `python -m bot
-agents` command line (add, list, password, disable)."""
+agents` command line (add, list, password, display-name, disable)."""
 from __future__ import annotations
 
 import argparse
@@ -12,12 +12,15 @@ import secrets
 import sys
 import time
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from typing import Deque, Dict, Optional
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 1          # about 32 MB and 0.1 s per hash on this machine class
 SCRYPT_MAXMEM = 64 * 1024 * 1024
 MIN_PASSWORD_CHARS = 10
 AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,39}$")
+# What customers see, e.g. "Aisyah" or "Aisyah R.": letters (any script), spaces and . ' - only, no digits.
+DISPLAY_NAME = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ .'-]){0,39}$")
 
 
 def _b64(data: bytes) -> str:
@@ -60,17 +63,35 @@ def password_problem(password: str) -> Optional[str]:
     return None
 
 
-class LoginThrottle:
-    """At most `per_name` failed logins per agent name and `per_address` per client address in `window` seconds
-    (an office behind one address shares the larger budget)."""
+@dataclass(frozen=True)
+class Backoff:
+    """After `free` failures in the window, each further attempt waits base * 2^(failures - free) seconds after
+    the last failure, at most `cap`."""
+    free: int
+    cap: float
+    base: float = 1.0
 
-    def __init__(self, per_name: int = 5, per_address: int = 20, window: float = 900.0):
-        self.limits = {"name": per_name, "ip": per_address}
+    def delay(self, failures: int) -> float:
+        return 0.0 if failures < self.free else min(self.cap, self.base * 2 ** (failures - self.free))
+
+
+class LoginThrottle:
+    """Growing delays for failed logins, never a lock-out: a hard lock after N failures would let anyone who knows
+    an agent's login lock them out. Failures are counted over `window` seconds per (name, address) — one guesser
+    at one name: 3 free, then 1, 2, 4 ... up to 5 min —, per address (one address trying many names) and per name
+    (many addresses at one name), the last capped at 30 s so that the agent themself, from their own address,
+    never waits longer than that. A success clears the name's counts."""
+
+    def __init__(self, pair: Backoff = Backoff(3, 300.0), per_address: Backoff = Backoff(10, 300.0),
+                 per_name: Backoff = Backoff(10, 30.0), window: float = 900.0):
+        self.rules = {"pair": pair, "ip": per_address, "name": per_name}
         self.window = window
         self._failures: Dict[str, Deque[float]] = defaultdict(deque)
 
     def _recent(self, key: str, now: float) -> Deque[float]:
-        failures = self._failures[key]
+        failures = self._failures.get(key)
+        if failures is None:
+            return deque()
         while failures and failures[0] <= now - self.window:
             failures.popleft()
         if not failures:
@@ -79,12 +100,18 @@ class LoginThrottle:
 
     @staticmethod
     def _keys(name: str, address: str) -> Dict[str, str]:
-        return {"name": f"name:{name.lower()}", "ip": f"ip:{address}"}
+        name = name.lower()
+        return {"pair": f"pair:{name}:{address}", "ip": f"ip:{address}", "name": f"name:{name}"}
 
-    def blocked(self, name: str, address: str, now: Optional[float] = None) -> bool:
+    def wait(self, name: str, address: str, now: Optional[float] = None) -> float:
+        """Seconds before a login as `name` from `address` may be tried (0: now)."""
         now = time.monotonic() if now is None else now
-        return any(len(self._recent(key, now)) >= self.limits[kind]
-                   for kind, key in self._keys(name, address).items())
+        waits = [0.0]
+        for kind, key in self._keys(name, address).items():
+            failures = self._recent(key, now)
+            if failures:
+                waits.append(failures[-1] + self.rules[kind].delay(len(failures)) - now)
+        return max(waits)
 
     def failed(self, name: str, address: str, now: Optional[float] = None) -> None:
         now = time.monotonic() if now is None else now
@@ -92,8 +119,10 @@ class LoginThrottle:
             self._recent(key, now)
             self._failures[key].append(now)
 
-    def succeeded(self, name: str) -> None:
-        self._failures.pop(self._keys(name, "")["name"], None)
+    def succeeded(self, name: str, address: str) -> None:
+        keys = self._keys(name, address)
+        for kind in ("pair", "name"):
+            self._failures.pop(keys[kind], None)
 
 
 # --- python -m bot agents ------------------------------------------------------------------------------------
@@ -118,10 +147,19 @@ def _handoff_store():
 def cmd_agents(args: argparse.Namespace) -> int:
     store = _handoff_store()
     try:
+        if args.agents_command == "audit":
+            entries = store.audit_log(args.conversation, args.last)
+            for entry in reversed(entries):
+                times = entry["at"] if entry["count"] == 1 else f"{entry['at']} .. {entry['last_at']} ({entry['count']}x)"
+                print(f"{times}  {entry['agent'] or '?':<20} {entry['action']:<8} {entry['conversation_id']}")
+            if not entries:
+                print("no console access recorded" + (f" for {args.conversation}" if args.conversation else ""))
+            return 0
         if args.agents_command == "list":
             agents = store.list_agents()
             for agent in agents:
-                print(f"{agent['name']:<40} {'disabled' if agent['disabled'] else 'active':<9} {agent['created_at']}")
+                print(f"{agent['name']:<40} {agent['display_name'] or '(a Unifi agent)':<28} "
+                      f"{'disabled' if agent['disabled'] else 'active':<9} {agent['created_at']}")
             if not agents:
                 print("no agents yet: python -m bot agents add NAME")
             return 0
@@ -130,6 +168,16 @@ def cmd_agents(args: argparse.Namespace) -> int:
                 print(f"no agent called {args.name!r}", file=sys.stderr)
                 return 1
             print(f"agent {args.name} disabled; their console sessions have ended")
+            return 0
+        display_name = (getattr(args, "display_name", None) or "").strip()
+        if display_name and not DISPLAY_NAME.match(display_name):
+            print("a display name is 1-40 letters, spaces and . ' - (no digits)", file=sys.stderr)
+            return 2
+        if args.agents_command == "display-name":
+            if not store.set_display_name(args.name, display_name):
+                print(f"no agent called {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"customers now see {display_name or 'a Unifi agent'!r} when {args.name} joins a chat")
             return 0
         if not AGENT_NAME.match(args.name):
             print("an agent name is 2-40 letters, digits, dots, dashes or underscores", file=sys.stderr)
@@ -141,11 +189,12 @@ def cmd_agents(args: argparse.Namespace) -> int:
             return 2
         if args.agents_command == "add":
             try:
-                store.add_agent(args.name, hash_password(password))
+                store.add_agent(args.name, hash_password(password), display_name=display_name)
             except ValueError as error:
                 print(error, file=sys.stderr)
                 return 1
-            print(f"agent {args.name} added: log in at the gateway's /agent page")
+            print(f"agent {args.name} added: log in at the gateway's /agent page; customers see "
+                  f"{display_name or 'a Unifi agent'!r} (the login name is never shown to them)")
             return 0
         if not store.set_password(args.name, hash_password(password)):
             print(f"no agent called {args.name!r}", file=sys.stderr)
@@ -164,7 +213,16 @@ def add_parser(commands) -> None:
         command = sub.add_parser(name, help=help_text)
         command.add_argument("name")
         command.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+        if name == "add":
+            command.add_argument("--display-name", default="",
+                                 help="the name customers see (default: none, they see 'a Unifi agent')")
+    display = sub.add_parser("display-name", help="set the name customers see when the agent joins a chat")
+    display.add_argument("name")
+    display.add_argument("display_name", nargs="?", default="", help="empty: customers see 'a Unifi agent'")
     disable = sub.add_parser("disable", help="stop an agent from logging in (ends their sessions)")
     disable.add_argument("name")
     sub.add_parser("list", help="the agents")
+    audit = sub.add_parser("audit", help="who opened, read, replied to or resolved which conversation, and when")
+    audit.add_argument("--conversation", default=None, help="only this conversation (e.g. widget:AbC...)")
+    audit.add_argument("--last", type=int, default=200, help="the latest N entries (default 200)")
     agents.set_defaults(func=cmd_agents)

@@ -4,16 +4,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional, Set, TypeVar
 
 import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from packaging.version import Version
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.accounts.service import AccountService
+from bot.accounts.store import account_store
 from bot.gateway.adapter import ChannelAdapter, DeliveryError
+from bot.gateway.clients import masked_address
 from bot.gateway.config import GatewaySettings
 from bot.gateway.handoffs import HandoffStore
 from bot.gateway.messages import MAX_TEXT_CHARS, ROLE_NOTICE, InboundMessage, Reply
@@ -27,6 +32,8 @@ from bot.language import SUPPORTED_LANGUAGES, detect_language
 logger = logging.getLogger("bot.gateway")
 
 MAX_BODY_BYTES = 1024 * 1024
+# The aiohttp of requirements-gateway.txt, reviewed in docs/security/dependency-advisories.yml.
+REVIEWED_AIOHTTP = Version("3.14.5")
 T = TypeVar("T")
 
 
@@ -35,6 +42,9 @@ class Gateway:
         self.settings = settings
         self.store = store or GatewayStore(settings.database_url)
         self.handoffs = HandoffStore(self.store)
+        # The account side (same database): website identity tokens, and what the console shows agents.
+        self.accounts = AccountService(settings.shared, store=account_store(
+            settings.database_url, settings.shared.data_encryption_key))
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="gateway-db")
         self.rate_limiter = SenderRateLimiter(limit=settings.rate_limit_per_minute, window=60.0)
         self.adapters: Dict[str, ChannelAdapter] = {}
@@ -53,6 +63,14 @@ class Gateway:
         """Run a (synchronous) store call in the database thread pool, off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(
             self.executor, functools.partial(function, *args, **kwargs))
+
+    async def identify(self, conversation_id: str, channel: str, token: Optional[str]) -> bool:
+        """The website's identity token for a conversation: verify it (True) or, for None or a token that does
+        not check out, log the conversation out. Tokens stop here: they are never passed on or stored."""
+        if token is None:
+            await self.db(self.accounts.log_out, conversation_id)
+            return False
+        return await self.db(self.accounts.verify_with_token, conversation_id, channel, token)
 
     def spawn(self, coroutine) -> None:
         task = asyncio.create_task(coroutine)
@@ -73,8 +91,12 @@ class Gateway:
             rejection = "unsupported_attachment" if has_attachments else "empty"
         allowed, notify = self.rate_limiter.check(message.conversation_id)
         status = REJECTED if rejection else PENDING if allowed else RATE_LIMITED
-        recorded = await self.db(self.store.record_inbound, message, status, language,
-                                 language_hint=hint if hint in SUPPORTED_LANGUAGES else None)
+        try:
+            recorded = await self.db(self.store.record_inbound, message, status, language,
+                                     language_hint=hint if hint in SUPPORTED_LANGUAGES else None)
+        except ValueError as refused:              # an id shaped like the gateway's own outbound keys
+            logger.warning("%s: message refused: %s", message.conversation_id, refused)
+            return Recorded(None, True, None)
         if recorded.duplicate:
             logger.info("%s: message %s already received; ignored", message.conversation_id, message.message_id)
             return recorded
@@ -116,8 +138,15 @@ class Gateway:
                                   .where(InboxMessage.status.in_(OPEN_STATUSES)))
 
     async def start(self) -> None:
+        if Version(aiohttp.__version__) < REVIEWED_AIOHTTP:
+            logger.warning("aiohttp %s: the gateway faces the internet and should run in its own environment "
+                           "(make install builds .venv-gateway from requirements-gateway.txt); make audit lists what "
+                           "this version exposes", aiohttp.__version__)
+        else:
+            logger.info("aiohttp %s", aiohttp.__version__)
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        self.rasa = RasaClient(self.settings.rasa_url, self.http, self.settings.rasa_timeout_seconds)
+        self.rasa = RasaClient(self.settings.rasa_url, self.settings.rasa_api_token, self.http,
+                               self.settings.rasa_timeout_seconds)
         for adapter in self.adapters.values():
             if adapter.enabled:
                 logger.info("%s channel enabled", adapter.name)
@@ -138,11 +167,12 @@ class Gateway:
 
 
 class PathOnlyAccessLogger(AbstractAccessLogger):
-    """Access log without query strings (Messenger's verification puts the verify token in the query)."""
+    """Access log without query strings (Messenger's verification puts the verify token in the query) and with
+    the client's address masked to its network."""
 
     def log(self, request, response, time):  # noqa: A002 - aiohttp's signature
-        self.logger.info('%s "%s %s" %s %.1f ms', request.remote, request.method, request.path, response.status,
-                         time * 1000)
+        self.logger.info('%s "%s %s" %s %.1f ms', masked_address(request.remote or ""), request.method, request.path,
+                         response.status, time * 1000)
 
 
 @web.middleware
@@ -160,11 +190,9 @@ async def health(request: web.Request) -> web.Response:
         database = "ok"
     except SQLAlchemyError:
         pending, database = None, "unavailable"
-    rasa = "unknown"
     try:
-        async with gateway.http.get(f"{gateway.settings.rasa_url}/status",
-                                    timeout=aiohttp.ClientTimeout(total=2)) as response:
-            rasa = "ok" if response.status == 200 else f"HTTP {response.status}"
+        status = await gateway.rasa.status(aiohttp.ClientTimeout(total=2))
+        rasa = "ok" if status == 200 else f"HTTP {status}"
     except (aiohttp.ClientError, asyncio.TimeoutError):
         rasa = "unreachable"
     return web.json_response({
@@ -210,7 +238,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--host", default=None, help="default: GATEWAY_HOST or 0.0.0.0")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = GatewaySettings.from_env()
+    try:
+        settings = GatewaySettings.from_env()
+    except ValueError as problem:
+        print(f"Cannot start the gateway: {problem}", file=sys.stderr)
+        return 2
+    settings.shared.require("RASA_API_TOKEN", "DATA_ENCRYPTION_KEY")
     web.run_app(create_app(settings), host=args.host or settings.host, port=args.port or settings.port,
                 access_log_class=PathOnlyAccessLogger, print=lambda *_: None, shutdown_timeout=10)
     return 0

@@ -5,7 +5,8 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
-from bot.settings import load_settings
+from bot.gateway.clients import Network, parse_networks
+from bot.settings import Settings, load_settings
 
 FACEBOOK_GRAPH_URL = "https://graph.facebook.com/v21.0"
 TWITTER_API_URL = "https://api.twitter.com"
@@ -13,7 +14,9 @@ TWITTER_API_URL = "https://api.twitter.com"
 
 @dataclass(frozen=True)
 class GatewaySettings:
+    shared: Settings                 # the settings every process reads (database, secrets, verification)
     rasa_url: str
+    rasa_api_token: str
     port: int
     host: str
     database_url: str
@@ -33,6 +36,8 @@ class GatewaySettings:
     retry_max_seconds: float
     rasa_timeout_seconds: float
     handoff_wait_minutes: float
+    trusted_proxies: Tuple[Network, ...]
+    console_insecure_cookie: bool
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "GatewaySettings":
@@ -40,7 +45,9 @@ class GatewaySettings:
         shared = load_settings(env)          # the database and Rasa's address, with the same defaults as serve
         origins = tuple(o.strip().rstrip("/") for o in env.get("WIDGET_ALLOWED_ORIGINS", "").split(",") if o.strip())
         return cls(
+            shared=shared,
             rasa_url=shared.rasa_url,
+            rasa_api_token=shared.rasa_api_token,
             port=shared.gateway_port,
             host=env.get("GATEWAY_HOST", "0.0.0.0"),
             database_url=shared.database_url,
@@ -61,4 +68,7 @@ class GatewaySettings:
             rasa_timeout_seconds=float(env.get("GATEWAY_RASA_TIMEOUT_SECONDS", "60")),
             # A handoff no agent has taken after this long goes back to the assistant (0: wait for ever).
             handoff_wait_minutes=float(env.get("HANDOFF_WAIT_MINUTES", "15")),
+            trusted_proxies=parse_networks(env.get("GATEWAY_TRUSTED_PROXIES", "")),
+            # The console's cookie is Secure (HTTPS only) unless this is set, for plain-http development.
+            console_insecure_cookie=env.get("CONSOLE_INSECURE_COOKIE", "").lower() in ("1", "true", "yes"),
         )

@@ -1,14 +1,18 @@
 """The agent console: the page at /agent, its JSON API under /api/agent/, and agent assist at /api/assist/suggest.
 
-Security: agents log in with a name and password (scrypt hashes, bot/gateway/agents.py; failed logins are
-throttled). The session cookie is HttpOnly and SameSite=Strict; every endpoint but login answers 401 without a
-live session; every POST but login needs the session's CSRF token in the X-CSRF-Token header, and a POST whose
-Origin is another site is refused. The API is described in docs/agents.md.
+Security: agents log in with a name and password (scrypt hashes, bot/gateway/agents.py; failed logins meet
+growing delays, never a lock-out). The session cookie is HttpOnly, SameSite=Strict and Secure (unless
+CONSOLE_INSECURE_COOKIE=1 for plain-http development); every endpoint but login answers 401 without a live
+session; every POST but login needs the session's CSRF token in the X-CSRF-Token header (compared in constant
+time), and a POST whose Origin is another site is refused. Agents read only conversations handed over to them
+(open handoffs, and the ones they handled), and every read is audit-logged. The API is described in
+docs/agents.md.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
@@ -18,20 +22,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import assist
 from bot.accounts.answers import account_summary
-from bot.accounts.service import AccountService
-from bot.accounts.store import account_store
-from bot.accounts.verification import verified_account
 from bot.clock import today
+from bot.fallback import RETRIEVAL_INTENTS, rank_candidates
 from bot.gateway.agents import LoginThrottle, check_password
 from bot.gateway.channels.widget import STATIC_DIR
+from bot.gateway.clients import client_address, masked_address
 from bot.gateway.handoffs import (
-    DUPLICATE, MESSAGES, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, ConsoleSession,
+    AUDIT_SUGGEST, DUPLICATE, MESSAGES, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, ConsoleSession,
 )
+from bot.gateway.json_input import BadJson, parse_json_object
 from bot.gateway.messages import MAX_TEXT_CHARS
-from bot.fallback import RETRIEVAL_INTENTS, rank_candidates
 from bot.knowledge import domain_responses, knowledge_base
 from bot.language import SUPPORTED_LANGUAGES, detect_language
-from bot.settings import load_settings
+from bot.secret_compare import same_secret
 
 if TYPE_CHECKING:
     from bot.gateway.app import Gateway
@@ -65,12 +68,9 @@ def same_origin(request: web.Request) -> bool:
 
 async def json_body(request: web.Request) -> Dict[str, Any]:
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+        return parse_json_object(await request.read())
+    except BadJson:
         raise web.HTTPBadRequest(text='{"error": "bad_json"}', content_type="application/json") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text='{"error": "bad_json"}', content_type="application/json")
-    return body
 
 
 class Console:
@@ -78,7 +78,7 @@ class Console:
         self.gateway = gateway
         self.handoffs = gateway.handoffs
         self.throttle = LoginThrottle()
-        self.accounts = AccountService(load_settings(), store=account_store(gateway.store.url))
+        self.accounts = gateway.accounts
 
     def add_routes(self, app: web.Application) -> None:
         static = STATIC_DIR
@@ -121,7 +121,7 @@ class Console:
                 return error(503, "unavailable", "The database is unavailable. Please try again.")
             if session is None:
                 return error(401, "unauthorized")
-            if request.method == "POST" and request.headers.get(CSRF_HEADER) != session.csrf_token:
+            if request.method == "POST" and not same_secret(request.headers.get(CSRF_HEADER), session.csrf_token):
                 return error(403, "csrf", "Missing or wrong CSRF token. Reload the page.")
             try:
                 return await handler(request, session)
@@ -137,22 +137,27 @@ class Console:
         name, password = body.get("name"), body.get("password")
         if not isinstance(name, str) or not isinstance(password, str) or len(name) > 80 or len(password) > 1000:
             return error(400, "bad_request", "Name and password are required.")
-        address = request.remote or ""
-        if self.throttle.blocked(name, address):
-            return error(429, "too_many_attempts", "Too many failed attempts. Try again in 15 minutes.")
+        address = client_address(request, self.gateway.settings.trusted_proxies)
+        wait = self.throttle.wait(name, address)
+        if wait > 0:
+            seconds = math.ceil(wait)
+            response = error(429, "too_many_attempts",
+                             f"Too many failed attempts. Try again in {seconds} second{'s' if seconds > 1 else ''}.")
+            response.headers["Retry-After"] = str(seconds)
+            return response
         found = await self.gateway.db(self.handoffs.password_hash, name)
         valid = await asyncio.get_running_loop().run_in_executor(
             None, check_password, password, found[1] if found else None)
         if not found or not valid:
             self.throttle.failed(name, address)
-            logger.warning("console: failed login for %r from %s", name[:40], address)
+            logger.warning("console: failed login for %r from %s", name[:40], masked_address(address))
             return error(401, "invalid_credentials")
-        self.throttle.succeeded(name)
+        self.throttle.succeeded(name, address)
         agent = found[0]
         token, csrf = await self.gateway.db(self.handoffs.create_session, agent)
         response = web.json_response({"agent": agent.to_json(), "csrf_token": csrf})
-        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/", secure=request.secure,
-                            max_age=24 * 3600)
+        response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
+                            secure=not self.gateway.settings.console_insecure_cookie, max_age=24 * 3600)
         logger.info("console: %s logged in", agent.name)
         return response
 
@@ -170,15 +175,15 @@ class Console:
     async def queue(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
         return web.json_response({"conversations": await self.gateway.db(self.handoffs.queue, session.agent.id)})
 
-    def _account(self, conversation_id: str) -> Optional[Dict[str, Any]]:
-        number = verified_account(self.accounts.store, conversation_id)
+    def _account(self, conversation_id: str, channel: str) -> Optional[Dict[str, Any]]:
+        number = self.accounts.verified_account(conversation_id, channel)
         snapshot = self.accounts.store.snapshot(number) if number else None
         return account_summary(snapshot, today()) if snapshot else None
 
     async def _conversation_json(self, conversation: Dict[str, Any], after: int) -> Dict[str, Any]:
         conversation_id = conversation["conversation_id"]
         transcript = await self.gateway.db(self.gateway.store.history, conversation_id, after, 500)
-        account = await self.gateway.db(self._account, conversation_id)
+        account = await self.gateway.db(self._account, conversation_id, conversation["channel"])
         return {"conversation": conversation, "transcript": transcript, "account": account}
 
     async def open(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
@@ -242,12 +247,10 @@ class Console:
         """Rasa's /model/parse of `text`, or None when Rasa can't be asked (the suggestions then rest on the
         similarity to the example questions alone)."""
         try:
-            async with self.gateway.http.post(f"{self.gateway.settings.rasa_url}/model/parse", json={"text": text},
-                                              timeout=RASA_PARSE_TIMEOUT) as response:
-                if response.status == 200:
-                    data = await response.json(content_type=None)
-                    return data if isinstance(data, dict) else None
-                logger.warning("assist: /model/parse answered HTTP %s", response.status)
+            data = await self.gateway.rasa.parse(text, RASA_PARSE_TIMEOUT)
+            if data is None:
+                logger.warning("assist: /model/parse answered with an error")
+            return data
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as problem:
             logger.warning("assist: Rasa unavailable (%s); similarity only", type(problem).__name__)
         return None
@@ -272,8 +275,9 @@ class Console:
         return newest
 
     def _suggestions(self, parse_data: Optional[Dict[str, Any]], text: str, language: str,
-                     conversation_id: Optional[str]) -> list:
-        number = verified_account(self.accounts.store, conversation_id) if conversation_id else None
+                     conversation: Optional[Dict[str, Any]]) -> list:
+        number = self.accounts.verified_account(conversation["conversation_id"], conversation["channel"]) \
+            if conversation else None
 
         def account_answer(key: str) -> Optional[str]:
             return self.accounts.answer(key, number, domain_responses(), language)
@@ -283,11 +287,12 @@ class Console:
     async def suggest(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
         body = await json_body(request)
         conversation_id = body.get("conversation_id")
-        customer_seq = None
+        customer_seq, conversation = None, None
         if conversation_id is not None:
             if not isinstance(conversation_id, str):
                 return error(400, "bad_request", "conversation_id must be a string.")
-            conversation = await self.gateway.db(self.handoffs.view, conversation_id, session.agent.id)
+            conversation = await self.gateway.db(self.handoffs.view, conversation_id, session.agent.id,
+                                                 AUDIT_SUGGEST)
             if conversation is None:
                 return error(404, "not_found", MESSAGES[NOT_FOUND])
             entries = await self.gateway.db(self.handoffs.latest_customer_entries, conversation_id)
@@ -309,7 +314,7 @@ class Console:
             return web.json_response({"set_id": None, "language": language, "text": "", "suggestions": []})
         if parse_data is None:
             parse_data = await self.parse(text)
-        found = await self.gateway.db(self._suggestions, parse_data, text, language, conversation_id)
+        found = await self.gateway.db(self._suggestions, parse_data, text, language, conversation)
         items = [suggestion.to_json() for suggestion in found]
         set_id = None
         if conversation_id is not None and items:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from bot.clock import now_utc
 from bot.gateway.messages import ROLE_AGENT, ROLE_CUSTOMER, ROLE_NOTICE, Reply
 from bot.gateway.models import (
-    EDITED, IGNORED, SHOWN, USED, Agent, AgentSession, Conversation, Handoff, InboxMessage,
+    EDITED, IGNORED, SHOWN, USED, Agent, AgentSession, AuditEntry, Conversation, Handoff, InboxMessage,
     SuggestionSet, TranscriptEntry,
 )
 from bot.gateway.notices import notice
@@ -36,7 +36,7 @@ MESSAGES = {
     RESOLVED: "This conversation has already been resolved and handed back to the assistant. Your reply was not "
               "sent.",
     NOT_OWNER: "Another agent is handling this conversation. Your reply was not sent.",
-    NOT_FOUND: "There is no such conversation.",
+    NOT_FOUND: "There is no such conversation, or it was not handed over to you.",
 }
 
 
@@ -48,10 +48,27 @@ def same_text(a: str, b: str) -> bool:
 @dataclass(frozen=True)
 class AgentIdentity:
     id: int
-    name: str
+    name: str                      # the login: agents and logs see it, customers never do
+    display_name: str = ""         # what customers see ("a Unifi agent" when empty)
 
     def to_json(self) -> Dict[str, Any]:
-        return {"id": self.id, "name": self.name}
+        return {"id": self.id, "name": self.name, "display_name": self.display_name}
+
+    @classmethod
+    def of(cls, agent: Agent) -> "AgentIdentity":
+        return cls(agent.id, agent.name, agent.display_name or "")
+
+
+def joined_notice(agent: AgentIdentity, language: Optional[str]) -> str:
+    """"Aisyah from Unifi has joined the chat" with the agent's display name, never the login name."""
+    if agent.display_name:
+        return notice("agent_joined", language, agent=agent.display_name)
+    return notice("agent_joined_unnamed", language)
+
+
+# What agents do with a conversation, as the audit log records it.
+AUDIT_OPEN, AUDIT_VIEW, AUDIT_SUGGEST, AUDIT_REPLY, AUDIT_RESOLVE = "open", "view", "suggest", "reply", "resolve"
+AUDIT_COALESCE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -66,14 +83,16 @@ class HandoffStore:
 
     # --- agents and console sessions --------------------------------------------------------------------------
 
-    def add_agent(self, name: str, password_hash: str, now: Optional[datetime] = None) -> AgentIdentity:
+    def add_agent(self, name: str, password_hash: str, now: Optional[datetime] = None,
+                  display_name: str = "") -> AgentIdentity:
         """Create an agent; raises ValueError if the name is taken."""
         try:
             with self.store.session() as session:
-                agent = Agent(name=name, password_hash=password_hash, created_at=now or now_utc())
+                agent = Agent(name=name, display_name=display_name, password_hash=password_hash,
+                              created_at=now or now_utc())
                 session.add(agent)
                 session.flush()
-                return AgentIdentity(agent.id, agent.name)
+                return AgentIdentity.of(agent)
         except IntegrityError:
             raise ValueError(f"an agent called {name!r} already exists") from None
 
@@ -86,6 +105,11 @@ class HandoffStore:
                 session.query(AgentSession).filter(AgentSession.agent_id == agent.id).delete()
             return bool(changed)
 
+    def set_display_name(self, name: str, display_name: str) -> bool:
+        with self.store.session() as session:
+            return bool(session.execute(update(Agent).where(Agent.name == name)
+                                        .values(display_name=display_name)).rowcount)
+
     def disable_agent(self, name: str, now: Optional[datetime] = None) -> bool:
         with self.store.session() as session:
             agent = session.scalars(select(Agent).where(Agent.name == name)).one_or_none()
@@ -97,7 +121,8 @@ class HandoffStore:
 
     def list_agents(self) -> List[Dict[str, Any]]:
         with self.store.session() as session:
-            return [{"id": a.id, "name": a.name, "created_at": iso(a.created_at), "disabled": a.disabled_at is not None}
+            return [{"id": a.id, "name": a.name, "display_name": a.display_name or "", "created_at": iso(a.created_at),
+                     "disabled": a.disabled_at is not None}
                     for a in session.scalars(select(Agent).order_by(Agent.name))]
 
     def password_hash(self, name: str) -> Optional[Tuple[AgentIdentity, str]]:
@@ -105,7 +130,7 @@ class HandoffStore:
         with self.store.session() as session:
             agent = session.scalars(select(Agent).where(Agent.name == name, Agent.disabled_at.is_(None))
                                     ).one_or_none()
-            return (AgentIdentity(agent.id, agent.name), agent.password_hash) if agent else None
+            return (AgentIdentity.of(agent), agent.password_hash) if agent else None
 
     @staticmethod
     def _token_hash(token: str) -> str:
@@ -135,7 +160,7 @@ class HandoffStore:
                 session.delete(row)
                 return None
             row.last_seen_at = now
-            return ConsoleSession(AgentIdentity(agent.id, agent.name), row.csrf_token)
+            return ConsoleSession(AgentIdentity.of(agent), row.csrf_token)
 
     def end_session(self, token: Optional[str]) -> None:
         if token:
@@ -181,9 +206,45 @@ class HandoffStore:
                 })
             return items
 
+    @staticmethod
+    def _readable(session: Session, conversation_id: str, agent_id: int) -> bool:
+        """Agents read only conversations that were handed over to them: any open handoff (the queue), and closed
+        ones they handled themselves. The rest of the assistant's conversations are not theirs to read."""
+        return session.scalars(select(Handoff.id).where(
+            Handoff.conversation_id == conversation_id,
+            Handoff.resolved_at.is_(None) | (Handoff.agent_id == agent_id) | (Handoff.resolved_by == agent_id),
+        ).limit(1)).first() is not None
+
+    def audit(self, session: Session, agent_id: int, action: str, conversation_id: str, now: datetime) -> None:
+        """Record that an agent accessed a conversation (a repeat of the same read within a minute is counted on
+        the previous row)."""
+        if action in (AUDIT_VIEW, AUDIT_SUGGEST):
+            recent = session.scalars(select(AuditEntry).where(
+                AuditEntry.agent_id == agent_id, AuditEntry.action == action,
+                AuditEntry.conversation_id == conversation_id, AuditEntry.last_at > now - AUDIT_COALESCE,
+            ).order_by(AuditEntry.id.desc()).limit(1)).first()
+            if recent is not None:
+                recent.count += 1
+                recent.last_at = now
+                return
+        session.add(AuditEntry(agent_id=agent_id, action=action, conversation_id=conversation_id, at=now,
+                               last_at=now, count=1))
+
+    def audit_log(self, conversation_id: Optional[str] = None, limit: int = 200) -> List[Dict[str, Any]]:
+        """The latest audit entries (of one conversation), newest first, with the agents' login names."""
+        with self.store.session() as session:
+            query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+            if conversation_id is not None:
+                query = query.where(AuditEntry.conversation_id == conversation_id)
+            entries = session.scalars(query).all()
+            names = self._agent_names(session, [entry.agent_id for entry in entries])
+            return [{"agent": names.get(entry.agent_id), "action": entry.action,
+                     "conversation_id": entry.conversation_id, "at": iso(entry.at), "last_at": iso(entry.last_at),
+                     "count": entry.count} for entry in entries]
+
     def _view(self, session: Session, conversation_id: str, agent_id: int) -> Optional[Dict[str, Any]]:
         conversation = session.get(Conversation, conversation_id)
-        if conversation is None:
+        if conversation is None or not self._readable(session, conversation_id, agent_id):
             return None
         handoff = open_handoff_of(session, conversation_id)
         shown = handoff or self._latest(session, conversation_id)
@@ -201,9 +262,15 @@ class HandoffStore:
             "requested_at": iso(shown.requested_at) if shown else None,
         }
 
-    def view(self, conversation_id: str, agent_id: int) -> Optional[Dict[str, Any]]:
+    def view(self, conversation_id: str, agent_id: int, action: str = AUDIT_VIEW,
+             now: Optional[datetime] = None) -> Optional[Dict[str, Any]]:
+        """What the console shows of a conversation the agent may read (None: no such conversation, or not one
+        handed over to them); the read is audit-logged as `action`."""
         with self.store.session() as session:
-            return self._view(session, conversation_id, agent_id)
+            view = self._view(session, conversation_id, agent_id)
+            if view is not None:
+                self.audit(session, agent_id, action, conversation_id, now or now_utc())
+            return view
 
     def take(self, conversation_id: str, agent: AgentIdentity, now: Optional[datetime] = None
              ) -> Tuple[Optional[Dict[str, Any]], bool]:
@@ -219,9 +286,11 @@ class HandoffStore:
             if taken:
                 conversation = session.get(Conversation, conversation_id)
                 queue_outbound(session, conversation, f"joined:{open_handoff_of(session, conversation_id).id}",
-                                     Reply(notice("agent_joined", conversation.language, agent=agent.name),
-                                           role=ROLE_NOTICE), now)
-            return self._view(session, conversation_id, agent.id), bool(taken)
+                               Reply(joined_notice(agent, conversation.language), role=ROLE_NOTICE), now)
+            view = self._view(session, conversation_id, agent.id)
+            if view is not None:
+                self.audit(session, agent.id, AUDIT_OPEN, conversation_id, now)
+            return view, bool(taken)
 
     def reply(self, conversation_id: str, agent: AgentIdentity, text: str, client_id: str,
               suggestion: Optional[Tuple[int, int]] = None, now: Optional[datetime] = None) -> str:
@@ -241,6 +310,7 @@ class HandoffStore:
                 if handoff.agent_id != agent.id:
                     return NOT_OWNER
                 queue_outbound(session, conversation, client_id, Reply(text, role=ROLE_AGENT), now)
+                self.audit(session, agent.id, AUDIT_REPLY, conversation_id, now)
                 handoff.first_reply_at = handoff.first_reply_at or now
                 self._settle_suggestions(session, conversation_id, suggestion, text, now)
                 return QUEUED
@@ -266,6 +336,7 @@ class HandoffStore:
                                              assigned_at=handoff.assigned_at or now)).rowcount
             if not closed:
                 return "already"
+            self.audit(session, agent.id, AUDIT_RESOLVE, conversation_id, now)
             queue_outbound(session, conversation, f"handed-back:{handoff.id}",
                                  Reply(notice("handed_back", conversation.language), role=ROLE_NOTICE), now)
             self._settle_suggestions(session, conversation_id, None, "", now)

@@ -75,6 +75,12 @@ class Reply:
         )
 
 
+def as_words(text: str) -> str:
+    """Typed text as words: Rasa reads a message starting with "/" as a command (an intent, with slot values
+    even), so the slashes a customer typed in front are dropped ("/request_human" -> "request_human")."""
+    return text.lstrip().lstrip("/").lstrip()
+
+
 def split_text(text: str, limit: int) -> List[str]:
     """Split `text` into chunks of at most `limit` characters, at a paragraph, line, sentence or word boundary
     when there is one in the second half of the chunk."""

@@ -74,10 +74,12 @@ class WidgetSession(Base):
 
 
 class Agent(Base):
-    """A human agent of the console (`python -m bot agents add NAME`). The password is kept as a scrypt hash."""
+    """A human agent of the console (`python -m bot agents add NAME`). The password is kept as a scrypt hash.
+    `name` is the login and is never shown to customers; they see `display_name` (or "a Unifi agent")."""
     __tablename__ = "gateway_agents"
     id = Column(Integer, primary_key=True)
     name = Column(String(80), nullable=False, unique=True)
+    display_name = Column(String(80), nullable=False, default="")
     password_hash = Column(String(300), nullable=False)
     created_at = Column(DateTime, nullable=False)
     disabled_at = Column(DateTime)
@@ -137,3 +139,17 @@ class SuggestionSet(Base):
     outcome = Column(String(10), nullable=False, default=SHOWN)
     chosen_index = Column(Integer)
     outcome_at = Column(DateTime)
+
+
+class AuditEntry(Base):
+    """An agent's access to a customer's conversation in the console: who, what (open, view, suggest, reply,
+    resolve), which conversation, when. Repeated identical reads within a minute (the console polls) are counted
+    on one row (`count`, `last_at`) instead of a row per poll."""
+    __tablename__ = "gateway_audit_log"
+    id = Column(Integer, primary_key=True)
+    agent_id = Column(Integer, nullable=False, index=True)
+    action = Column(String(20), nullable=False)
+    conversation_id = Column(String(200), nullable=False, index=True)
+    at = Column(DateTime, nullable=False, index=True)
+    last_at = Column(DateTime, nullable=False)
+    count = Column(Integer, nullable=False, default=1)

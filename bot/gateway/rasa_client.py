@@ -1,5 +1,6 @@
-"""Rasa's REST channel as the gateway uses it, with the one question a retry needs answered: did an earlier
-attempt reach Rasa after all (the connection broke after sending)? Then the replies are read back from the
+"""Rasa as the gateway uses it: our private gateway channel (bot/rasa_channel.py) for the customers' messages,
+and the HTTP API (both behind RASA_API_TOKEN) for the one question a retry needs answered: did an earlier attempt
+reach Rasa after all (the connection broke after sending)? Then the replies are read back from the
 conversation's tracker instead of sending the message a second time."""
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any, Dict, List, Mapping, Optional
 from urllib.parse import quote
 
 import aiohttp
+
+from bot.rasa_api import CHANNEL_PATH, channel_headers
 
 GATEWAY_MESSAGE_KEY = "gateway_message_id"
 
@@ -21,17 +24,37 @@ class RasaUnavailable(Exception):
 
 
 class RasaClient:
-    def __init__(self, base_url: str, session: aiohttp.ClientSession, timeout_seconds: float = 60.0):
+    def __init__(self, base_url: str, token: str, session: aiohttp.ClientSession, timeout_seconds: float = 60.0):
         self.base_url = base_url.rstrip("/")
+        self.token = token
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=5)
+
+    @property
+    def api_params(self) -> Dict[str, str]:
+        """The query parameter Rasa's --auth-token checks on its HTTP API."""
+        return {"token": self.token}
+
+    async def parse(self, text: str, timeout: aiohttp.ClientTimeout) -> Optional[Dict[str, Any]]:
+        """/model/parse of `text` (agent assist); None if Rasa answered with an error."""
+        async with self.session.post(f"{self.base_url}/model/parse", json={"text": text}, params=self.api_params,
+                                     timeout=timeout) as response:
+            if response.status != 200:
+                return None
+            data = await response.json(content_type=None)
+            return data if isinstance(data, dict) else None
+
+    async def status(self, timeout: aiohttp.ClientTimeout) -> int:
+        """The HTTP status of Rasa's /status (200: up, with a model)."""
+        async with self.session.get(f"{self.base_url}/status", params=self.api_params, timeout=timeout) as response:
+            return response.status
 
     async def send(self, conversation_id: str, text: str, channel: str,
                    metadata: Mapping[str, Any]) -> List[Dict[str, Any]]:
         body = {"sender": conversation_id, "message": text, "input_channel": channel, "metadata": dict(metadata)}
         try:
-            async with self.session.post(f"{self.base_url}/webhooks/rest/webhook", json=body,
-                                         timeout=self.timeout) as response:
+            async with self.session.post(f"{self.base_url}{CHANNEL_PATH}", json=body,
+                                         headers=channel_headers(self.token), timeout=self.timeout) as response:
                 if response.status >= 500:
                     raise RasaUnavailable(f"Rasa answered HTTP {response.status}", reached=True)
                 if response.status != 200:
@@ -51,7 +74,8 @@ class RasaClient:
         (REST-shaped); None if Rasa never got it. Raises RasaUnavailable when the tracker can't be read."""
         url = f"{self.base_url}/conversations/{quote(conversation_id, safe='')}/tracker"
         try:
-            async with self.session.get(url, params={"include_events": "ALL"}, timeout=self.timeout) as response:
+            async with self.session.get(url, params={"include_events": "ALL", **self.api_params},
+                                        timeout=self.timeout) as response:
                 if response.status != 200:
                     raise RasaUnavailable(f"tracker: HTTP {response.status}", reached=True)
                 tracker = await response.json(content_type=None)

@@ -13,13 +13,13 @@ import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.accounts.store import make_engine
+from bot.accounts.store import create_schema, make_engine
 from bot.clock import now_utc
 from bot.gateway.messages import ROLE_AGENT, ROLE_CUSTOMER, InboundMessage, Reply
 from bot.privacy import redact
@@ -28,7 +28,10 @@ from bot.gateway.models import (  # noqa: F401 - the statuses are part of this m
     Handoff, InboxMessage, TranscriptEntry, WidgetSession,
 )
 
-OUTBOUND_PREFIX = "agent:"      # message ids of the inbox rows that carry agent replies and console notices
+# Message ids of the inbox rows that carry agent replies and console notices. No customer's message id can take
+# this form (widget ids are UUIDs, Messenger and X ids come signed from the platforms), and record_inbound
+# refuses one that does, so a customer can never pre-claim the key of a reply or notice.
+OUTBOUND_PREFIX = "agent:"
 
 
 def iso(moment: Optional[datetime]) -> Optional[str]:
@@ -110,7 +113,7 @@ class GatewayStore:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        Base.metadata.create_all(self.engine)
+        create_schema(self.engine, Base.metadata)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -130,6 +133,8 @@ class GatewayStore:
         written in (it becomes the conversation's language); `language_hint` (the channel's, e.g. the widget's
         UI language) only sets the language of a conversation that has none yet."""
         now = now or now_utc()
+        if message.message_id.startswith(OUTBOUND_PREFIX):
+            raise ValueError("an inbound message id may not take the form of an outbound one")
         try:
             with self.session() as session:
                 conversation = session.get(Conversation, message.conversation_id)
@@ -307,6 +312,18 @@ class GatewayStore:
         session.add(entry)
         session.flush()
         return entry
+
+    def offered_payloads(self, conversation_id: str, limit: int = 200) -> Set[str]:
+        """The button payloads the conversation's latest `limit` transcript entries offered the customer: only
+        these (and a channel's own controls) are taken as payloads; anything else a customer sends starting with
+        "/" is words, not a command to the assistant."""
+        with self.session() as session:
+            rows = session.scalars(
+                select(TranscriptEntry.buttons).where(TranscriptEntry.conversation_id == conversation_id,
+                                                      TranscriptEntry.role != ROLE_CUSTOMER)
+                .order_by(TranscriptEntry.id.desc()).limit(limit)).all()
+        return {button.get("payload") for buttons in rows for button in buttons or []
+                if isinstance(button, dict) and isinstance(button.get("payload"), str)}
 
     def take_hold_notice(self, conversation_id: str, now: Optional[datetime] = None) -> bool:
         """True once per outage of a conversation: the caller then sends the "please hold on" notice."""

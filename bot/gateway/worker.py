@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Set
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.gateway.adapter import DeliveryError
-from bot.gateway.messages import Reply
+from bot.gateway.messages import Reply, as_words
 from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaUnavailable
 from bot.gateway.store import PENDING, InboxRow
 from bot.handoff import handoff_language, handoff_reason
@@ -135,7 +135,8 @@ class InboxWorker:
                     logger.info("inbox %s: Rasa had already answered; replies taken from its tracker", row.id)
             if raw is None:
                 metadata = {**row.metadata, GATEWAY_MESSAGE_KEY: key}
-                raw = await gateway.rasa.send(row.conversation_id, row.rasa_text, row.channel, metadata)
+                raw = await gateway.rasa.send(row.conversation_id, await self._rasa_text(row), row.channel,
+                                              metadata)
         except RasaUnavailable as error:
             delay = retry_delay(row.attempts + 1, gateway.settings.retry_max_seconds)
             attempts = await gateway.db(store.schedule_retry, row.id, delay, str(error), error.reached)
@@ -153,6 +154,18 @@ class InboxWorker:
         if handoff:
             logger.info("inbox %s (%s): handed over to the agents (%s)", row.id, row.conversation_id, handoff)
         return replies
+
+    async def _rasa_text(self, row: InboxRow) -> str:
+        """What Rasa gets for a message: the payload of a button the assistant offered in this conversation (or
+        of the channel's own controls); otherwise what the customer typed, as words. Nobody can send Rasa a
+        command ("/request_human" to flood the agents' queue, "/intent{...}" to set slots) it never offered."""
+        payload = row.payload
+        if payload and (payload in self.gateway.adapters[row.channel].ui_payloads
+                        or payload in await self.gateway.db(self.gateway.store.offered_payloads, row.conversation_id)):
+            return payload
+        if payload:
+            logger.info("inbox %s: payload not offered in this conversation; sent as words", row.id)
+        return as_words(row.text)
 
     async def _deliver(self, row: InboxRow, replies: List[Reply], start: int) -> None:
         gateway, store = self.gateway, self.gateway.store

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.gateway.adapter import ChannelAdapter, DeliveryError, RecordDelivery, post_with_retry
 from bot.gateway.messages import ROLE_AGENT, InboundMessage, Reply, shorten, split_text
+from bot.secret_compare import same_secret
 
 logger = logging.getLogger(__name__)
 
@@ -28,11 +29,11 @@ QUICK_REPLY_PAYLOAD_LIMIT = 1000
 
 
 def valid_signature(app_secret: str, body: bytes, header: Optional[str]) -> bool:
-    """X-Hub-Signature-256 check, in constant time."""
+    """X-Hub-Signature-256 check, in constant time on bytes (a header in any other shape is simply wrong)."""
     if not app_secret or not header or not header.startswith("sha256="):
         return False
-    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header[len("sha256="):].strip().lower())
+    expected = "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return same_secret(header.strip().lower(), expected)
 
 
 def inbound_messages(body: Mapping[str, Any]) -> Iterator[Tuple[InboundMessage, bool]]:
@@ -125,9 +126,8 @@ class FacebookAdapter(ChannelAdapter):
         if not self.enabled:
             return self.not_configured()
         query = request.query
-        token = query.get("hub.verify_token", "")
-        if query.get("hub.mode") == "subscribe" and hmac.compare_digest(
-                token.encode(), self.gateway.settings.facebook_verify_token.encode()):
+        if query.get("hub.mode") == "subscribe" and same_secret(query.get("hub.verify_token"),
+                                                                self.gateway.settings.facebook_verify_token):
             return web.Response(text=query.get("hub.challenge", ""))
         logger.warning("facebook: webhook verification refused (wrong mode or verify token)")
         return web.Response(status=403, text="verification failed")

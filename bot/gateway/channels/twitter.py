@@ -14,6 +14,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from bot.gateway.adapter import ChannelAdapter, DeliveryError, RecordDelivery, post_with_retry
 from bot.gateway.messages import InboundMessage, Reply, shorten, split_text
+from bot.secret_compare import same_secret
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +40,27 @@ def _hmac_base64(secret: str, data: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), data, hashlib.sha256).digest()).decode()
 
 
+# X's crc_tokens are short base64 / base64url strings. The CRC answer is the same HMAC as a webhook signature, so
+# signing anything else would let a caller have the gateway sign a forged JSON body: a token in this alphabet can
+# never be a JSON object (which starts with "{").
+CRC_TOKEN = re.compile(r"^[A-Za-z0-9_\-+/=]{1,128}$")
+
+
+def valid_crc_token(token: Optional[str]) -> bool:
+    return bool(token) and CRC_TOKEN.fullmatch(token) is not None
+
+
 def crc_response(consumer_secret: str, crc_token: str) -> Dict[str, str]:
+    if not valid_crc_token(crc_token):
+        raise ValueError("not a CRC token")
     return {"response_token": "sha256=" + _hmac_base64(consumer_secret, crc_token.encode())}
 
 
 def valid_signature(consumer_secret: str, body: bytes, header: Optional[str]) -> bool:
+    """x-twitter-webhooks-signature check, in constant time on bytes."""
     if not consumer_secret or not header or not header.startswith("sha256="):
         return False
-    return hmac.compare_digest(_hmac_base64(consumer_secret, body), header[len("sha256="):].strip())
+    return same_secret(header.strip(), "sha256=" + _hmac_base64(consumer_secret, body))
 
 
 def inbound_messages(body: Mapping[str, Any], bot_user_id: str) -> Iterator[InboundMessage]:
@@ -130,8 +145,9 @@ class TwitterAdapter(ChannelAdapter):
         if not self.enabled:
             return self.not_configured()
         token = request.query.get("crc_token")
-        if not token:
-            return web.json_response({"error": "crc_token missing"}, status=400)
+        if not valid_crc_token(token):
+            logger.warning("twitter: CRC request with a missing or malformed crc_token refused")
+            return web.json_response({"error": "crc_token missing or malformed"}, status=400)
         return web.json_response(crc_response(self.gateway.settings.twitter_consumer_secret, token))
 
     async def webhook(self, request: web.Request) -> web.Response:

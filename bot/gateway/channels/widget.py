@@ -1,15 +1,19 @@
 """The website live-chat widget: /widget.js, a demo page at /, and a WebSocket at /widget/ws.
 
-Protocol (JSON frames) — client: {"type": "hello", "session", "after"}, {"type": "message", "id", "text",
-"payload"?, "metadata"?: {"language", "identity_token"}}; server: session, history, message, ack, typing, error.
-The session id is issued by the gateway; conversation id = "widget:<session>". Messages and replies live in the
-transcript table, so history survives page reloads and replies sent while the socket was down are shown on
-reconnect.
+Protocol (JSON frames) — client: {"type": "hello", "session", "after"}, {"type": "identity", "token"},
+{"type": "message", "id": <UUID>, "text", "payload"?, "metadata"?: {"language"}}; server: session, history,
+identity, message, ack, typing, error. The session id is issued by the gateway; conversation id =
+"widget:<session>". Messages and replies live in the transcript table, so history survives page reloads and
+replies sent while the socket was down are shown on reconnect.
+
+The host page's identity token (KSOSWidget.setIdentityToken) arrives in an identity frame, is checked here
+(bot/accounts/verification.py) and goes no further: not to Rasa, the inbox or a log. A token of null, or one that
+does not check out, logs the conversation out.
 """
 from __future__ import annotations
 
-import json
 import logging
+import re
 from collections import defaultdict
 from typing import Any, Dict, Mapping, Optional, Set
 from urllib.parse import urlsplit
@@ -17,6 +21,8 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from bot.gateway.adapter import ChannelAdapter, RecordDelivery
+from bot.gateway.clients import client_address
+from bot.gateway.json_input import BadJson, parse_json
 from bot.gateway.messages import MAX_PAYLOAD_CHARS, MAX_TEXT_CHARS, InboundMessage, Reply, conversation_id
 from bot.gateway.notices import notice
 from bot.language import SUPPORTED_LANGUAGES
@@ -26,8 +32,11 @@ logger = logging.getLogger(__name__)
 
 STATIC_DIR = REPO_ROOT / "bot" / "gateway" / "static"
 MAX_FRAME_BYTES = 64 * 1024
-MAX_ID_CHARS = 100
 MAX_TOKEN_CHARS = 1000
+# The widget's message ids are UUIDs (crypto.randomUUID); nothing else may claim an inbox key.
+MESSAGE_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Payloads of the widget's own controls (the EN/BM switch), accepted though the assistant never offered them.
+UI_PAYLOADS = frozenset(f'/switch_language{{"language":"{language}"}}' for language in SUPPORTED_LANGUAGES)
 
 
 def as_sent(entry: Dict[str, Any], text: str) -> Dict[str, Any]:
@@ -38,6 +47,7 @@ def as_sent(entry: Dict[str, Any], text: str) -> Dict[str, Any]:
 
 class WidgetAdapter(ChannelAdapter):
     name = "widget"
+    ui_payloads = UI_PAYLOADS
 
     def __init__(self, gateway):
         super().__init__(gateway)
@@ -84,6 +94,7 @@ class WidgetAdapter(ChannelAdapter):
             return web.json_response({"error": "origin not allowed"}, status=403)
         socket = web.WebSocketResponse(heartbeat=25, max_msg_size=MAX_FRAME_BYTES)
         await socket.prepare(request)
+        address = client_address(request, self.gateway.settings.trusted_proxies)
         session: Optional[str] = None
         try:
             async for frame in socket:
@@ -92,21 +103,23 @@ class WidgetAdapter(ChannelAdapter):
                         break
                     continue
                 try:
-                    data = json.loads(frame.data)
-                except ValueError:
+                    data = parse_json(frame.data)
+                except BadJson:
                     data = None
                 if not isinstance(data, dict):
                     await self._error(socket, None, "bad_request", session)
                     continue
-                if data.get("type") == "hello":
+                kind = data.get("type")
+                if kind == "hello":
                     session = await self._hello(socket, data, session)
-                elif data.get("type") == "message":
-                    if session is None:
-                        await self._error(socket, data.get("id"), "bad_request", session)
-                    else:
-                        await self._message(socket, session, data)
+                elif kind in ("message", "identity") and session is None:
+                    await self._error(socket, self._client_id(data), "bad_request", session)
+                elif kind == "message":
+                    await self._message(socket, session, data, address)
+                elif kind == "identity":
+                    await self._identity(socket, session, data.get("token"))
                 else:
-                    await self._error(socket, data.get("id"), "bad_request", session)
+                    await self._error(socket, self._client_id(data), "bad_request", session)
         finally:
             if session is not None:
                 self.sockets[session].discard(socket)
@@ -127,10 +140,24 @@ class WidgetAdapter(ChannelAdapter):
         await socket.send_json({"type": "history", "messages": history})
         return session
 
-    async def _message(self, socket: web.WebSocketResponse, session: str, data: Mapping[str, Any]) -> None:
-        client_id, text, payload = data.get("id"), data.get("text", ""), data.get("payload")
-        if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_ID_CHARS or not isinstance(text, str):
-            await self._error(socket, client_id if isinstance(client_id, str) else None, "bad_request", session)
+    @staticmethod
+    def _client_id(data: Mapping[str, Any]) -> Optional[str]:
+        """The frame's message id if it is one the widget could have made (echoed back in errors)."""
+        client_id = data.get("id")
+        return client_id if isinstance(client_id, str) and MESSAGE_ID.match(client_id) else None
+
+    async def _identity(self, socket: web.WebSocketResponse, session: str, token: Any) -> None:
+        """The host page signed its customer in (a token) or out (null)."""
+        if token is not None and (not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS):
+            token = ""                  # malformed: treated as a token that does not check out
+        verified = await self.gateway.identify(conversation_id(self.name, session), self.name, token)
+        await socket.send_json({"type": "identity", "verified": verified})
+
+    async def _message(self, socket: web.WebSocketResponse, session: str, data: Mapping[str, Any],
+                       address: str) -> None:
+        client_id, text, payload = self._client_id(data), data.get("text", ""), data.get("payload")
+        if client_id is None or not isinstance(text, str):
+            await self._error(socket, client_id, "bad_request", session)
             return
         if payload is not None and (not isinstance(payload, str) or not payload.startswith("/")
                                     or len(payload) > MAX_PAYLOAD_CHARS):
@@ -143,6 +170,8 @@ class WidgetAdapter(ChannelAdapter):
             await self._error(socket, client_id, "too_long", session)
             return
         metadata = self._metadata(data.get("metadata"))
+        if address:
+            metadata["client_ip"] = address          # for the verification limits; this turn only
         message = InboundMessage(self.name, session, client_id, text=text[:MAX_TEXT_CHARS], payload=payload,
                                  metadata=metadata)
         recorded = await self.gateway.receive(message)
@@ -152,16 +181,10 @@ class WidgetAdapter(ChannelAdapter):
 
     @staticmethod
     def _metadata(raw: Any) -> Dict[str, str]:
-        """Only what the widget may pass on: a language hint and the host page's identity token."""
-        if not isinstance(raw, Mapping):
-            return {}
-        metadata: Dict[str, str] = {}
-        if raw.get("language") in SUPPORTED_LANGUAGES:
-            metadata["language"] = raw["language"]
-        token = raw.get("identity_token")
-        if isinstance(token, str) and 0 < len(token) <= MAX_TOKEN_CHARS:
-            metadata["identity_token"] = token
-        return metadata
+        """Only what the widget may pass on: a language hint (identity tokens come in identity frames)."""
+        if isinstance(raw, Mapping) and raw.get("language") in SUPPORTED_LANGUAGES:
+            return {"language": raw["language"]}
+        return {}
 
     async def _error(self, socket: web.WebSocketResponse, client_id: Optional[str], code: str,
                      session: Optional[str]) -> None:

@@ -460,8 +460,12 @@
         clearProblem("poll");
         if (first) refreshQueue();
       } else if (answer.status === 404) {
+        // Gone, or no longer ours to read (closed by another agent): take what was shown off the screen too.
         open.gone = true;
         clearProblem("poll");
+        ui.transcript.textContent = "";
+        ui.suggestions.textContent = "";
+        ui.account.hidden = true;
         ui.convTitle.textContent = "Conversation not found";
         setStatus("bot", str(answer.data.message) || "There is no such conversation.");
         updateControls();

@@ -94,6 +94,7 @@
     language: pickLanguage(),
     gateway: gatewayBase(),
     token: attr("data-identity-token") || null,    // kept in memory only: never stored, shown or logged
+    signedOut: false,                               // the host page withdrew its token: say so on reconnect
     session: store.get(SESSION_KEY),
     lastSeq: 0,                                     // highest seq rendered on this page
     outbox: loadOutbox(),                           // [{id, text, payload, language}] not acknowledged yet
@@ -541,8 +542,13 @@
   function transmit(m) {
     var frame = { type: "message", id: m.id, text: m.text, metadata: { language: m.language || state.language } };
     if (m.payload) frame.payload = m.payload;
-    if (state.token) frame.metadata.identity_token = state.token;
     try { state.socket.send(JSON.stringify(frame)); } catch (e) { /* resent after the reconnect */ }
+  }
+
+  // The host page's sign-in: checked by the gateway, never sent with messages. null signs the customer out.
+  function sendIdentity() {
+    if (!state.socket || state.socket.readyState !== 1) return;   // sent again after the next hello
+    try { state.socket.send(JSON.stringify({ type: "identity", token: state.token })); } catch (e) { /* idem */ }
   }
 
   // --- the WebSocket -----------------------------------------------------------------------------------------
@@ -556,6 +562,7 @@
     updateStatus();
     socket.onopen = function () {
       socket.send(JSON.stringify({ type: "hello", session: state.session || null, after: state.lastSeq }));
+      if (state.token || state.signedOut) sendIdentity();
     };
     socket.onmessage = function (event) {
       var frame;
@@ -629,7 +636,11 @@
   window.KSOSWidget = {
     open: open,
     close: close,
-    setIdentityToken: function (token) { state.token = token ? String(token) : null; }
+    setIdentityToken: function (token) {
+      state.token = token ? String(token) : null;
+      state.signedOut = !state.token;
+      sendIdentity();
+    }
   };
 
   if (document.body) build(); else document.addEventListener("DOMContentLoaded", build);

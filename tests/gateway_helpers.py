@@ -1,0 +1,109 @@
+"""Helpers the gateway process tests share: plain HTTP calls, signed Messenger and X webhook posts in the
+platforms' shapes, and a widget WebSocket conversation."""
+import base64
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Callable, Dict, List, Optional
+
+import aiohttp
+
+from conftest import FACEBOOK_APP_SECRET, TWITTER_BOT_USER_ID, TWITTER_CONSUMER_SECRET, GatewayProcess
+
+
+def http(method: str, url: str, body: bytes = b"", headers: Optional[Dict[str, str]] = None):
+    request = urllib.request.Request(url, data=body if method == "POST" else None, method=method,
+                                     headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def facebook_post(gateway: GatewayProcess, body, secret: str = FACEBOOK_APP_SECRET, raw: Optional[bytes] = None):
+    data = raw if raw is not None else json.dumps(body).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
+    return http("POST", gateway.url + "/webhooks/facebook", data,
+                {"Content-Type": "application/json", "X-Hub-Signature-256": signature})
+
+
+def twitter_post(gateway: GatewayProcess, body, secret: str = TWITTER_CONSUMER_SECRET):
+    data = json.dumps(body).encode()
+    signature = "sha256=" + base64.b64encode(hmac.new(secret.encode(), data, hashlib.sha256).digest()).decode()
+    return http("POST", gateway.url + "/webhooks/twitter", data,
+                {"Content-Type": "application/json", "x-twitter-webhooks-signature": signature})
+
+
+def messaging(sender: str, text: Optional[str] = None, mid: Optional[str] = None, quick_reply: Optional[str] = None,
+              **extra) -> Dict:
+    event = {"sender": {"id": sender}, "recipient": {"id": "PAGE_ID"}, "timestamp": int(time.time() * 1000)}
+    if text is not None:
+        message = {"mid": mid or f"m_{uuid.uuid4().hex}", "text": text}
+        if quick_reply:
+            message["quick_reply"] = {"payload": quick_reply}
+        event["message"] = message
+    event.update(extra)
+    return event
+
+
+def page_body(*events, entries: int = 1) -> Dict:
+    """Meta's webhook shape; events spread over `entries` entries."""
+    groups = [list(events[i::entries]) for i in range(entries)]
+    return {"object": "page", "entry": [{"id": "PAGE_ID", "time": int(time.time() * 1000), "messaging": group}
+                                        for group in groups]}
+
+
+def dm_event(sender: str, text: str, event_id: Optional[str] = None, quick_reply: Optional[str] = None) -> Dict:
+    data = {"text": text, "entities": {"hashtags": [], "symbols": [], "user_mentions": [], "urls": []}}
+    if quick_reply:
+        data["quick_reply_response"] = {"type": "options", "metadata": quick_reply}
+    return {"type": "message_create", "id": event_id or str(uuid.uuid4().int)[:18],
+            "created_timestamp": str(int(time.time() * 1000)),
+            "message_create": {"target": {"recipient_id": TWITTER_BOT_USER_ID}, "sender_id": sender,
+                               "message_data": data}}
+
+
+def dm_body(*events) -> Dict:
+    return {"for_user_id": TWITTER_BOT_USER_ID, "direct_message_events": list(events),
+            "users": {TWITTER_BOT_USER_ID: {"id": TWITTER_BOT_USER_ID, "screen_name": "helpmeunifi"}}}
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not met in time")
+
+
+def widget_exchange(background_loop, url: str, frames: List[Dict], origin: Optional[str] = None,
+                    until: Callable[[List[Dict]], bool] = lambda received: False, timeout: float = 30):
+    async def run():
+        received: List[Dict] = []
+        headers = {"Origin": origin} if origin else {}
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url.replace("http", "ws", 1) + "/widget/ws", headers=headers) as socket:
+                for frame in frames:
+                    await socket.send_json(frame)
+                deadline = time.monotonic() + timeout
+                while not until(received) and time.monotonic() < deadline:
+                    try:
+                        message = await socket.receive(timeout=deadline - time.monotonic())
+                    except TimeoutError:
+                        break
+                    if message.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    received.append(json.loads(message.data))
+        return received
+    return background_loop.run(run(), timeout=timeout + 10)
+
+
+def bot_texts(frames: List[Dict]) -> List[str]:
+    return [f["message"]["text"] for f in frames if f["type"] == "message" and f["message"]["role"] == "bot"]
