@@ -1,4 +1,5 @@
-"""Command line: python -m bot {train,serve,shell,eval,bench,gateway,actions,rasa-server,accounts,agents,report}."""
+"""Command line: python -m bot {train,serve,shell,eval,accounts,agents,report,audit} and the commands with their
+own options: {gateway,actions,rasa-server,rasa,bench,purge}."""
 from __future__ import annotations
 
 import argparse
@@ -8,11 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Callable, Dict, List, Tuple
 
+from bot.accounts.store import OutdatedSchema
 from bot.local_secrets import prepare_checkout
 from bot.paths import REPO_ROOT, VAR_DIR
 from bot.services import assistant_services, child_environment, train_command
-from bot.accounts.store import OutdatedSchema
 from bot.settings import MissingSecret, load_settings
 
 
@@ -131,71 +133,67 @@ def without_ml_frameworks() -> None:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
-def cmd_gateway(args: argparse.Namespace) -> int:
+def cmd_gateway(argv: List[str]) -> int:
     without_ml_frameworks()
     from bot.gateway.app import main as gateway_main
 
-    return gateway_main(args.gateway_args)
+    return gateway_main(argv)
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def cmd_bench(argv: List[str]) -> int:
     from bot import bench
 
     prepare_checkout()
-    return bench.main(args.bench_args)
+    return bench.main(argv)
 
 
-def cmd_purge(args: argparse.Namespace) -> int:
+def cmd_purge(argv: List[str]) -> int:
     without_ml_frameworks()
     from bot.retention import main as purge_main
 
-    return purge_main(args.purge_args)
+    return purge_main(argv)
 
 
-def cmd_actions(args: argparse.Namespace) -> int:
+def cmd_actions(argv: List[str]) -> int:
     from bot.action_server import main as actions_main
 
-    return actions_main(args.actions_args)
+    return actions_main(argv)
 
 
-def cmd_rasa_server(args: argparse.Namespace) -> int:
+def cmd_rasa_server(argv: List[str]) -> int:
     from bot.rasa_cli import server_main
 
-    return server_main(args.rasa_args)
+    return server_main(argv)
 
 
-def cmd_rasa(args: argparse.Namespace) -> int:
+def cmd_rasa(argv: List[str]) -> int:
     from bot.rasa_cli import cli_main
 
-    return cli_main(args.rasa_args)
+    return cli_main(argv)
+
+
+# Commands whose options belong to their own parser: they get the rest of the command line as it is.
+PASS_THROUGH: Dict[str, Tuple[Callable[[List[str]], int], str]] = {
+    "gateway": (cmd_gateway, "the channel gateway: widget, Messenger, X DMs (port 8080)"),
+    "actions": (cmd_actions, "the private action server (127.0.0.1:5055, token required)"),
+    "rasa-server": (cmd_rasa_server, "Rasa with its API behind RASA_API_TOKEN (127.0.0.1:5005)"),
+    "rasa": (cmd_rasa, "Rasa's own command line, with its crash reports kept here"),
+    "bench": (cmd_bench, "latency/throughput vs a stock `rasa init` bot"),
+    "purge": (cmd_purge, "delete conversations, transcripts and emails older than RETENTION_DAYS (90)"),
+}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description="KSOS support assistant")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("train", help="train the model into models/ksos.tar.gz").set_defaults(func=cmd_train)
-    commands.add_parser("serve", help="run the action server and Rasa (REST + HTTP API)").set_defaults(func=cmd_serve)
+    commands.add_parser("serve", help="run the action server, Rasa and the gateway").set_defaults(func=cmd_serve)
     commands.add_parser("shell", help="talk to the assistant in this terminal").set_defaults(func=cmd_shell)
     evaluate = commands.add_parser("eval", help="held-out NLU accuracy per language")
     evaluate.add_argument("--baseline", action="store_true", help="also train and evaluate Rasa's default pipeline")
     evaluate.add_argument("--min-accuracy", type=float, default=None, help="exit 1 if a language scores below")
     evaluate.add_argument("--model", default=None, help="evaluate this model instead of training a fresh one")
     evaluate.set_defaults(func=cmd_eval)
-    gateway = commands.add_parser("gateway", help="the channel gateway: widget, Messenger, X DMs (port 8080)")
-    gateway.add_argument("gateway_args", nargs=argparse.REMAINDER)
-    gateway.set_defaults(func=cmd_gateway)
-    actions = commands.add_parser("actions", help="the private action server (127.0.0.1:5055, token required)")
-    actions.add_argument("actions_args", nargs=argparse.REMAINDER)
-    actions.set_defaults(func=cmd_actions)
-    rasa_server = commands.add_parser("rasa-server", help="Rasa with its API behind RASA_API_TOKEN (127.0.0.1:5005)")
-    rasa_server.add_argument("rasa_args", nargs=argparse.REMAINDER)
-    rasa_server.set_defaults(func=cmd_rasa_server)
-    rasa_cli = commands.add_parser("rasa", help="Rasa's own command line, with its crash reports kept here")
-    rasa_cli.add_argument("rasa_args", nargs=argparse.REMAINDER)
-    rasa_cli.set_defaults(func=cmd_rasa)
-    bench = commands.add_parser("bench", help="latency/throughput vs a stock `rasa init` bot")
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
-    bench.set_defaults(func=cmd_bench)
     from bot.accounts.cli import add_parser as add_accounts_parser
 
     add_accounts_parser(commands)
@@ -208,22 +206,15 @@ def main(argv=None) -> int:
     from bot.audit import add_parser as add_audit_parser
 
     add_audit_parser(commands)
-    purge = commands.add_parser("purge", help="delete conversations, transcripts and emails older than "
-                                "RETENTION_DAYS (90)")
-    purge.add_argument("purge_args", nargs=argparse.REMAINDER)
-    purge.set_defaults(func=cmd_purge)
+    for name, (_command, help_text) in PASS_THROUGH.items():   # listed in --help; dispatched below
+        commands.add_parser(name, help=help_text, add_help=False)
     argv = sys.argv[1:] if argv is None else list(argv)
     os.umask(0o077)                 # whatever a command creates (databases, logs, models) is private
     if argv[:1] == ["agents"]:
         without_ml_frameworks()
-    own_parsers = {"bench": (cmd_bench, "bench_args"), "gateway": (cmd_gateway, "gateway_args"),
-                   "actions": (cmd_actions, "actions_args"), "rasa-server": (cmd_rasa_server, "rasa_args"),
-                   "rasa": (cmd_rasa, "rasa_args"),
-                   "purge": (cmd_purge, "purge_args")}
     try:
-        if argv[:1] and argv[0] in own_parsers:     # their options belong to the command's own parser
-            command, field = own_parsers[argv[0]]
-            return command(argparse.Namespace(**{field: argv[1:]}))
+        if argv[:1] and argv[0] in PASS_THROUGH:
+            return PASS_THROUGH[argv[0]][0](argv[1:])
         args = parser.parse_args(argv)
         return args.func(args)
     except (MissingSecret, OutdatedSchema) as error:

@@ -3,9 +3,10 @@
 - `python -m bot rasa-server ...` is `rasa run` with the HTTP API behind RASA_API_TOKEN, only our gateway channel
   (credentials.yml) and our endpoints (endpoints.yml: the action server's token, the redacting tracker store). The
   token reaches Rasa without ever being on a command line, which any local user can read in `ps`.
-- Every Rasa command (`train` too) runs with Rasa's crash reporting off: Rasa 3.6 sends uncaught exceptions to
-  Sentry whenever its package ships a key, whatever RASA_TELEMETRY_ENABLED says; nothing of a conversation may
-  leave the machine that way. (Usage telemetry is off through RASA_TELEMETRY_ENABLED=false, bot/services.py.)
+- Every Rasa command (`train` too) runs with Rasa's crash reporting off. Rasa 3.6 sends uncaught exceptions to
+  Sentry (with the key its package ships) whenever its telemetry is on, which `rasa telemetry enable` or
+  RASA_TELEMETRY_ENABLED=true switches on for a whole machine; nothing of a conversation may leave it that way,
+  whatever that setting. (Our services also start Rasa with RASA_TELEMETRY_ENABLED=false: bot/services.py.)
 """
 from __future__ import annotations
 
