@@ -16,7 +16,7 @@ def bot(*args, env_extra=None):
 
 
 def test_seed_demo_once_then_import_all_or_nothing(tmp_path):
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SECRETS_FILE": str(tmp_path / "secrets.env")}
     first = bot("seed-demo", "--if-empty", env_extra=env)
     assert first.returncode == 0 and "Loaded 5 demo accounts" in first.stdout and "1000000003  suspended" in first.stdout
     again = bot("seed-demo", "--if-empty", env_extra=env)

@@ -152,7 +152,8 @@ class GatewayStore:
                 row = InboxMessage(
                     channel=message.channel, message_id=message.message_id, conversation_id=message.conversation_id,
                     text=message.text if status == PENDING else redact(message.text), payload=message.payload,
-                    message_metadata=dict(message.metadata),
+                    # Metadata (the language hint, the client's address) serves Rasa's turn only.
+                    message_metadata=dict(message.metadata) if status == PENDING else {},
                     status=status, attempts=0, next_attempt_at=now, received_at=now, delivered_count=0,
                 )
                 session.add(row)
