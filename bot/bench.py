@@ -160,7 +160,9 @@ def stock_bot(port: int) -> ServiceGroup:
                        env=child_environment(load_settings()), check=True, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
     model = sorted((STOCK_DIR / "models").glob("*.tar.gz"))[-1]
-    argv = rasa_command("run", "--enable-api", "--interface", "127.0.0.1", "--port", str(port), "--model", str(model))
+    # Its own credentials and endpoints (REST channel, in-memory tracker), not the repository's (our channel).
+    argv = rasa_command("run", "--enable-api", "--interface", "127.0.0.1", "--port", str(port), "--model", str(model),
+                        "--credentials", str(STOCK_DIR / "credentials.yml"), "--endpoints", str(STOCK_DIR / "endpoints.yml"))
     return ServiceGroup([Service("stock-rasa", argv, f"http://127.0.0.1:{port}/status")])
 
 
@@ -216,7 +218,7 @@ def main(argv=None) -> int:
     if not args.no_gateway:
         from bot.bench_gateway import measure_gateway
 
-        print("Measuring full turns through the gateway (widget, Messenger) next to direct Rasa REST ...",
+        print("Measuring full turns through the gateway (widget, Messenger) next to Rasa asked directly ...",
               flush=True)
         report["gateway"] = measure_gateway(BENCH_DIR, messages, args.requests)
     if not args.no_stock:
@@ -237,7 +239,7 @@ def main(argv=None) -> int:
     if "gateway" in report:
         from bot.bench_gateway import format_gateway_table
 
-        print("\nFull turns through the gateway (SQLite), next to direct Rasa REST on the same model and machine:")
+        print("\nFull turns through the gateway (SQLite), next to Rasa asked directly on the same model and machine:")
         print("\n".join(format_gateway_table(report["gateway"])))
         print(f"Gateway RSS: {report['gateway']['gateway_rss_mb']} MB")
     if "assist" in report["ksos"]:

@@ -2,8 +2,9 @@
 
 The assistant decides (actions/actions.py calls these functions); the gateway does the rest. The handoff message
 carries a custom JSON part {"handoff": {"reason": ...}}: the gateway sees it in Rasa's replies, opens a handoff
-and keeps the assistant silent until an agent resolves it. Conversations outside the gateway (Rasa's REST channel
-used directly, `rasa shell`) have no agents behind them, so they get the FAQ 11 contact channels instead.
+and keeps the assistant silent until an agent resolves it. Conversations outside the gateway's customer channels
+(Rasa asked directly: `make shell`, the bench) have no agents behind them, so they get the FAQ 11 contact channels
+instead.
 """
 from __future__ import annotations
 

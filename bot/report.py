@@ -33,7 +33,7 @@ from bot.settings import load_settings
 LANGUAGES = ("en", "ms")
 DEFAULT_LANGUAGE = "en"
 GATEWAY_CHANNELS = ("widget", "facebook", "twitter")   # the gateway names its Rasa conversations "channel:sender"
-OTHER_CHANNEL = "rest"                                  # any other sender id: Rasa's REST channel, the shell, ...
+OTHER_CHANNEL = "rest"                                  # any other sender id: Rasa asked directly (shell, bench)
 CHANNELS = GATEWAY_CHANNELS + (OTHER_CHANNEL,)
 RETRIEVAL_INTENTS = ("faq", "support")                  # reported by their full key, e.g. faq/plans
 FALLBACK_INTENT = "nlu_fallback"
