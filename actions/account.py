@@ -46,7 +46,7 @@ RESPONSES_SENT_BY_ACCOUNT_ACTIONS = tuple(f"utter_{intent}" for intent in ACCOUN
     "utter_account_balance", "utter_account_last_payment", "utter_account_no_payment", "utter_account_autopay_on",
     "utter_account_autopay_off", "utter_account_balance_suspended", "utter_account_subscriptions_header",
     "utter_account_subscription_line", "utter_account_proration", "utter_account_downgrade_note",
-    "utter_account_codes_sent", "utter_account_no_codes",
+    "utter_account_codes_sent", "utter_account_codes_recently_sent", "utter_account_no_codes",
 )
 RESET_VERIFICATION_SLOTS = [SlotSet("account_number", None), SlotSet("verification_code", None),
                             SlotSet("pending_account_intent", None), SlotSet("verification_offered", False)]

@@ -16,8 +16,8 @@ a few rules then decide which label a candidate gets, or drop it:
   - since 2019, 12 digits YYYYTTNNNNNN with a year 1900-2099 and an entity type 01-06, typed together
     ("202001012345") or as 4-2-6 digits joined by spaces or dashes ("2020-01-012345"). It is a number as below;
     typed together, one from a year ending in 01-12 starts with a date and so counts as an NRIC ("200501012345");
-  - an old company number: 4-7 digits, a dash and a check letter ("1234567-X", "123456-a"; not "3-D Secure" or
-    "4-G"), or 4-7 digits, a space and a capital other than "I" ("123456 A", but not "Windows 10 S" or "since
+  - an old company number (4-7 digits) or business number (9 digits), a dash and a check letter ("1234567-X",
+    "123456-a", "001234567-K"; not "3-D Secure", "4-G" or an 8-digit reference "12345678-X"), or 4-7 digits, a space and a capital other than "I" ("123456 A", but not "Windows 10 S" or "since
     2024 I ..."); never glued ("1234567X");
   - an old business number: 2 letters, 7 digits, a dash and a check letter ("JM0123456-K");
   - an LLP number: "LLP", 7 digits, a dash and 3 letters ("LLP0012345-LGN").
@@ -95,7 +95,7 @@ _MALAYSIAN_PHONE = re.compile(r"(?:60|0)(?:1\d{8,9}|[3-9]\d{7,8})")
 _CARD_LAYOUT = re.compile(r"\d{13,19}|\d{3,6}(?:[ -]\d{3,6}){2,5}")
 _NEW_BRN = re.compile(r"(?:19|20)\d\d0[1-6]\d{6}")     # the digits of YYYYTTNNNNNN
 # Old SSM formats as matched; a check letter may carry the "." spaCy keeps on single letters ("123456-A.").
-_OLD_BRN = re.compile(r"(?:\d{4,7}-[A-Za-z]|\d{4,7} [A-HJ-Z]|[A-Za-z]{2}\d{7}-[A-Za-z]|(?i:LLP)\d{7}-[A-Za-z]{3})\.?")
+_OLD_BRN = re.compile(r"(?:(?:\d{4,7}|\d{9})-[A-Za-z]|\d{4,7} [A-HJ-Z]|[A-Za-z]{2}\d{7}-[A-Za-z]|(?i:LLP)\d{7}-[A-Za-z]{3})\.?")
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def _build() -> _Pipeline:
     card_group = {"TEXT": {"REGEX": r"^[0-9]{3,6}$"}}
     matcher.add("CARD_NUMBER", [[{"TEXT": {"REGEX": r"^[0-9]{13,19}$"}}],
                                 *([card_group] + [_DASH, card_group] * more for more in range(2, 6))])
-    matcher.add("BRN", [[{"TEXT": {"REGEX": r"^[A-Za-z]{0,3}[0-9]{1,7}$"}}, _DASH,
+    matcher.add("BRN", [[{"TEXT": {"REGEX": r"^[A-Za-z]{0,3}[0-9]{1,9}$"}}, _DASH,
                          {"TEXT": {"REGEX": r"^[A-Za-z]{1,3}\.?$"}}]])
     return _Pipeline(nlp, matcher)
 

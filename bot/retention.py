@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Dict, Optional
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, exists, inspect, select
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, exists, inspect
 
 from bot.accounts import models as accounts
 from bot.accounts.store import AccountStore, make_engine
@@ -26,6 +26,7 @@ from bot.settings import Settings, load_settings
 
 AUDIT_DAYS = 365
 MIN_DAYS = 2            # the verification limits look back 24 hours
+MAX_DAYS = 36_500
 
 # The one column of Rasa's SQL tracker store table the purge needs (rasa.core.tracker_store.SQLTrackerStore).
 _RASA_EVENTS = Table("events", MetaData(), Column("id", Integer, primary_key=True), Column("sender_id", String),
@@ -92,8 +93,9 @@ def purge_tracker_store(url: str, cutoff: datetime) -> Dict[str, int]:
 
 def purge(settings: Settings, days: int, now: Optional[datetime] = None) -> Dict[str, int]:
     """Delete what is older than `days`; returns how many rows of each kind went."""
-    if days < MIN_DAYS:
-        raise ValueError(f"keep at least {MIN_DAYS} days (the verification limits count the last 24 hours)")
+    if not MIN_DAYS <= days <= MAX_DAYS:
+        raise ValueError(f"keep between {MIN_DAYS} days (the verification limits count the last 24 hours) and "
+                         f"{MAX_DAYS} days")
     now = now or now_utc()
     cutoff = now - timedelta(days=days)
     counts = purge_tracker_store(settings.tracker_store_url, cutoff)

@@ -43,7 +43,10 @@ def redact_event(data: Dict[str, Any]) -> Dict[str, Any]:
         data["text"] = redact_json(data.get("text"))
         parse = dict(data.get("parse_data") or {})
         if parse:
-            for part in ("text", "entities", "metadata"):
+            # The parse holds the text as our normaliser rewrote it ("x" -> "tak"), which can break an address
+            # beyond recognition: it is stored as the customer's own words, redacted.
+            parse["text"] = data["text"]
+            for part in ("entities", "metadata"):
                 if part in parse:
                     parse[part] = redact_json(parse[part])
             data["parse_data"] = parse

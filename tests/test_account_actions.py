@@ -123,6 +123,19 @@ def test_lost_code_is_emailed_never_shown(service):
     assert not any(code in text for code in codes)
 
 
+def test_activation_codes_are_emailed_at_most_once_an_hour(service):
+    mark_verified(service.store, "conv-1", "1000000004", "code", NOW)
+    first = texts(run(ActionAccountAnswer(), tracker("lost my code", "lost_activation_code"))[0])
+    again = texts(run(ActionAccountAnswer(), tracker("lost my code again", "lost_activation_code"))[0])
+    assert "3 active plan(s)" in first and "less than an hour ago" in again and "a***@tuisyencemerlang.my" in again
+    service.now = lambda: NOW + timedelta(minutes=61)
+    mark_verified(service.store, "conv-1", "1000000004", "code", NOW + timedelta(minutes=61))   # verified again
+    assert "3 active plan(s)" in texts(run(ActionAccountAnswer(), tracker("and again", "lost_activation_code"))[0])
+    with service.store.session() as session:
+        assert len(session.scalars(select(models.OutboxEmail).where(
+            models.OutboxEmail.kind == "activation_codes")).all()) == 2
+
+
 def test_a_token_in_the_metadata_verifies_nothing(service):
     """Identity tokens are checked by the gateway and never reach Rasa; one smuggled into the metadata of a
     message is ignored by the actions."""
@@ -301,3 +314,9 @@ def test_my_subscription_shows_a_prorated_first_charge(service, tmp_path):
     text = texts(run(ActionAccountAnswer(), tracker("my plan?", "ask_my_subscription"))[0])
     assert ("Started on 2 December 2026, part-way through the billing period 22 November 2026 to 22 December 2026: "
             "the first charge is prorated, 20 of 30 days = RM83.33 (FAQ 30).") in text
+
+
+def test_the_code_limit_counts_an_ipv6_client_by_its_line(service):
+    line = service.client_hash("2001:db8:1:2::5")
+    assert line == service.client_hash("2001:db8:1:2:ffff::1") != service.client_hash("2001:db8:1:3::1")
+    assert service.client_hash("203.0.113.5") != service.client_hash("203.0.113.6") and service.client_hash("") is None

@@ -58,7 +58,11 @@ def test_identity_token_round_trip_and_forgeries():
     assert verify_identity_token(token, "another-secret", NOW) is None
     assert verify_identity_token(token, SECRET, now_unix=NOW + 600) is None                 # expired
     assert verify_identity_token(token, "", NOW) is None                                    # no secret
-    assert verify_identity_token(token.upper(), SECRET, NOW) == "1000000001"                # hex in capitals
+    # One spelling per token: a rewritten one (capital hex, a leading zero) is refused, so a token used once
+    # cannot come back disguised to verify another conversation.
+    assert verify_identity_token(f"{number}.{issued}.{expiry}.{signature.upper()}", SECRET, NOW) is None
+    assert verify_identity_token(f"{number}.0{issued}.{expiry}.{signature}", SECRET, NOW) is None
+    assert verify_identity_token(f"{number}.{issued}.+{expiry}.{signature}", SECRET, NOW) is None
     for garbage in (None, 12, "", "a.b.c.d", "x" * 500, f"{number}.{issued}.{expiry}", token + ".", token + "é",
                     f"{number}.{issued}.{expiry}.{signature}.{signature}", "\x00" * 20, f"{number}.-1.{expiry}.x"):
         assert verify_identity_token(garbage, SECRET, NOW) is None

@@ -253,7 +253,8 @@ def test_ten_wrong_codes_a_day_pause_the_account_number(demo_store):
             alerts.append(result.alert)
     assert alerts.count(WRONG_CODES_LIMIT) == 1 and alerts[-1] == WRONG_CODES_LIMIT
     later = NOW + timedelta(minutes=10)
-    assert start_challenge(demo_store, "1000000001", "owner", later).outcome is Start.ACCOUNT_LIMIT
+    paused = start_challenge(demo_store, "1000000001", "owner", later)
+    assert paused.outcome is Start.ACCOUNT_LIMIT and paused.alert is None      # the owner was told once, rightly
     # A code sent before the pause stops working too.
     start_challenge(demo_store, "1000000002", "x", NOW, generate=lambda: "246802")
     assert check_code(demo_store, "x", "246802", NOW + timedelta(minutes=1)).outcome is CodeCheck.VERIFIED

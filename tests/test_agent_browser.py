@@ -87,10 +87,13 @@ def open_customer(new_page, url: str) -> Page:
 
 
 def conversation_id(customer: Page) -> str:
-    """The gateway's id of the widget customer's conversation: "widget:<session>"."""
-    session = customer.evaluate("() => localStorage.getItem('ksos-widget-session')")
-    assert session
-    return "widget:" + session
+    """The gateway's id of the widget customer's conversation: "widget:<key>", the key a hash of the session
+    secret the browser keeps."""
+    from bot.gateway.store import widget_session_key
+
+    secret = customer.evaluate("() => localStorage.getItem('ksos-widget-session')")
+    assert secret
+    return "widget:" + widget_session_key(secret)
 
 
 def customer_says(customer: Page, text: str) -> int:

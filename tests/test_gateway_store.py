@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from bot.gateway.messages import Button, InboundMessage, Reply
-from bot.gateway.store import ANSWERED, DONE, PENDING, RATE_LIMITED, GatewayStore
+from bot.gateway.store import ANSWERED, DONE, PENDING, RATE_LIMITED, GatewayStore, widget_session_key
 
 T0 = datetime(2026, 11, 22, 12, 0, 0)
 
@@ -88,10 +88,12 @@ def test_rate_limited_messages_are_recorded_but_never_due(gateway_store):
 
 
 def test_widget_sessions_are_issued_by_the_gateway_and_history_pages_by_seq(gateway_store):
-    session = gateway_store.widget_session(None, now=T0)
-    assert len(session) >= 32
-    assert gateway_store.widget_session(session, now=T0) == session
-    assert gateway_store.widget_session("made-up-session", now=T0) not in (session, "made-up-session")
+    secret, session = gateway_store.widget_session(None, now=T0)
+    assert len(secret) >= 32 and session == widget_session_key(secret) != secret
+    assert gateway_store.widget_session(secret, now=T0) == (secret, session)
+    assert gateway_store.widget_session(session, now=T0)[1] != session      # the key is no secret: it opens nothing
+    made_up = gateway_store.widget_session("made-up-session", now=T0)
+    assert made_up[0] != "made-up-session" and made_up[1] not in (session, widget_session_key("made-up-session"))
     first = gateway_store.record_inbound(message("c1", sender=session, channel="widget", text="hai"), now=T0)
     gateway_store.record_notice(f"widget:{session}", Reply("Sila tunggu", role="notice"), now=T0)
     history = gateway_store.history(f"widget:{session}")

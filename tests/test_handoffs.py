@@ -224,6 +224,23 @@ def test_login_throttle_slows_guessing_without_locking_anyone_out():
     assert throttle.wait("ben", "10.0.0.2", now=19) == 0                 # others are not affected
 
 
+def test_a_right_password_forgives_its_own_attempt():
+    throttle = LoginThrottle()
+    for second in range(9):
+        throttle.failed(f"agent{second}", "10.0.0.7", now=second)
+    attempt = throttle.failed("aisyah", "10.0.0.7", now=9)          # counted before the password is checked
+    throttle.succeeded("aisyah", "10.0.0.7", attempt)
+    assert throttle.wait("somebody", "10.0.0.7", now=9.5) == 0      # 9 failures from the address, not 10
+
+
+def test_without_a_known_address_only_the_name_counts():
+    throttle = LoginThrottle()
+    for second in range(20):
+        throttle.failed("aisyah", "", now=second)
+    assert throttle.wait("aisyah", "", now=19) == 30          # the name's cap, never the 5 minutes of a pair
+    assert throttle.wait("ben", "", now=19) == 0
+
+
 def test_login_throttle_per_address_and_window():
     throttle = LoginThrottle()
     for number in range(10):                                   # one address trying ten names
@@ -250,8 +267,14 @@ def test_agents_read_only_conversations_handed_over_to_them_and_every_read_is_lo
     assert handoffs.view(CONVERSATION, ben.id)["state"] == "waiting"     # open: any agent may look
     handoffs.take(CONVERSATION, aisyah, now=T0)
     handoffs.resolve(CONVERSATION, aisyah, now=T0 + timedelta(minutes=5))
-    assert handoffs.view(CONVERSATION, aisyah.id, now=T0 + timedelta(minutes=6))["state"] == "resolved"
+    closed = handoffs.view(CONVERSATION, aisyah.id, now=T0 + timedelta(minutes=6))
+    assert closed["state"] == "resolved" and closed["readable_until"] == "2026-11-22T12:05:00Z"
     assert handoffs.view(CONVERSATION, ben.id) is None                  # closed, and not his
+    # What the customer says to the assistant after the hand-back is not the agent's to read.
+    customer(store, "m-later", "my ic is 901231-14-5678", now=T0 + timedelta(minutes=6))
+    until = T0 + timedelta(minutes=5)
+    assert "m-later" not in [e["client_id"] for e in store.history(CONVERSATION, until=until)]
+    assert "m-later" in [e["client_id"] for e in store.history(CONVERSATION)]
     for second in range(5):                                              # the console polls
         handoffs.view(CONVERSATION, aisyah.id, now=T0 + timedelta(minutes=7, seconds=second))
     log = handoffs.audit_log(CONVERSATION)

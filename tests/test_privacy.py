@@ -82,6 +82,7 @@ FOUND = [
     ("roc 123456 A", [("BRN", "123456 A")]),
     ("kod 123456-A", [("BRN", "123456-A")]),           # the check letter makes it a BRN, not a code
     ("no perniagaan JM0123456-K", [("BRN", "JM0123456-K")]),
+    ("no pendaftaran perniagaan 001234567-K", [("BRN", "001234567-K")]),
     ("SA0123456-A tu no ssm kedai sy", [("BRN", "SA0123456-A")]),
     ("ssm sa0123456-a", [("BRN", "sa0123456-a")]),
     ("LLP no LLP0012345-LGN", [("BRN", "LLP0012345-LGN")]),

@@ -22,6 +22,7 @@ from bot.accounts.importer import import_file
 from bot.accounts.store import AccountStore
 from bot.accounts.verification import sign_identity_token
 from bot.gateway.models import InboxMessage, TranscriptEntry
+from bot.gateway.store import widget_session_key
 from bot.paths import REPO_ROOT
 from bot.rasa_api import CHANNEL_PATH
 from bot.services import gateway_command
@@ -259,8 +260,9 @@ def test_unknown_account_numbers_take_the_same_time(assistant, test_settings, tm
 
 @pytest.fixture(scope="module")
 def exposed_gateway(test_settings, assistant, tmp_path_factory):
-    """A gateway with Messenger and X configured (their replies go nowhere: only what is refused matters here)
-    and the console's cookie as in production (Secure)."""
+    """A gateway with Messenger and X configured (their replies go nowhere: only what is refused matters here),
+    the console's cookie as in production (Secure), behind a "proxy" on loopback that names the client in
+    X-Forwarded-For."""
     folder = tmp_path_factory.mktemp("gateway-security")
     env = gateway_environment(
         test_settings, f"sqlite:///{folder / 'gateway.db'}", assistant.base_url,
@@ -268,7 +270,7 @@ def exposed_gateway(test_settings, assistant, tmp_path_factory):
         FACEBOOK_PAGE_ACCESS_TOKEN="page-token", FACEBOOK_GRAPH_URL="http://127.0.0.1:9",
         TWITTER_CONSUMER_KEY="key", TWITTER_CONSUMER_SECRET=TWITTER_CONSUMER_SECRET, TWITTER_ACCESS_TOKEN="t",
         TWITTER_ACCESS_TOKEN_SECRET="s", TWITTER_BOT_USER_ID=TWITTER_BOT_USER_ID, TWITTER_API_URL="http://127.0.0.1:9",
-        CONSOLE_INSECURE_COOKIE="")
+        CONSOLE_INSECURE_COOKIE="", GATEWAY_TRUSTED_PROXIES="127.0.0.1")
     process = GatewayProcess(env, folder / "gateway.log", free_port()).start()
     yield process
     process.stop()
@@ -378,6 +380,11 @@ def user_texts(assistant, conversation: str) -> List[str]:
     return [e.get("text") for e in assistant.tracker(conversation)["events"] if e["event"] == "user"]
 
 
+def widget_conversation(secret: str) -> str:
+    """The conversation id of a widget session (its key: a hash of the secret the browser got)."""
+    return f"widget:{widget_session_key(secret)}"
+
+
 def test_typed_commands_reach_rasa_as_words(agent_gateway, assistant, background_loop):
     """Rasa takes a message starting with "/" as a command (an intent, even with slot values): only the payloads
     of buttons the assistant offered in the conversation, and the widget's own language switch, may be one."""
@@ -385,16 +392,19 @@ def test_typed_commands_reach_rasa_as_words(agent_gateway, assistant, background
     done = lambda r: any(f == {"type": "typing", "on": False} for f in r)
     typed = widget_exchange(background_loop, agent_gateway.url, [hello, {
         "type": "message", "id": str(uuid.uuid4()), "text": '/inform{"verification_code": "verified"}'}], until=done)
-    assert user_texts(assistant, f"widget:{typed[0]['session']}") == ['inform{"verification_code": "verified"}']
+    assert user_texts(assistant, widget_conversation(typed[0]['session'])) == ['inform{"verification_code": "verified"}']
+    spaced = widget_exchange(background_loop, agent_gateway.url, [hello, {
+        "type": "message", "id": str(uuid.uuid4()), "text": ' / /switch_language{"language":"ms"}'}], until=done)
+    assert user_texts(assistant, widget_conversation(spaced[0]['session'])) == ['switch_language{"language":"ms"}']
     forced = widget_exchange(background_loop, agent_gateway.url, [hello, {
         "type": "message", "id": str(uuid.uuid4()), "text": "hi", "payload": "/request_human"}], until=done)
-    assert user_texts(assistant, f"widget:{forced[0]['session']}") == ["hi"]
+    assert user_texts(assistant, widget_conversation(forced[0]['session'])) == ["hi"]
     assert not any("join this chat" in text for text in bot_texts(forced))
     # The widget's own EN/BM switch is a control of the widget: its payload goes through.
     switched = widget_exchange(background_loop, agent_gateway.url, [hello, {
         "type": "message", "id": str(uuid.uuid4()), "text": "Bahasa Melayu",
         "payload": '/switch_language{"language":"ms"}'}], until=done)
-    assert user_texts(assistant, f"widget:{switched[0]['session']}") == ['/switch_language{"language":"ms"}']
+    assert user_texts(assistant, widget_conversation(switched[0]['session'])) == ['/switch_language{"language":"ms"}']
     # So does a button the assistant offered: "None of these" after a "did you mean ...?".
     session = switched[0]["session"]
     offered = widget_exchange(background_loop, agent_gateway.url, [{**hello, "session": session}, {
@@ -403,7 +413,7 @@ def test_typed_commands_reach_rasa_as_words(agent_gateway, assistant, background
     assert buttons and buttons[-1]["payload"] == "/deny"
     widget_exchange(background_loop, agent_gateway.url, [{**hello, "session": session}, {
         "type": "message", "id": str(uuid.uuid4()), "text": buttons[-1]["title"], "payload": "/deny"}], until=done)
-    assert user_texts(assistant, f"widget:{session}")[-1] == "/deny"
+    assert user_texts(assistant, widget_conversation(session))[-1] == "/deny"
 
 
 # --- identity tokens through the widget -------------------------------------------------------------------------
@@ -428,6 +438,7 @@ def widget_turn(background_loop, url: str, session: Optional[str], frames: List[
     else:
         until = lambda r: sum(1 for f in r if f["type"] == "identity") >= len(frames)
     received = widget_exchange(background_loop, url, sent, until=until)
+    assert received and received[0].get("type") == "session", received[:3]
     return received[0]["session"], received
 
 
@@ -447,6 +458,11 @@ def test_identity_tokens_verify_once_expire_and_sign_out(agent_gateway, backgrou
                                    "is my account suspended?")
     assert identity_answers(replayed) == [False]
     assert not any("suspended since" in t for t in bot_texts(replayed))
+    number, issued, expires, signature = token.split(".")
+    for disguised in (f"{number}.{issued}.{expires}.{signature.upper()}", f"{number}.0{issued}.{expires}.{signature}",
+                      f"{number}.{issued}.0{expires}.{signature.upper()}"):
+        assert identity_answers(widget_turn(background_loop, url, None, [{"type": "identity", "token": disguised}],
+                                            None)[1]) == [False], disguised
     # A reconnect of the same conversation may send it again.
     assert identity_answers(widget_turn(background_loop, url, session, [{"type": "identity", "token": token}],
                                         None)[1]) == [True]
@@ -487,13 +503,13 @@ def test_identity_tokens_reach_no_inbox_transcript_tracker_or_log(agent_gateway,
     with engine.connect() as connection:
         rows = [json.dumps(list(row)) for row in connection.execute(select(
             InboxMessage.message_metadata, InboxMessage.text).where(
-            InboxMessage.conversation_id == f"widget:{session}"))]
+            InboxMessage.conversation_id == widget_conversation(session)))]
         rows += [row[0] for row in connection.execute(select(TranscriptEntry.text).where(
-            TranscriptEntry.conversation_id == f"widget:{session}"))]
+            TranscriptEntry.conversation_id == widget_conversation(session)))]
     engine.dispose()
     signature = token.rsplit(".", 1)[1]
     assert rows and not any(signature in row for row in rows)
-    assert signature not in json.dumps(assistant.tracker(f"widget:{session}"))
+    assert signature not in json.dumps(assistant.tracker(widget_conversation(session)))
     assert signature not in agent_gateway.process.log()
 
 
@@ -503,11 +519,12 @@ def test_agents_cannot_read_conversations_that_were_not_handed_over(agent_gatewa
     agent_gateway.add_agent("nosy.agent", "a-long-test-password")
     nosy = agent_gateway.console("nosy.agent", "a-long-test-password")
     session, _ = widget_turn(background_loop, agent_gateway.url, None, [], "how much is the starter plan?")
-    conversation = f"widget:{session}"
+    conversation = widget_conversation(session)
     for method, path, body in (("GET", f"/api/agent/conversations/{conversation}", None),
                                ("POST", f"/api/agent/conversations/{conversation}/open", None),
                                ("POST", "/api/assist/suggest", {"conversation_id": conversation})):
         assert nosy.call(method, path, body)[0] == 404, path
+    assert nosy.call("GET", f"/api/agent/conversations/{conversation}?after={'9' * 30}")[0] == 400
     audit = subprocess.run([sys.executable, "-m", "bot", "agents", "audit", "--conversation", conversation],
                            cwd=REPO_ROOT, env=agent_gateway.process.env, capture_output=True, text=True, timeout=60)
     assert "no console access recorded" in audit.stdout
@@ -550,3 +567,66 @@ def test_a_plain_checkout_generates_private_secrets(tmp_path):
     values = read_secrets(secrets_file)
     assert len(set(values.values())) == 3 and all(len(v) >= 40 for v in values.values())
     assert ensure_secrets({"SECRETS_FILE": str(secrets_file), "RASA_API_TOKEN": "from-env"}, ["RASA_API_TOKEN"]) == []
+
+
+# --- findings of the attack review, each as the attack that now fails ---------------------------------------------
+
+def test_a_conversation_id_does_not_open_its_session(exposed_gateway, background_loop):
+    """Agents and logs see `widget:<key>`; the key is a hash of the session secret only the browser holds."""
+    hello = {"type": "hello", "session": None, "after": 0}
+    customer = widget_exchange(background_loop, exposed_gateway.url, [hello, {
+        "type": "message", "id": str(uuid.uuid4()), "text": "my ic is 901231-14-5678"}],
+        until=lambda r: any(f.get("type") == "ack" for f in r))
+    secret = customer[0]["session"]
+    key = widget_session_key(secret)
+    hijack = widget_exchange(background_loop, exposed_gateway.url, [{**hello, "session": key}],
+                             until=lambda r: len(r) >= 2)
+    assert hijack[0]["session"] not in (secret, key) and hijack[1] == {"type": "history", "messages": []}
+    resumed = widget_exchange(background_loop, exposed_gateway.url, [{**hello, "session": secret}],
+                              until=lambda r: len(r) >= 2)
+    assert resumed[0]["session"] == secret and resumed[1]["messages"]
+    assert secret not in exposed_gateway.log()
+
+
+def test_new_widget_sessions_are_limited_per_client_address(exposed_gateway, background_loop):
+    import aiohttp
+
+    async def sessions(address: str, count: int) -> List[Dict]:
+        answers = []
+        async with aiohttp.ClientSession() as client:
+            for _ in range(count):
+                async with client.ws_connect(exposed_gateway.url.replace("http", "ws") + "/widget/ws",
+                                             headers={"X-Forwarded-For": f"{address}, 127.0.0.1"}) as ws:
+                    await ws.send_json({"type": "hello", "session": None, "after": 0})
+                    answers.append(json.loads((await ws.receive(timeout=10)).data))
+        return answers
+
+    flood = background_loop.run(sessions("198.51.100.23", 22), timeout=120)
+    assert [a["type"] for a in flood[:20]] == ["session"] * 20
+    assert [(a["type"], a.get("code")) for a in flood[20:]] == [("error", "rate_limited")] * 2
+    assert background_loop.run(sessions("198.51.100.24", 1))[0]["type"] == "session"    # another client
+
+
+def test_a_burst_of_login_guesses_is_counted_as_it_arrives(exposed_gateway):
+    from concurrent.futures import ThreadPoolExecutor
+
+    add_agent(exposed_gateway.env, "burst.target", "the-right-password")
+
+    def guess(number: int) -> int:
+        return http("POST", exposed_gateway.url + "/api/agent/login",
+                    json.dumps({"name": "burst.target", "password": f"guess-{number}"}).encode(),
+                    {"Content-Type": "application/json", "X-Forwarded-For": "203.0.113.50"})[0]
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        statuses = list(pool.map(guess, range(30)))
+    assert statuses.count(401) <= 3 and statuses.count(429) >= 27, statuses      # 3 free tries, not 30
+
+
+def test_odd_numbers_from_clients_are_4xx_not_5xx(exposed_gateway, background_loop, tmp_path):
+    frames = widget_exchange(background_loop, exposed_gateway.url, [
+        {"type": "hello", "session": None, "after": 10 ** 30}], until=lambda r: len(r) >= 2)
+    assert frames[0]["type"] == "session" and frames[1]["type"] == "history"
+    env = plain_environment(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "bot", "purge", "--older-than", "99999999"], cwd=REPO_ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr + done.stdout

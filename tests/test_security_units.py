@@ -48,8 +48,10 @@ def test_client_address_believes_only_trusted_proxies():
     assert client_address(FakeRequest("203.0.113.9", "1.2.3.4"), proxies) == "203.0.113.9"      # not a proxy
     assert client_address(FakeRequest("10.1.2.3", "1.2.3.4, 198.51.100.7"), proxies) == "198.51.100.7"
     assert client_address(FakeRequest("10.1.2.3", "198.51.100.7, 10.9.9.9"), proxies) == "198.51.100.7"
-    assert client_address(FakeRequest("127.0.0.1", "garbage, 10.9.9.9"), proxies) == "127.0.0.1"
-    assert client_address(FakeRequest("127.0.0.1", "1.2.3.4"), ()) == "127.0.0.1"              # none trusted
+    assert client_address(FakeRequest("10.0.0.1", "garbage, 10.9.9.9"), proxies) == "10.0.0.1"
+    # A loopback peer nobody listed as a proxy: the client is unknown (not every customer at once).
+    assert client_address(FakeRequest("127.0.0.1", "1.2.3.4"), ()) == ""
+    assert client_address(FakeRequest("::1"), ()) == "" and client_address(FakeRequest(None), ()) == ""
     assert masked_address("203.0.113.77") == "203.0.113.x" and masked_address("2001:db8:1:2::5") == "2001:db8:1::/48"
     assert masked_address("") == "?"
     with pytest.raises(ValueError):
@@ -59,7 +61,8 @@ def test_client_address_believes_only_trusted_proxies():
 def test_typed_commands_become_words():
     assert as_words("/request_human") == "request_human"
     assert as_words('  //inform{"verification_code": "verified"}') == 'inform{"verification_code": "verified"}'
-    assert as_words("what about /faq?") == "what about /faq?" and as_words("/") == ""
+    assert as_words("/ /restart") == as_words(" \t/\n/ restart") == as_words("\u3000/restart") == "restart"
+    assert as_words("what about /faq?") == "what about /faq?" and as_words("/") == as_words("/ / ") == ""
 
 
 def test_the_tracker_store_writes_redacted_events():
@@ -70,6 +73,9 @@ def test_the_tracker_store_writes_redacted_events():
                            "metadata": {"client_ip": "203.0.113.5"}}}
     stored = redact_event(user)
     assert stored["text"] == stored["parse_data"]["text"] == "ic [nric] kod [code]"
+    normalised = {"event": "user", "text": "email ali_x@company.my",
+                  "parse_data": {"text": "email ali_tak@company negcompany.my"}}   # as the normaliser rewrote it
+    assert redact_event(normalised)["parse_data"]["text"] == "email [email]"
     assert stored["parse_data"]["entities"][0]["value"] == "[email]" and stored["parse_data"]["intent"]["name"] == "faq"
     assert stored["metadata"] == {"language": "ms", "gateway_message_id": "widget:abc"}
     assert stored["parse_data"]["metadata"] == {}
@@ -163,3 +169,18 @@ def test_var_is_made_private(tmp_path):
     assert stat.S_IMODE(var.stat().st_mode) == 0o700
     assert stat.S_IMODE((var / "logs").stat().st_mode) == 0o700
     assert stat.S_IMODE((var / "logs" / "rasa.log").stat().st_mode) == 0o600
+
+
+def test_webhook_bodies_in_any_shape_are_read_without_errors():
+    from bot.gateway.channels import facebook, twitter
+
+    odd_pages = [{"object": "page", "entry": 5}, {"object": "page", "entry": ["x", {"messaging": 5}]},
+                 {"object": "page", "entry": [{"messaging": ["x", 7, {"sender": "abc"}, {"sender": {"id": "1"},
+                  "message": {"mid": "m-1", "text": "hi", "quick_reply": "not an object"}}]}]}]
+    parsed = [message for body in odd_pages for message, _ in facebook.inbound_messages(body)]
+    assert [(m.sender_id, m.text, m.payload) for m in parsed] == [("1", "hi", None)]
+    odd_dms = [{"direct_message_events": 5}, {"direct_message_events": ["x", {"type": "message_create",
+               "message_create": "s"}, {"type": "message_create", "id": "9", "message_create": {
+               "sender_id": "7", "message_data": "text"}}]}]
+    dms = [m for body in odd_dms for m in twitter.inbound_messages(body, "4242")]
+    assert [(m.sender_id, m.message_id, m.text) for m in dms] == [("7", "9", "")]

@@ -350,7 +350,13 @@ def test_the_identity_token_is_checked_by_the_gateway_never_sent_with_messages_n
     assert all("identity_token" not in frame.get("metadata", {}) for frame in network.sent)
     storage = page.evaluate("() => JSON.stringify(Object.assign({}, localStorage, sessionStorage))")
     assert token not in storage and token not in page.locator(".ksos-root").inner_text()
+    before = page.evaluate("() => localStorage.getItem('ksos-widget-session')")
     page.evaluate("() => KSOSWidget.setIdentityToken(null)")          # the customer signed out of the site
+    # The next person at this browser starts afresh: a new session, nothing of the signed-in conversation shown.
+    expect(page.locator(CUSTOMER).filter(has_text="is my account suspended?")).to_have_count(0)
+    page.wait_for_function("old => { const now = localStorage.getItem('ksos-widget-session'); "
+                           "return now && now !== old; }", arg=before)
+    wait_connected(page)
     send(page, "what is my balance?")
     reply = bot_reply_after(page, "what is my balance?", re.compile("Shall we do that now"))
     assert "RM250" not in reply and network.identities == [token, None]

@@ -197,9 +197,11 @@ def my_subscription_answer(snapshot: AccountSnapshot, today: date, render: Rende
 
 # --- lost_activation_code ---------------------------------------------------------------------------------
 
-def activation_codes_answer(snapshot: AccountSnapshot, codes_sent: int, render: Render) -> str:
-    if not codes_sent:
+def activation_codes_answer(snapshot: AccountSnapshot, codes: int, sent_recently: bool, render: Render) -> str:
+    if not codes:
         return render("utter_account_no_codes", **_common(snapshot))
+    if sent_recently:
+        return render("utter_account_codes_recently_sent", email=mask_email(snapshot.email))
     return render("utter_account_codes_sent", count=len(snapshot.active_subscriptions),
                   email=mask_email(snapshot.email))
 

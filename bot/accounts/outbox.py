@@ -49,6 +49,13 @@ def enqueue(session, kind: str, to_address: str, now: Optional[datetime] = None,
     return email
 
 
+def sent_since(session, kind: str, to_address: str, since: datetime) -> bool:
+    """Whether an email of `kind` to `to_address` was queued after `since` (sent or still to be sent)."""
+    return session.scalars(select(models.OutboxEmail.id).where(
+        models.OutboxEmail.kind == kind, models.OutboxEmail.to_address == to_address,
+        models.OutboxEmail.created_at > since).limit(1)).first() is not None
+
+
 class SmtpTarget:
     """SMTP_URL: smtp://user:password@host:587?starttls=true, or smtps://user:password@host:465."""
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import threading
 from datetime import date, datetime, timedelta, timezone
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Tuple
 
 from bot.accounts import outbox, verification
 from bot.accounts.answers import ANSWERS, activation_codes_answer, renderer
@@ -23,6 +24,7 @@ from bot.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
 
+ACTIVATION_CODES_INTERVAL = timedelta(hours=1)   # re-sent activation codes: one email an hour at most
 ALERT_LIMITS = {verification.CODES_LIMIT: CODES_PER_ACCOUNT_PER_DAY,
                 verification.WRONG_CODES_LIMIT: WRONG_CODES_PER_ACCOUNT_PER_DAY}
 
@@ -61,9 +63,16 @@ class AccountService:
         return False
 
     def client_hash(self, address: Optional[str]) -> Optional[str]:
-        """A keyed hash of the client's address, for counting codes per client without keeping the address."""
+        """A keyed hash of the client's address, for counting codes per client without keeping the address. An
+        IPv6 client counts by its /64 network (one subscriber's line), which it can otherwise roam freely."""
         if not address:
             return None
+        try:
+            parsed = ipaddress.ip_address(address)
+            if parsed.version == 6:
+                address = str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+        except ValueError:
+            pass
         key = hmac.new(self.settings.data_encryption_key.encode(), b"client-address", hashlib.sha256).digest()
         return hmac.new(key, address.encode(), hashlib.sha256).hexdigest()
 
@@ -117,20 +126,24 @@ class AccountService:
         if snapshot is None:      # account removed since verification
             return render("utter_account_unavailable")
         if intent == "lost_activation_code":
-            return activation_codes_answer(snapshot, self.resend_activation_codes(account_number), render)
+            return activation_codes_answer(snapshot, *self.resend_activation_codes(account_number), render)
         return ANSWERS[intent](snapshot, self.today(), render, language)
 
-    def resend_activation_codes(self, account_number: str) -> int:
-        """Email the active subscriptions' activation codes to the registered email; how many were sent."""
+    def resend_activation_codes(self, account_number: str) -> Tuple[int, bool]:
+        """Email the active subscriptions' activation codes to the registered email, at most once an hour:
+        (how many codes are on record, whether they already went out within the hour and so were not sent)."""
         email, codes = self.store.activation_codes(account_number)
         if not codes:
-            return 0
+            return 0, False
+        now = self.now()
         snapshot = self.store.snapshot(account_number)
         with self.store.session() as session:
-            outbox.enqueue(session, "activation_codes", email, self.now(), business_name=snapshot.business_name,
+            if outbox.sent_since(session, "activation_codes", email, now - ACTIVATION_CODES_INTERVAL):
+                return len(codes), True
+            outbox.enqueue(session, "activation_codes", email, now, business_name=snapshot.business_name,
                            codes="\n".join(f"  {plan}: {code}" for plan, code in codes))
         self.deliver_emails()
-        return len(codes)
+        return len(codes), False
 
     def deliver_emails(self) -> None:
         """Deliver the outbox in the background: the chat reply doesn't wait for the mail server."""

@@ -76,6 +76,10 @@ def sign_identity_token(account_number: str, issued_at: int, expires_at: int, se
     return f"{account_number}.{issued_at}.{expires_at}.{_token_signature(account_number, issued_at, expires_at, secret)}"
 
 
+def _canonical_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and text == str(int(text))
+
+
 def verify_identity_token(token: object, secret: str, now_unix: float) -> Optional[str]:
     """The account number of a valid token; None for anything forged, expired, issued in the future, living longer
     than 10 minutes or malformed, and always None when no secret is configured."""
@@ -85,11 +89,13 @@ def verify_identity_token(token: object, secret: str, now_unix: float) -> Option
     if len(parts) != 4:
         return None
     account_number, issued, expires, signature = parts
-    if not is_account_number(account_number) or not issued.isdigit() or not expires.isdigit():
+    # One spelling per token (times without leading zeros, the signature in lower-case hex), so that a token seen
+    # once is recognised when it comes again (bind_identity_token) however an attacker rewrites it.
+    if not is_account_number(account_number) or not _canonical_number(issued) or not _canonical_number(expires):
         return None
     issued_at, expires_at = int(issued), int(expires)
     expected = _token_signature(account_number, issued_at, expires_at, secret)
-    if not hmac.compare_digest(expected.encode(), signature.lower().encode()):
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
         return None
     if not 0 < expires_at - issued_at <= IDENTITY_TOKEN_MAX_LIFETIME:
         return None
@@ -206,11 +212,13 @@ def start_challenge(store: AccountStore, account_number: str, conversation_id: s
                 challenge.created_at > now - HOUR))
             return ChallengeResult(Start.TOO_MANY, retry_at=(first or now) + HOUR)
         this_number = challenge.account_number == account_number
-        if (_count(session, this_number, challenge.created_at > now - DAY) >= CODES_PER_ACCOUNT_PER_DAY
-                or _wrong_codes_today(session, account_number, now) >= WRONG_CODES_PER_ACCOUNT_PER_DAY):
+        if _count(session, this_number, challenge.created_at > now - DAY) >= CODES_PER_ACCOUNT_PER_DAY:
             return ChallengeResult(Start.ACCOUNT_LIMIT, alert=_take_alert(session, account_number, CODES_LIMIT, now))
+        if _wrong_codes_today(session, account_number, now) >= WRONG_CODES_PER_ACCOUNT_PER_DAY:
+            return ChallengeResult(Start.ACCOUNT_LIMIT,
+                                   alert=_take_alert(session, account_number, WRONG_CODES_LIMIT, now))
         if _count(session, this_number, challenge.created_at > now - RESEND_INTERVAL):
-            open_code = _count(session, mine, challenge.used_at.is_(None), challenge.expires_at > now) > 0
+            open_code = _count(session, mine, this_number, challenge.used_at.is_(None), challenge.expires_at > now) > 0
             return ChallengeResult(Start.WAIT, open_code=open_code)
         # Only the newest code of a conversation counts.
         session.execute(update(challenge).where(mine, challenge.used_at.is_(None)).values(used_at=now))

@@ -100,8 +100,13 @@ class LoginThrottle:
 
     @staticmethod
     def _keys(name: str, address: str) -> Dict[str, str]:
+        """The counters an attempt counts in. Without a known client address only the name's (capped at 30 s), so
+        that nobody can slow down every agent behind one unknown address."""
         name = name.lower()
-        return {"pair": f"pair:{name}:{address}", "ip": f"ip:{address}", "name": f"name:{name}"}
+        keys = {"name": f"name:{name}"}
+        if address:
+            keys.update(pair=f"pair:{name}:{address}", ip=f"ip:{address}")
+        return keys
 
     def wait(self, name: str, address: str, now: Optional[float] = None) -> float:
         """Seconds before a login as `name` from `address` may be tried (0: now)."""
@@ -113,16 +118,26 @@ class LoginThrottle:
                 waits.append(failures[-1] + self.rules[kind].delay(len(failures)) - now)
         return max(waits)
 
-    def failed(self, name: str, address: str, now: Optional[float] = None) -> None:
+    def failed(self, name: str, address: str, now: Optional[float] = None) -> float:
+        """Count an attempt as failed. The console counts every attempt so before it checks the password (which
+        takes 0.1 s): guesses sent all at once are counted as they arrive, not let through together. Returns the
+        attempt's time, for succeeded()."""
         now = time.monotonic() if now is None else now
         for key in self._keys(name, address).values():
             self._recent(key, now)
             self._failures[key].append(now)
+        return now
 
-    def succeeded(self, name: str, address: str) -> None:
+    def succeeded(self, name: str, address: str, attempt: Optional[float] = None) -> None:
+        """The password was right: the name's failures are forgiven, and the address's for this attempt."""
         keys = self._keys(name, address)
         for kind in ("pair", "name"):
-            self._failures.pop(keys[kind], None)
+            self._failures.pop(keys.get(kind, ""), None)
+        failures = self._failures.get(keys.get("ip", ""))
+        if failures is not None and attempt in failures:
+            failures.remove(attempt)
+            if not failures:
+                del self._failures[keys["ip"]]
 
 
 # --- python -m bot agents ------------------------------------------------------------------------------------

@@ -183,6 +183,11 @@ async def security_headers(request: web.Request, handler):
     return response
 
 
+async def plain_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response, errors and the widget socket included, names no framework or version."""
+    response.headers["Server"] = "KSOS gateway"
+
+
 async def health(request: web.Request) -> web.Response:
     gateway: Gateway = request.app["gateway"]
     try:
@@ -214,6 +219,7 @@ def create_app(settings: Optional[GatewaySettings] = None) -> web.Application:
         gateway.add_adapter(adapter_class(gateway))
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[security_headers])
     app["gateway"] = gateway
+    app.on_response_prepare.append(plain_server_header)
     app.router.add_get("/healthz", health)
     for adapter in gateway.adapters.values():
         adapter.add_routes(app)

@@ -3,7 +3,8 @@
 Behind a proxy every request comes from the proxy's address, so limits per client would lump all customers
 together. GATEWAY_TRUSTED_PROXIES lists the proxies (addresses or networks) whose X-Forwarded-For is believed:
 the client is the right-most address in that header that is not one of them. Anyone else's X-Forwarded-For is
-ignored (a client could write anything there)."""
+ignored (a client could write anything there). A loopback peer that is not a listed proxy is no client address.
+"""
 from __future__ import annotations
 
 import ipaddress
@@ -39,17 +40,19 @@ def _trusted(address, proxies: Iterable[Network]) -> bool:
 
 
 def client_address(request: web.Request, proxies: Sequence[Network]) -> str:
-    """The client's address as text ('' when unknown)."""
+    """The client's address as text; '' when it cannot be known: a loopback peer that is not a trusted proxy is a
+    local reverse proxy nobody listed (every customer would seem to share its address) or a local test, and the
+    limits per client address are then not applied rather than applied to everyone at once."""
     peer = request.remote or ""
-    if not proxies or not _trusted(_address(peer), proxies):
-        return peer
-    for hop in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
-        address = _address(hop)
-        if address is None:
-            break                       # a malformed hop: stop believing the header here
-        if not _trusted(address, proxies):
-            return str(address)
-    return peer
+    if proxies and _trusted(_address(peer), proxies):
+        for hop in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
+            address = _address(hop)
+            if address is None:
+                break                   # a malformed hop: stop believing the header here
+            if not _trusted(address, proxies):
+                return str(address)
+    address = _address(peer)
+    return "" if address is None or address.is_loopback else peer
 
 
 def masked_address(address: str) -> str:

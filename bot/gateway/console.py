@@ -14,6 +14,7 @@ import asyncio
 import logging
 import math
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 import aiohttp
@@ -24,7 +25,7 @@ from bot import assist
 from bot.accounts.answers import account_summary
 from bot.clock import today
 from bot.fallback import RETRIEVAL_INTENTS, rank_candidates
-from bot.gateway.agents import LoginThrottle, check_password
+from bot.gateway.agents import AGENT_NAME, LoginThrottle, check_password
 from bot.gateway.channels.widget import STATIC_DIR
 from bot.gateway.clients import client_address, masked_address
 from bot.gateway.handoffs import (
@@ -145,14 +146,15 @@ class Console:
                              f"Too many failed attempts. Try again in {seconds} second{'s' if seconds > 1 else ''}.")
             response.headers["Retry-After"] = str(seconds)
             return response
+        attempt = self.throttle.failed(name, address)      # counted before the 0.1 s check: no burst gets through
         found = await self.gateway.db(self.handoffs.password_hash, name)
         valid = await asyncio.get_running_loop().run_in_executor(
             None, check_password, password, found[1] if found else None)
         if not found or not valid:
-            self.throttle.failed(name, address)
-            logger.warning("console: failed login for %r from %s", name[:40], masked_address(address))
+            logger.warning("console: failed login for %s from %s", repr(name[:40]) if AGENT_NAME.match(name)
+                           else "a name no agent can have", masked_address(address))
             return error(401, "invalid_credentials")
-        self.throttle.succeeded(name, address)
+        self.throttle.succeeded(name, address, attempt)
         agent = found[0]
         token, csrf = await self.gateway.db(self.handoffs.create_session, agent)
         response = web.json_response({"agent": agent.to_json(), "csrf_token": csrf})
@@ -181,9 +183,11 @@ class Console:
         return account_summary(snapshot, today()) if snapshot else None
 
     async def _conversation_json(self, conversation: Dict[str, Any], after: int) -> Dict[str, Any]:
-        conversation_id = conversation["conversation_id"]
-        transcript = await self.gateway.db(self.gateway.store.history, conversation_id, after, 500)
-        account = await self.gateway.db(self._account, conversation_id, conversation["channel"])
+        """The transcript and, while the conversation is handed over, the verified account; a conversation the
+        agent handed back is shown as it was then (readable_until), without the account."""
+        conversation_id, until = conversation["conversation_id"], readable_until(conversation)
+        transcript = await self.gateway.db(self.gateway.store.history, conversation_id, after, 500, until)
+        account = None if until else await self.gateway.db(self._account, conversation_id, conversation["channel"])
         return {"conversation": conversation, "transcript": transcript, "account": account}
 
     async def open(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
@@ -198,10 +202,10 @@ class Console:
 
     async def conversation(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
         conversation_id = request.match_info["conversation_id"]
-        try:
-            after = max(0, int(request.query.get("after", "0")))
-        except ValueError:
-            return error(400, "bad_request", "`after` must be a number.")
+        raw = request.query.get("after", "0")
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 15):
+            return error(400, "bad_request", "`after` must be a whole number of at most 15 digits.")
+        after = int(raw)
         conversation = await self.gateway.db(self.handoffs.view, conversation_id, session.agent.id)
         if conversation is None:
             return error(404, "not_found", MESSAGES[NOT_FOUND])
@@ -295,6 +299,8 @@ class Console:
                                                  AUDIT_SUGGEST)
             if conversation is None:
                 return error(404, "not_found", MESSAGES[NOT_FOUND])
+            if readable_until(conversation):
+                return error(409, RESOLVED, MESSAGES[RESOLVED])
             entries = await self.gateway.db(self.handoffs.latest_customer_entries, conversation_id)
             entry, parse_data = await self.question_among(entries)
             text = entry["text"] if entry else ""
@@ -322,6 +328,12 @@ class Console:
                                            language, customer_seq, items)
         return web.json_response({"set_id": set_id, "language": language, "text": text, "suggestions": items,
                                   "model": parse_data is not None})
+
+
+def readable_until(conversation: Dict[str, Any]) -> Optional[datetime]:
+    """Where an agent's view of a conversation they handed back ends (None: it is handed over now)."""
+    value = conversation.get("readable_until")
+    return datetime.fromisoformat(value.rstrip("Z")) if value else None
 
 
 def parse_suggestion(value: Any) -> Optional[Tuple[int, int]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -207,13 +207,17 @@ class HandoffStore:
             return items
 
     @staticmethod
-    def _readable(session: Session, conversation_id: str, agent_id: int) -> bool:
-        """Agents read only conversations that were handed over to them: any open handoff (the queue), and closed
-        ones they handled themselves. The rest of the assistant's conversations are not theirs to read."""
-        return session.scalars(select(Handoff.id).where(
+    def _readable_until(session: Session, conversation_id: str, agent_id: int) -> Tuple[bool, Optional[datetime]]:
+        """Whether the agent may read the conversation, and up to when. Agents read only what was handed over to
+        them: a conversation with an open handoff (the queue) wholly; one they handled, closed since, up to the
+        moment they handed it back — what the customer and the assistant said afterwards (a verification, their
+        account) is not theirs to read. (False, None) for every other conversation."""
+        if open_handoff_of(session, conversation_id) is not None:
+            return True, None
+        closed = session.scalar(select(func.max(Handoff.resolved_at)).where(
             Handoff.conversation_id == conversation_id,
-            Handoff.resolved_at.is_(None) | (Handoff.agent_id == agent_id) | (Handoff.resolved_by == agent_id),
-        ).limit(1)).first() is not None
+            (Handoff.agent_id == agent_id) | (Handoff.resolved_by == agent_id)))
+        return (True, closed) if closed is not None else (False, None)
 
     def audit(self, session: Session, agent_id: int, action: str, conversation_id: str, now: datetime) -> None:
         """Record that an agent accessed a conversation (a repeat of the same read within a minute is counted on
@@ -244,7 +248,8 @@ class HandoffStore:
 
     def _view(self, session: Session, conversation_id: str, agent_id: int) -> Optional[Dict[str, Any]]:
         conversation = session.get(Conversation, conversation_id)
-        if conversation is None or not self._readable(session, conversation_id, agent_id):
+        readable, until = self._readable_until(session, conversation_id, agent_id) if conversation else (False, None)
+        if not readable:
             return None
         handoff = open_handoff_of(session, conversation_id)
         shown = handoff or self._latest(session, conversation_id)
@@ -260,6 +265,7 @@ class HandoffStore:
             "mine": bool(handoff and handoff.agent_id == agent_id),
             "handoff_id": handoff.id if handoff else None,
             "requested_at": iso(shown.requested_at) if shown else None,
+            "readable_until": iso(until),          # None: handed over now; else the agent's view ends there
         }
 
     def view(self, conversation_id: str, agent_id: int, action: str = AUDIT_VIEW,

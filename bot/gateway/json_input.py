@@ -4,7 +4,7 @@ deeply nested input is refused with BadJson — the caller answers 400 — inste
 from __future__ import annotations
 
 import json
-from typing import Any, Union
+from typing import Any, List, Mapping, Union
 
 MAX_DEPTH = 32
 
@@ -41,3 +41,13 @@ def parse_json_object(raw: Union[bytes, str], max_depth: int = MAX_DEPTH) -> dic
     if not isinstance(value, dict):
         raise BadJson("a JSON object is required")
     return value
+
+
+def mapping(value: Any) -> Mapping:
+    """`value` if it is a JSON object, else an empty one: a webhook body's parts in any shape read safely."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def items(value: Any) -> List:
+    """`value` if it is a JSON list, else an empty one."""
+    return value if isinstance(value, list) else []

@@ -1,6 +1,7 @@
 """What flows through the gateway: inbound customer messages and outbound replies, channel-neutral."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -75,10 +76,14 @@ class Reply:
         )
 
 
+_COMMAND_PREFIX = re.compile(r"^[\s/]+")
+
+
 def as_words(text: str) -> str:
-    """Typed text as words: Rasa reads a message starting with "/" as a command (an intent, with slot values
-    even), so the slashes a customer typed in front are dropped ("/request_human" -> "request_human")."""
-    return text.lstrip().lstrip("/").lstrip()
+    """Typed text as words: Rasa reads a message starting with "/" (after stripping spaces) as a command (an
+    intent, with slot values even), so every slash and space a customer typed in front is dropped ("/request_human",
+    "/ /restart" -> "request_human", "restart")."""
+    return _COMMAND_PREFIX.sub("", text)
 
 
 def split_text(text: str, limit: int) -> List[str]:

@@ -67,6 +67,7 @@ class TranscriptEntry(Base):
 
 
 class WidgetSession(Base):
+    """A widget session, by its key: the hash of the secret only the customer's browser holds."""
     __tablename__ = "gateway_widget_sessions"
     id = Column(String(64), primary_key=True)
     created_at = Column(DateTime, nullable=False)

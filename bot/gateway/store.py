@@ -9,6 +9,7 @@ and never sends a reply twice. All methods are synchronous; the gateway calls th
 """
 from __future__ import annotations
 
+import hashlib
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ from bot.gateway.models import (  # noqa: F401 - the statuses are part of this m
 # this form (widget ids are UUIDs, Messenger and X ids come signed from the platforms), and record_inbound
 # refuses one that does, so a customer can never pre-claim the key of a reply or notice.
 OUTBOUND_PREFIX = "agent:"
+
+
+def widget_session_key(secret: str) -> str:
+    """The stored, shown name of a widget session (the conversation is `widget:<key>`), from the browser's
+    secret: a one-way hash, so the secret is never stored nor derivable from what agents and logs see."""
+    return hashlib.sha256(f"ksos-widget-session:{secret}".encode()).hexdigest()[:32]
 
 
 def iso(moment: Optional[datetime]) -> Optional[str]:
@@ -346,25 +353,34 @@ class GatewayStore:
 
     # --- widget sessions and history --------------------------------------------------------------------------
 
-    def widget_session(self, session_id: Optional[str], now: Optional[datetime] = None) -> str:
-        """The widget's session: the one it remembers if the gateway issued it, otherwise a new one."""
+    def widget_session(self, secret: Optional[str], now: Optional[datetime] = None, create: bool = True
+                       ) -> Optional[Tuple[str, str]]:
+        """The widget's session: (the secret the browser keeps, the key the conversation is named by). The secret
+        the browser remembers, if the gateway issued it, else a new one (None instead, when not `create`). Only the
+        key is stored and shown (to agents, in logs, as `widget:<key>`): knowing a conversation's id does not let
+        anyone open its session."""
         now = now or now_utc()
         with self.session() as session:
-            if session_id:
-                known = session.get(WidgetSession, session_id)
+            if secret:
+                known = session.get(WidgetSession, widget_session_key(secret))
                 if known is not None:
                     known.last_seen_at = now
-                    return known.id
-            new_id = secrets.token_urlsafe(24)
-            session.add(WidgetSession(id=new_id, created_at=now, last_seen_at=now))
-            return new_id
+                    return secret, known.id
+            if not create:
+                return None
+            secret = secrets.token_urlsafe(24)
+            key = widget_session_key(secret)
+            session.add(WidgetSession(id=key, created_at=now, last_seen_at=now))
+            return secret, key
 
-    def history(self, conversation_id: str, after: int = 0, limit: int = 200) -> List[Dict[str, Any]]:
-        """Transcript entries after `after` (the widget's highest seq), oldest first, at most the last `limit`."""
+    def history(self, conversation_id: str, after: int = 0, limit: int = 200, until: Optional[datetime] = None
+                ) -> List[Dict[str, Any]]:
+        """Transcript entries after `after` (the widget's highest seq), oldest first, at most the last `limit`
+        (and none later than `until`, when given)."""
+        query = select(TranscriptEntry).where(TranscriptEntry.conversation_id == conversation_id,
+                                              TranscriptEntry.id > after)
+        if until is not None:
+            query = query.where(TranscriptEntry.created_at <= until)
         with self.session() as session:
-            entries = session.scalars(
-                select(TranscriptEntry)
-                .where(TranscriptEntry.conversation_id == conversation_id, TranscriptEntry.id > after)
-                .order_by(TranscriptEntry.id.desc()).limit(limit)
-            ).all()
+            entries = session.scalars(query.order_by(TranscriptEntry.id.desc()).limit(limit)).all()
             return [entry_json(entry) for entry in reversed(entries)]

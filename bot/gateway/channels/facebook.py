@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from aiohttp import web
 
 from bot.gateway.adapter import ChannelAdapter, DeliveryError, RecordDelivery, post_with_retry
+from bot.gateway.json_input import items, mapping
 from bot.gateway.messages import ROLE_AGENT, InboundMessage, Reply, shorten, split_text
 from bot.secret_compare import same_secret
 
@@ -40,10 +41,8 @@ def inbound_messages(body: Mapping[str, Any]) -> Iterator[Tuple[InboundMessage, 
     """(message, has_attachments) for every customer message or postback in a webhook body."""
     if body.get("object") != "page":
         return
-    for entry in body.get("entry") or []:
-        if not isinstance(entry, Mapping):
-            continue
-        for event in entry.get("messaging") or []:
+    for entry in items(body.get("entry")):
+        for event in items(mapping(entry).get("messaging")):
             parsed = _messaging_event(event)
             if parsed is not None:
                 yield parsed
@@ -52,7 +51,7 @@ def inbound_messages(body: Mapping[str, Any]) -> Iterator[Tuple[InboundMessage, 
 def _messaging_event(event: Any) -> Optional[Tuple[InboundMessage, bool]]:
     if not isinstance(event, Mapping):
         return None
-    sender = str((event.get("sender") or {}).get("id") or "")
+    sender = str(mapping(event.get("sender")).get("id") or "")
     if not sender:
         return None
     message, postback = event.get("message"), event.get("postback")
@@ -62,8 +61,7 @@ def _messaging_event(event: Any) -> Optional[Tuple[InboundMessage, bool]]:
         mid = str(message.get("mid") or "")
         if not mid:
             return None
-        quick_reply = message.get("quick_reply") or {}
-        payload = quick_reply.get("payload") if isinstance(quick_reply, Mapping) else None
+        payload = mapping(message.get("quick_reply")).get("payload")
         text = str(message.get("text") or "")
         has_attachments = bool(message.get("attachments"))
         return InboundMessage("facebook", sender, mid, text=text, payload=_payload(payload)), has_attachments

@@ -23,6 +23,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from bot.gateway.adapter import ChannelAdapter, DeliveryError, RecordDelivery, post_with_retry
+from bot.gateway.json_input import items, mapping
 from bot.gateway.messages import InboundMessage, Reply, shorten, split_text
 from bot.secret_compare import same_secret
 
@@ -64,17 +65,16 @@ def valid_signature(consumer_secret: str, body: bytes, header: Optional[str]) ->
 
 
 def inbound_messages(body: Mapping[str, Any], bot_user_id: str) -> Iterator[InboundMessage]:
-    for event in body.get("direct_message_events") or []:
-        if not isinstance(event, Mapping) or event.get("type") != "message_create":
+    for event in map(mapping, items(body.get("direct_message_events"))):
+        if event.get("type") != "message_create":
             continue
-        create = event.get("message_create") or {}
+        create = mapping(event.get("message_create"))
         sender = str(create.get("sender_id") or "")
         event_id = str(event.get("id") or "")
         if not sender or not event_id or sender == bot_user_id:
             continue                       # our own messages come back as events too
-        data = create.get("message_data") or {}
-        quick = data.get("quick_reply_response") or {}
-        payload = quick.get("metadata") if isinstance(quick, Mapping) else None
+        data = mapping(create.get("message_data"))
+        payload = mapping(data.get("quick_reply_response")).get("metadata")
         payload = payload if isinstance(payload, str) and payload.startswith("/") else None
         yield InboundMessage("twitter", sender, event_id, text=str(data.get("text") or ""), payload=payload)
 

@@ -2,9 +2,10 @@
 
 Protocol (JSON frames) — client: {"type": "hello", "session", "after"}, {"type": "identity", "token"},
 {"type": "message", "id": <UUID>, "text", "payload"?, "metadata"?: {"language"}}; server: session, history,
-identity, message, ack, typing, error. The session id is issued by the gateway; conversation id =
-"widget:<session>". Messages and replies live in the transcript table, so history survives page reloads and
-replies sent while the socket was down are shown on reconnect.
+identity, message, ack, typing, error. The session secret is issued by the gateway and kept by the browser; the
+conversation is "widget:<key>", the key a one-way hash of the secret (bot/gateway/store.py), so its id, as agents
+and logs see it, does not open the session. Messages and replies live in the transcript table, so history survives
+page reloads and replies sent while the socket was down are shown on reconnect.
 
 The host page's identity token (KSOSWidget.setIdentityToken) arrives in an identity frame, is checked here
 (bot/accounts/verification.py) and goes no further: not to Rasa, the inbox or a log. A token of null, or one that
@@ -21,10 +22,11 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from bot.gateway.adapter import ChannelAdapter, RecordDelivery
-from bot.gateway.clients import client_address
+from bot.gateway.clients import client_address, masked_address
 from bot.gateway.json_input import BadJson, parse_json
 from bot.gateway.messages import MAX_PAYLOAD_CHARS, MAX_TEXT_CHARS, InboundMessage, Reply, conversation_id
 from bot.gateway.notices import notice
+from bot.gateway.ratelimit import SenderRateLimiter
 from bot.language import SUPPORTED_LANGUAGES
 from bot.paths import REPO_ROOT
 
@@ -33,6 +35,8 @@ logger = logging.getLogger(__name__)
 STATIC_DIR = REPO_ROOT / "bot" / "gateway" / "static"
 MAX_FRAME_BYTES = 64 * 1024
 MAX_TOKEN_CHARS = 1000
+MAX_SEQ = 2 ** 53                 # transcript sequence numbers a client may name (JavaScript's safe integers)
+NEW_SESSIONS_PER_ADDRESS = 20     # in 10 minutes
 # The widget's message ids are UUIDs (crypto.randomUUID); nothing else may claim an inbox key.
 MESSAGE_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 # Payloads of the widget's own controls (the EN/BM switch), accepted though the assistant never offered them.
@@ -52,6 +56,11 @@ class WidgetAdapter(ChannelAdapter):
     def __init__(self, gateway):
         super().__init__(gateway)
         self.sockets: Dict[str, Set[web.WebSocketResponse]] = defaultdict(set)   # sender (session) -> sockets
+        # Per client address: new sessions (each would start a fresh per-conversation rate limit) and messages
+        # over all its sessions (3 customers' worth, for an office behind one address).
+        per_minute = gateway.settings.rate_limit_per_minute
+        self.new_sessions = SenderRateLimiter(limit=NEW_SESSIONS_PER_ADDRESS if per_minute > 0 else 0, window=600.0)
+        self.address_messages = SenderRateLimiter(limit=3 * per_minute, window=60.0)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.demo_page)
@@ -111,7 +120,9 @@ class WidgetAdapter(ChannelAdapter):
                     continue
                 kind = data.get("type")
                 if kind == "hello":
-                    session = await self._hello(socket, data, session)
+                    session = await self._hello(socket, data, session, address)
+                    if session is None:
+                        break                       # too many new sessions from this address: told, closed
                 elif kind in ("message", "identity") and session is None:
                     await self._error(socket, self._client_id(data), "bad_request", session)
                 elif kind == "message":
@@ -127,18 +138,29 @@ class WidgetAdapter(ChannelAdapter):
                     self.sockets.pop(session, None)
         return socket
 
-    async def _hello(self, socket: web.WebSocketResponse, data: Mapping[str, Any], previous: Optional[str]) -> str:
+    async def _hello(self, socket: web.WebSocketResponse, data: Mapping[str, Any], previous: Optional[str],
+                     address: str) -> Optional[str]:
+        """Open (or resume) the session; returns its key, the conversation's sender id (None: refused)."""
         asked = data.get("session")
         asked = asked if isinstance(asked, str) and 0 < len(asked) <= 64 else None
-        session = await self.gateway.db(self.gateway.store.widget_session, asked)
-        if previous and previous != session:
+        resumed = await self.gateway.db(self.gateway.store.widget_session, asked, create=False) if asked else None
+        if resumed is None:
+            if address and not self.new_sessions.check(address)[0]:     # an unknown address: no such limit
+                logger.warning("widget: too many new sessions from %s; refused", masked_address(address))
+                await self._error(socket, None, "rate_limited", previous)
+                return None
+            resumed = await self.gateway.db(self.gateway.store.widget_session, None)
+        secret, key = resumed
+        if previous and previous != key:
             self.sockets[previous].discard(socket)
-        self.sockets[session].add(socket)
-        after = data.get("after") if isinstance(data.get("after"), int) and session == asked else 0
-        history = await self.gateway.db(self.gateway.store.history, conversation_id(self.name, session), after)
-        await socket.send_json({"type": "session", "session": session})
+        self.sockets[key].add(socket)
+        after = data.get("after")
+        after = after if isinstance(after, int) and not isinstance(after, bool) and 0 <= after < MAX_SEQ and \
+            secret == asked else 0
+        history = await self.gateway.db(self.gateway.store.history, conversation_id(self.name, key), after)
+        await socket.send_json({"type": "session", "session": secret})
         await socket.send_json({"type": "history", "messages": history})
-        return session
+        return key
 
     @staticmethod
     def _client_id(data: Mapping[str, Any]) -> Optional[str]:
@@ -168,6 +190,9 @@ class WidgetAdapter(ChannelAdapter):
             return
         if len(text) > MAX_TEXT_CHARS and not payload:
             await self._error(socket, client_id, "too_long", session)
+            return
+        if address and not self.address_messages.check(address)[0]:
+            await self._error(socket, client_id, "rate_limited", session)
             return
         metadata = self._metadata(data.get("metadata"))
         if address:

@@ -468,6 +468,15 @@
     scrollToEnd();
   }
 
+  // The customer signed out of the host page: the next person at this browser starts a new conversation and
+  // sees nothing of this one (the gateway has logged it out; the old session's secret is dropped here).
+  function forgetSession() {
+    store.set(SESSION_KEY, null);
+    state.session = null;
+    if (ui.log) clearTranscript();
+    if (state.socket) state.socket.close();          // reconnects with a new session
+  }
+
   function clearTranscript() {
     Array.prototype.slice.call(ui.log.children).forEach(function (child) {
       if (child.getAttribute("data-state") !== "pending") child.remove();
@@ -637,9 +646,11 @@
     open: open,
     close: close,
     setIdentityToken: function (token) {
+      var wasSignedIn = !!state.token;
       state.token = token ? String(token) : null;
       state.signedOut = !state.token;
       sendIdentity();
+      if (wasSignedIn && !state.token) forgetSession();
     }
   };
 
