@@ -269,11 +269,24 @@ def test_agents_read_only_conversations_handed_over_to_them_and_every_read_is_lo
     handoffs.resolve(CONVERSATION, aisyah, now=T0 + timedelta(minutes=5))
     closed = handoffs.view(CONVERSATION, aisyah.id, now=T0 + timedelta(minutes=6))
     assert closed["state"] == "resolved" and closed["readable_until"] == "2026-11-22T12:05:00Z"
+    assert closed["hand_back_seq"] is None                               # the notice is not delivered yet
+    delivered = T0 + timedelta(minutes=5, seconds=2)                     # the worker delivers it just after
+    while store.due_messages(["widget"], now=delivered):               # the joined notice, then the hand-back
+        row = store.claim(store.due_messages(["widget"], now=delivered)[0][0], now=delivered)
+        for index, reply in enumerate(row.replies or []):
+            store.record_delivery(row.id, index, Reply.from_json(reply), now=delivered)
+        if not row.replies:                                              # "what plans are there?" (no reply here)
+            store.finish(row.id, now=delivered)
+    closed = handoffs.view(CONVERSATION, aisyah.id, now=T0 + timedelta(minutes=6))
+    notice_seq = closed["hand_back_seq"]
+    assert [e["role"] for e in store.history(CONVERSATION) if e["seq"] == notice_seq] == ["notice"]
     assert handoffs.view(CONVERSATION, ben.id) is None                  # closed, and not his
     # What the customer says to the assistant after the hand-back is not the agent's to read.
     customer(store, "m-later", "my ic is 901231-14-5678", now=T0 + timedelta(minutes=6))
     until = T0 + timedelta(minutes=5)
-    assert "m-later" not in [e["client_id"] for e in store.history(CONVERSATION, until=until)]
+    agent_view = store.history(CONVERSATION, until=until, also=notice_seq)
+    assert "m-later" not in [e["client_id"] for e in agent_view]
+    assert agent_view[-1]["seq"] == notice_seq                           # their hand-back notice is theirs to see
     assert "m-later" in [e["client_id"] for e in store.history(CONVERSATION)]
     for second in range(5):                                              # the console polls
         handoffs.view(CONVERSATION, aisyah.id, now=T0 + timedelta(minutes=7, seconds=second))

@@ -186,7 +186,8 @@ class Console:
         """The transcript and, while the conversation is handed over, the verified account; a conversation the
         agent handed back is shown as it was then (readable_until), without the account."""
         conversation_id, until = conversation["conversation_id"], readable_until(conversation)
-        transcript = await self.gateway.db(self.gateway.store.history, conversation_id, after, 500, until)
+        transcript = await self.gateway.db(self.gateway.store.history, conversation_id, after, 500, until,
+                                           conversation.get("hand_back_seq"))
         account = None if until else await self.gateway.db(self._account, conversation_id, conversation["channel"])
         return {"conversation": conversation, "transcript": transcript, "account": account}
 

@@ -207,17 +207,26 @@ class HandoffStore:
             return items
 
     @staticmethod
-    def _readable_until(session: Session, conversation_id: str, agent_id: int) -> Tuple[bool, Optional[datetime]]:
-        """Whether the agent may read the conversation, and up to when. Agents read only what was handed over to
-        them: a conversation with an open handoff (the queue) wholly; one they handled, closed since, up to the
+    def _readable_until(session: Session, conversation_id: str, agent_id: int
+                        ) -> Tuple[bool, Optional[datetime], Optional[int]]:
+        """Whether the agent may read the conversation, up to when, and the transcript entry of their hand-back
+        notice (delivered just after that moment, and still theirs to see). Agents read only what was handed over
+        to them: a conversation with an open handoff (the queue) wholly; one they handled, closed since, up to the
         moment they handed it back — what the customer and the assistant said afterwards (a verification, their
-        account) is not theirs to read. (False, None) for every other conversation."""
+        account) is not theirs to read. (False, None, None) for every other conversation."""
         if open_handoff_of(session, conversation_id) is not None:
-            return True, None
-        closed = session.scalar(select(func.max(Handoff.resolved_at)).where(
-            Handoff.conversation_id == conversation_id,
-            (Handoff.agent_id == agent_id) | (Handoff.resolved_by == agent_id)))
-        return (True, closed) if closed is not None else (False, None)
+            return True, None, None
+        closed = session.scalars(select(Handoff).where(
+            Handoff.conversation_id == conversation_id, Handoff.resolved_at.is_not(None),
+            (Handoff.agent_id == agent_id) | (Handoff.resolved_by == agent_id),
+        ).order_by(Handoff.resolved_at.desc(), Handoff.id.desc()).limit(1)).first()
+        if closed is None:
+            return False, None, None
+        notice_entry = session.scalar(select(TranscriptEntry.id).join(
+            InboxMessage, InboxMessage.id == TranscriptEntry.inbox_id).where(
+            InboxMessage.conversation_id == conversation_id,
+            InboxMessage.message_id == f"{OUTBOUND_PREFIX}handed-back:{closed.id}"))
+        return True, closed.resolved_at, notice_entry
 
     def audit(self, session: Session, agent_id: int, action: str, conversation_id: str, now: datetime) -> None:
         """Record that an agent accessed a conversation (a repeat of the same read within a minute is counted on
@@ -248,7 +257,8 @@ class HandoffStore:
 
     def _view(self, session: Session, conversation_id: str, agent_id: int) -> Optional[Dict[str, Any]]:
         conversation = session.get(Conversation, conversation_id)
-        readable, until = self._readable_until(session, conversation_id, agent_id) if conversation else (False, None)
+        readable, until, hand_back_seq = (self._readable_until(session, conversation_id, agent_id) if conversation
+                                          else (False, None, None))
         if not readable:
             return None
         handoff = open_handoff_of(session, conversation_id)
@@ -266,6 +276,7 @@ class HandoffStore:
             "handoff_id": handoff.id if handoff else None,
             "requested_at": iso(shown.requested_at) if shown else None,
             "readable_until": iso(until),          # None: handed over now; else the agent's view ends there
+            "hand_back_seq": hand_back_seq,        # ... with the hand-back notice itself (once delivered)
         }
 
     def view(self, conversation_id: str, agent_id: int, action: str = AUDIT_VIEW,

@@ -373,14 +373,14 @@ class GatewayStore:
             session.add(WidgetSession(id=key, created_at=now, last_seen_at=now))
             return secret, key
 
-    def history(self, conversation_id: str, after: int = 0, limit: int = 200, until: Optional[datetime] = None
-                ) -> List[Dict[str, Any]]:
+    def history(self, conversation_id: str, after: int = 0, limit: int = 200, until: Optional[datetime] = None,
+                also: Optional[int] = None) -> List[Dict[str, Any]]:
         """Transcript entries after `after` (the widget's highest seq), oldest first, at most the last `limit`
-        (and none later than `until`, when given)."""
+        (and, when `until` is given, none later than it but the entry `also`)."""
         query = select(TranscriptEntry).where(TranscriptEntry.conversation_id == conversation_id,
                                               TranscriptEntry.id > after)
         if until is not None:
-            query = query.where(TranscriptEntry.created_at <= until)
+            query = query.where((TranscriptEntry.created_at <= until) | (TranscriptEntry.id == (also or 0)))
         with self.session() as session:
             entries = session.scalars(query.order_by(TranscriptEntry.id.desc()).limit(limit)).all()
             return [entry_json(entry) for entry in reversed(entries)]
