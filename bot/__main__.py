@@ -1,5 +1,5 @@
 """Command line: python -m bot {train,serve,shell,eval,accounts,agents,report,audit} and the commands with their
-own options: {gateway,actions,rasa-server,rasa,bench,purge}."""
+own options: {gateway,x,actions,rasa-server,rasa,bench,purge}."""
 from __future__ import annotations
 
 import argparse
@@ -68,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(
             f"\nKSOS assistant ready in {time.monotonic() - started:.1f}s.\n"
             f"  Website chat (widget): http://localhost:{settings.gateway_port}/\n"
-            f"  Messenger / X webhooks: http://localhost:{settings.gateway_port}/webhooks/facebook, /webhooks/twitter "
+            f"  Messenger / X webhooks: http://localhost:{settings.gateway_port}/webhooks/facebook, /webhooks/x "
             "(see README to connect a page or account)\n"
             f"  Agent console:          http://localhost:{settings.gateway_port}/agent  (first create an agent: "
             "make agent NAME=aisyah DISPLAY=Aisyah)\n"
@@ -140,6 +140,15 @@ def cmd_gateway(argv: List[str]) -> int:
     return gateway_main(argv)
 
 
+def cmd_x(argv: List[str]) -> int:
+    without_ml_frameworks()
+    from bot.gateway.x_setup import main as x_main
+
+    prepare_checkout(["DATA_ENCRYPTION_KEY"])        # the stored X token is encrypted with the gateway's key
+
+    return x_main(argv)
+
+
 def cmd_bench(argv: List[str]) -> int:
     from bot import bench
 
@@ -175,6 +184,7 @@ def cmd_rasa(argv: List[str]) -> int:
 # Commands whose options belong to their own parser: they get the rest of the command line as it is.
 PASS_THROUGH: Dict[str, Tuple[Callable[[List[str]], int], str]] = {
     "gateway": (cmd_gateway, "the channel gateway: widget, Messenger, X DMs (port 8080)"),
+    "x": (cmd_x, "connect the X account: authorize, setup --url, status (X Activity API, v2 DMs)"),
     "actions": (cmd_actions, "the private action server (127.0.0.1:5055, token required)"),
     "rasa-server": (cmd_rasa_server, "Rasa with its API behind RASA_API_TOKEN (127.0.0.1:5005)"),
     "rasa": (cmd_rasa, "Rasa's own command line, with its crash reports kept here"),

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional
 import aiohttp
 
 from conftest import FACEBOOK_APP_SECRET, TWITTER_BOT_USER_ID, TWITTER_CONSUMER_SECRET, GatewayProcess
+from fake_x import CLIENT_SECRET as X_CLIENT_SECRET
 
 
 def http(method: str, url: str, body: bytes = b"", headers: Optional[Dict[str, str]] = None):
@@ -32,11 +33,43 @@ def facebook_post(gateway: GatewayProcess, body, secret: str = FACEBOOK_APP_SECR
                 {"Content-Type": "application/json", "X-Hub-Signature-256": signature})
 
 
-def twitter_post(gateway: GatewayProcess, body, secret: str = TWITTER_CONSUMER_SECRET):
+def x_signature(secret: str, data: bytes) -> str:
+    return "sha256=" + base64.b64encode(hmac.new(secret.encode(), data, hashlib.sha256).digest()).decode()
+
+
+def twitter_post(gateway: GatewayProcess, body, secret: str = TWITTER_CONSUMER_SECRET, path: str = "/webhooks/twitter",
+                 header: str = "x-twitter-webhooks-signature"):
+    """A webhook POST as X signs it: by default the legacy header with the OAuth 1.0a consumer secret."""
     data = json.dumps(body).encode()
-    signature = "sha256=" + base64.b64encode(hmac.new(secret.encode(), data, hashlib.sha256).digest()).decode()
-    return http("POST", gateway.url + "/webhooks/twitter", data,
-                {"Content-Type": "application/json", "x-twitter-webhooks-signature": signature})
+    return http("POST", gateway.url + path, data, {"Content-Type": "application/json", header: x_signature(secret, data)})
+
+
+def x_post(gateway: GatewayProcess, body, secret: str = X_CLIENT_SECRET, path: str = "/webhooks/x"):
+    """An X Activity API delivery, signed as X signs it for an app with an OAuth 2.0 client secret."""
+    return twitter_post(gateway, body, secret, path, "X-Twitter-Webhooks-Signature-OAuth2")
+
+
+def xaa(payload: Dict, event_type: str = "dm.received", event_uuid: Optional[str] = None,
+        for_user: str = TWITTER_BOT_USER_ID) -> Dict:
+    """The X Activity API's envelope (docs.x.com, event payloads)."""
+    return {"data": {"event_uuid": event_uuid or str(-uuid.uuid4().int % 10 ** 19), "filter": {"user_id": for_user},
+                     "event_type": event_type, "tag": "ksos-assistant", "payload": payload, "includes": {}}}
+
+
+def v2_dm(sender: str, text: str, event_id: Optional[str] = None, media_keys: Optional[List[str]] = None) -> Dict:
+    """A v2 DM event object (docs.x.com, Direct Messages lookup: MessageCreate)."""
+    event = {"id": event_id or str(uuid.uuid4().int)[:19], "event_type": "MessageCreate", "text": text,
+             "sender_id": sender, "dm_conversation_id": f"{sender}-{TWITTER_BOT_USER_ID}",
+             "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())}
+    if media_keys:
+        event["attachments"] = {"media_keys": media_keys}
+    return event
+
+
+def wrapped_dms(*events) -> Dict:
+    """dm.received's payload as X's event-payload example shows it: legacy direct_message_events plus users."""
+    return {"direct_message_events": list(events),
+            "users": {TWITTER_BOT_USER_ID: {"data": {"id": TWITTER_BOT_USER_ID, "username": "helpmeunifi"}}}}
 
 
 def messaging(sender: str, text: Optional[str] = None, mid: Optional[str] = None, quick_reply: Optional[str] = None,

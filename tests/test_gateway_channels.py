@@ -1,28 +1,44 @@
 """The gateway as a running process, with the real assistant behind it and local fakes of Meta's Graph API and
-X's API (aiohttp servers) in front: handshakes, signatures, batches, echoes, replays, huge and garbage bodies,
-Rasa down then up, a restart with a pending inbox, platform retries, the rate limit and the widget socket; and
-the human handoff on Messenger and X with an agent on the console's API."""
+X's API v2 (aiohttp servers, tests/fake_x.py) in front: handshakes, signatures, batches, echoes, replays, huge and
+garbage bodies, Rasa down then up, a restart with a pending inbox, platform retries, the rate limit and the widget
+socket; X Activity API deliveries in both payload shapes, numbered options, X's rate limit, token refresh and
+`python -m bot x authorize/setup/status`; and the human handoff on Messenger and X with an agent on the console's
+API."""
 import base64
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import delete
 
+from bot.accounts.crypto import Cipher
+from bot.gateway.models import ChannelToken
 from bot.gateway.notices import notice
+from bot.paths import REPO_ROOT
+from bot.gateway.store import GatewayStore
+from bot.gateway.x_api import TokenStore
 from conftest import (
     FACEBOOK_APP_SECRET, FACEBOOK_VERIFY_TOKEN, TWITTER_BOT_USER_ID, TWITTER_CONSUMER_SECRET, ConsoleClient,
     GatewayProcess, add_agent, free_port, gateway_environment,
 )
+from fake_x import APP_BEARER as X_APP_BEARER
+from fake_x import CLIENT_ID as X_CLIENT_ID
+from fake_x import CLIENT_SECRET as X_CLIENT_SECRET
+from fake_x import REDIRECT_URI as X_REDIRECT_URI
+from fake_x import FakeX
 from gateway_helpers import (
-    bot_texts, dm_body, dm_event, facebook_post, http, messaging, page_body, twitter_post, wait_for, widget_exchange,
+    bot_texts, dm_body, dm_event, facebook_post, http, messaging, page_body, twitter_post, v2_dm, wait_for,
+    widget_exchange, wrapped_dms, x_post, xaa,
 )
 
 RATE_LIMIT = 8
@@ -31,12 +47,13 @@ RATE_LIMIT = 8
 # --- local fakes ----------------------------------------------------------------------------------------------
 
 class FakePlatforms:
-    """Graph API (/me/messages) and X API (/1.1/direct_messages/...) on one local server. Records every call;
-    `fail_next` makes the next N message sends answer with a given status (429, 500 ...)."""
+    """Graph API (/me/messages) and the X API v2 (FakeX) on one local server. Records every call; `fail_next`
+    makes the next N Messenger sends answer with a given status (429, 500 ...), `x.fail_next` the next X sends."""
 
     def __init__(self):
         self.calls: List[Dict] = []
         self.fail_next: List[int] = []
+        self.x = FakeX(TWITTER_BOT_USER_ID, consumer_key="test-consumer-key")
 
     async def graph_messages(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -47,42 +64,24 @@ class FakePlatforms:
         self.calls.append({"api": "graph", "body": body, "token": request.query.get("access_token")})
         return web.json_response({"recipient_id": body["recipient"]["id"], "message_id": f"m_{uuid.uuid4().hex}"})
 
-    async def dm_new(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        if self.fail_next:
-            status = self.fail_next.pop(0)
-            self.calls.append({"api": "x", "failed": status, "body": body})
-            return web.json_response({"errors": [{"code": 88}]}, status=status)
-        self.calls.append({"api": "x", "body": body, "authorization": request.headers.get("Authorization", "")})
-        return web.json_response({"event": {"id": uuid.uuid4().hex, **body["event"]}})
-
-    async def dm_typing(self, request: web.Request) -> web.Response:
-        self.calls.append({"api": "x-typing", "recipient": request.query.get("recipient_id")})
-        return web.Response(status=204)
-
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v21.0/me/messages", self.graph_messages)
-        app.router.add_post("/1.1/direct_messages/events/new.json", self.dm_new)
-        app.router.add_post("/1.1/direct_messages/indicate_typing.json", self.dm_typing)
+        self.x.add_routes(app)
         return app
 
     def messages_to(self, recipient: str) -> List[Dict]:
         """Message bodies (not sender actions, not failed attempts) sent to `recipient` on either platform."""
         found = []
         for call in list(self.calls):
-            if call.get("failed") or call["api"] not in ("graph", "x"):
-                continue
             body = call["body"]
-            if call["api"] == "graph" and body.get("recipient", {}).get("id") == recipient and "message" in body:
-                found.append({"text": body["message"].get("text", ""), "buttons": body["message"].get("quick_replies", []),
-                              "raw": body})
-            if call["api"] == "x":
-                create = body["event"]["message_create"]
-                if create["target"]["recipient_id"] == recipient:
-                    data = create["message_data"]
-                    found.append({"text": data["text"], "buttons": (data.get("quick_reply") or {}).get("options", []),
-                                  "raw": call})
+            if call.get("failed") or body.get("recipient", {}).get("id") != recipient or "message" not in body:
+                continue
+            found.append({"text": body["message"].get("text", ""), "buttons": body["message"].get("quick_replies", []),
+                          "raw": body})
+        for call in self.x.sends_to(recipient):
+            if not call.get("failed"):
+                found.append({"text": call["body"]["text"], "raw": call})
         return found
 
 
@@ -159,12 +158,21 @@ def gateway(test_settings, platforms, rasa_switch, tmp_path_factory):
         FACEBOOK_PAGE_ACCESS_TOKEN="test-page-token", FACEBOOK_GRAPH_URL=f"{platforms.url}/v21.0",
         TWITTER_CONSUMER_KEY="test-consumer-key", TWITTER_CONSUMER_SECRET=TWITTER_CONSUMER_SECRET,
         TWITTER_ACCESS_TOKEN="test-access-token", TWITTER_ACCESS_TOKEN_SECRET="test-access-secret",
+        TWITTER_CLIENT_ID=X_CLIENT_ID, TWITTER_CLIENT_SECRET=X_CLIENT_SECRET, TWITTER_BEARER_TOKEN=X_APP_BEARER,
+        TWITTER_REDIRECT_URI=X_REDIRECT_URI, TWITTER_AUTHORIZE_URL=f"{platforms.url}/i/oauth2/authorize",
         TWITTER_BOT_USER_ID=TWITTER_BOT_USER_ID, TWITTER_API_URL=platforms.url,
+        # The Account Activity API's bodies are read until 1 January 2027 by default; these tests keep reading
+        # them whatever the date (test_gateway_units checks the default and the refusal after it).
+        TWITTER_AAA_UNTIL="2100-01-01",
         GATEWAY_RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT), WIDGET_ALLOWED_ORIGINS="https://shop.example.my",
     )
-    process = GatewayProcess(env, folder / "gateway.log", free_port()).start()
+    process = GatewayProcess(env, folder / "gateway.log", free_port())
+    process.tokens = TokenStore(GatewayStore(env["DATABASE_URL"]), Cipher(test_settings.data_encryption_key))
+    process.tokens.save(TWITTER_BOT_USER_ID, platforms.x.issue())      # as `python -m bot x authorize` leaves it
+    process.start()
     yield process
     process.stop()
+    process.tokens.store.dispose()
 
 
 # --- helpers --------------------------------------------------------------------------------------------------
@@ -202,11 +210,12 @@ def test_facebook_verification_handshake(gateway):
     assert FACEBOOK_VERIFY_TOKEN not in gateway.log()          # query strings stay out of the access log
 
 
-def test_twitter_crc_handshake(gateway):
-    status, body = http("GET", f"{gateway.url}/webhooks/twitter?crc_token=abc123")
-    expected = base64.b64encode(hmac.new(TWITTER_CONSUMER_SECRET.encode(), b"abc123", hashlib.sha256).digest())
-    assert status == 200 and json.loads(body) == {"response_token": "sha256=" + expected.decode()}
-    assert http("GET", f"{gateway.url}/webhooks/twitter")[0] == 400
+def test_x_crc_handshake_answers_with_the_oauth2_client_secret_on_both_paths(gateway):
+    expected = base64.b64encode(hmac.new(X_CLIENT_SECRET.encode(), b"abc123", hashlib.sha256).digest()).decode()
+    for path in ("/webhooks/x", "/webhooks/twitter"):
+        status, body = http("GET", f"{gateway.url}{path}?crc_token=abc123")
+        assert status == 200 and json.loads(body) == {"response_token": "sha256=" + expected}
+        assert http("GET", f"{gateway.url}{path}")[0] == 400
 
 
 def test_forged_signatures_are_refused_and_nothing_is_answered(gateway, platforms):
@@ -216,6 +225,10 @@ def test_forged_signatures_are_refused_and_nothing_is_answered(gateway, platform
                      {"Content-Type": "application/json"})
     assert status == 403
     assert twitter_post(gateway, dm_body(dm_event(sender, "hello")), secret="forged")[0] == 403
+    assert x_post(gateway, xaa(v2_dm(sender, "hello")), secret="forged")[0] == 403
+    # Each header with its own secret: the consumer secret under the OAuth 2.0 header is a forgery too.
+    assert x_post(gateway, xaa(v2_dm(sender, "hello")), secret=TWITTER_CONSUMER_SECRET)[0] == 403
+    assert twitter_post(gateway, xaa(v2_dm(sender, "hello")), secret=X_CLIENT_SECRET)[0] == 403
     settle()
     assert platforms.messages_to(sender) == []
 
@@ -326,33 +339,200 @@ def test_rate_limit_answers_the_first_messages_and_sends_one_notice(gateway, pla
 
 # --- X direct messages ----------------------------------------------------------------------------------------
 
-def test_x_direct_messages_are_answered_signed_and_the_bots_own_are_ignored(gateway, platforms):
-    sender, event_id = new_sender(), str(uuid.uuid4().int)[:18]
-    own = dm_event(TWITTER_BOT_USER_ID, "I am the bot")
-    body = dm_body(dm_event(sender, "berapa harga pelan starter?", event_id=event_id), own)
-    assert twitter_post(gateway, body)[0] == 200
+def authorizations(platforms, sender: str) -> List[str]:
+    return [call["authorization"] for call in platforms.x.sends_to(sender) if not call.get("failed")]
+
+
+def test_an_xaa_dm_is_answered_once_in_the_askers_language_through_the_v2_endpoint(gateway, platforms):
+    sender = new_sender()
+    delivery = xaa(v2_dm(sender, "berapa harga pelan starter?"))
+    assert x_post(gateway, delivery)[0] == 200
     sent = wait_for_replies(platforms, sender)
     assert "sebulan" in " ".join(m["text"] for m in sent)
-    authorization = sent[0]["raw"]["authorization"]
-    assert authorization.startswith("OAuth ") and 'oauth_consumer_key="test-consumer-key"' in authorization
-    assert 'oauth_token="test-access-token"' in authorization and "oauth_signature=" in authorization
-    assert any(c["api"] == "x-typing" and c["recipient"] == sender for c in platforms.calls)
-    twitter_post(gateway, body)                                           # replayed event
+    token = gateway.tokens.load().access_token
+    assert set(authorizations(platforms, sender)) == {f"Bearer {token}"}       # OAuth 2.0 user context
+    assert x_post(gateway, delivery)[0] == 200                               # redelivered: the same event_uuid
+    assert x_post(gateway, xaa(delivery["data"]["payload"]))[0] == 200       # the same DM in a new delivery
     settle(2)
     assert len(platforms.messages_to(sender)) == len(sent)
-    assert platforms.messages_to(TWITTER_BOT_USER_ID) == []
+    assert f"delivery {delivery['data']['event_uuid']} already handled" in gateway.log()
 
 
-def test_x_quick_reply_options_and_responses(gateway, platforms):
+def test_the_wrapped_payload_and_the_old_account_activity_body_are_answered_too(gateway, platforms):
+    wrapped, legacy = new_sender(), new_sender()
+    assert x_post(gateway, xaa(wrapped_dms(dm_event(wrapped, "how much is the starter plan?"))),
+                  path="/webhooks/twitter")[0] == 200
+    assert twitter_post(gateway, dm_body(dm_event(legacy, "berapa harga pelan starter?")))[0] == 200
+    assert "month" in " ".join(m["text"] for m in wait_for_replies(platforms, wrapped))
+    assert "sebulan" in " ".join(m["text"] for m in wait_for_replies(platforms, legacy))
+
+
+def test_x_own_unsubscribed_and_other_users_deliveries_are_not_answered(gateway, platforms):
     sender = new_sender()
-    twitter_post(gateway, dm_body(dm_event(sender, "what is my early termination penalty?")))
-    with_options = [m for m in wait_for_replies(platforms, sender) if m["buttons"]]
-    options = with_options[0]["buttons"]
-    assert 0 < len(options) <= 20 and all(len(o["label"]) <= 36 for o in options)
+    assert x_post(gateway, xaa(v2_dm(TWITTER_BOT_USER_ID, "I am the bot")))[0] == 200
+    assert x_post(gateway, xaa(wrapped_dms(dm_event(TWITTER_BOT_USER_ID, "me too"))))[0] == 200
+    for event_type in ("dm.sent", "dm.indicate_typing", "dm.read", "follow.follow"):
+        assert x_post(gateway, xaa(v2_dm(sender, "hello"), event_type=event_type))[0] == 200
+    assert x_post(gateway, xaa(v2_dm(sender, "hello"), for_user="999"))[0] == 200
+    settle()
+    assert platforms.messages_to(sender) == [] and platforms.x.sends_to(TWITTER_BOT_USER_ID) == []
+    assert "event type 'dm.sent' is not subscribed" in gateway.log()
+
+
+def test_an_x_photo_gets_the_polite_notice(gateway, platforms):
+    sender = new_sender()
+    assert x_post(gateway, xaa(v2_dm(sender, "https://t.co/AbC123xyz", media_keys=["3_1582838499983564806"])))[0] == 200
+    sent = wait_for(lambda: platforms.messages_to(sender))
+    assert sent[0]["text"] == notice("unsupported_attachment", "en")
+
+
+def test_x_options_are_a_numbered_list_and_a_number_or_the_words_pick_one(gateway, platforms):
+    sender = new_sender()
+    x_post(gateway, xaa(v2_dm(sender, "what is my early termination penalty?")))
+    listed = [m["text"] for m in wait_for_replies(platforms, sender) if "\n1. " in m["text"]]
+    assert listed and notice("numbered_options", "en") in listed[0]
     before = len(platforms.messages_to(sender))
-    twitter_post(gateway, dm_body(dm_event(sender, options[0]["label"], quick_reply=options[0]["metadata"])))
+    x_post(gateway, xaa(v2_dm(sender, "1")))
     asked = wait_for_replies(platforms, sender, at_least=before + 1)[before:]
     assert "account number" in " ".join(m["text"] for m in asked).lower()
+    assert "numbered option /" in gateway.log()
+
+    malay = new_sender()
+    x_post(gateway, xaa(v2_dm(malay, "berapa penalti penamatan awal saya?")))
+    listed = [m["text"] for m in wait_for_replies(platforms, malay) if "\n1. " in m["text"]]
+    assert listed and notice("numbered_options", "ms") in listed[0]
+    first_option = listed[0].split("\n1. ", 1)[1].split("\n", 1)[0]
+    before = len(platforms.messages_to(malay))
+    x_post(gateway, xaa(v2_dm(malay, first_option.lower())))                # the option's words
+    asked = wait_for_replies(platforms, malay, at_least=before + 1)[before:]
+    assert "nombor akaun" in " ".join(m["text"] for m in asked).lower()
+
+
+def test_x_rate_limit_is_waited_out_and_the_answer_arrives_once(gateway, platforms):
+    sender = new_sender()
+    platforms.x.fail_next.append((429, {"x-rate-limit-reset": str(int(time.time()) + 2)},
+                                  {"title": "Too Many Requests", "detail": "Too Many Requests", "status": 429}))
+    x_post(gateway, xaa(v2_dm(sender, "how much is the starter plan?")))
+    sent = wait_for_replies(platforms, sender)
+    calls = platforms.x.sends_to(sender)
+    assert calls[0]["failed"] == 429 and not any(call.get("failed") for call in calls[1:])
+    assert calls[1]["at"] - calls[0]["at"] >= 1.0                           # not before the window reopened
+    assert len({m["text"] for m in sent}) == len(sent)
+
+
+def test_a_customer_who_takes_no_dms_is_logged_once_and_the_next_message_is_answered(gateway, platforms):
+    sender = new_sender()
+    platforms.x.fail_next.append((403, {}, {"title": "Forbidden", "type": "about:blank", "status": 403,
+                                            "detail": "You cannot send messages to this user."}))
+    x_post(gateway, xaa(v2_dm(sender, "what is ksos?")))
+    wait_for(lambda: platforms.x.sends_to(sender))
+    settle(3)
+    assert [call.get("failed") for call in platforms.x.sends_to(sender)] == [403]
+    assert sum(f"(twitter:{sender}): the customer cannot be sent messages now" in line
+               for line in gateway.log().splitlines()) == 1
+    x_post(gateway, xaa(v2_dm(sender, "berapa harga pelan starter?")))
+    assert "sebulan" in " ".join(m["text"] for m in wait_for_replies(platforms, sender))
+
+
+def test_a_refused_access_token_is_refreshed_once_and_the_answer_sent_with_the_new_one(gateway, platforms):
+    before, refreshes = gateway.tokens.load(), len(platforms.x.token_grants("refresh_token"))
+    platforms.x.revoke_access_tokens()
+    sender = new_sender()
+    x_post(gateway, xaa(v2_dm(sender, "how much is the starter plan?")))
+    wait_for_replies(platforms, sender)
+    after = gateway.tokens.load()
+    assert after.access_token != before.access_token and after.refresh_token != before.refresh_token
+    grants = platforms.x.token_grants("refresh_token")[refreshes:]
+    assert len(grants) == 1 and grants[0]["basic_auth"]                     # confidential client: HTTP Basic
+    assert platforms.x.sends_to(sender)[0]["failed"] == 401
+    assert set(authorizations(platforms, sender)) == {f"Bearer {after.access_token}"}
+    assert before.access_token not in gateway.log() and after.refresh_token not in gateway.log()
+
+
+def test_an_expiring_access_token_is_refreshed_before_it_is_used(gateway, platforms):
+    refreshes = len(platforms.x.token_grants("refresh_token"))
+    gateway.tokens.expire_now()
+    sender = new_sender()
+    x_post(gateway, xaa(v2_dm(sender, "what is ksos?")))
+    wait_for_replies(platforms, sender)
+    assert len(platforms.x.token_grants("refresh_token")) == refreshes + 1
+    assert not any(call.get("failed") for call in platforms.x.sends_to(sender))
+    assert set(authorizations(platforms, sender)) == {f"Bearer {gateway.tokens.load().access_token}"}
+
+
+def test_without_a_stored_token_replies_go_with_oauth1_user_context(gateway, platforms):
+    saved = gateway.tokens.load()
+    with gateway.tokens.store.session() as session:
+        session.execute(delete(ChannelToken))
+    try:
+        sender = new_sender()
+        x_post(gateway, xaa(v2_dm(sender, "what is ksos?")))
+        wait_for_replies(platforms, sender)
+        authorization = authorizations(platforms, sender)[0]
+        assert authorization.startswith("OAuth ") and 'oauth_consumer_key="test-consumer-key"' in authorization
+        assert 'oauth_token="test-access-token"' in authorization and "oauth_signature=" in authorization
+    finally:
+        gateway.tokens.save(saved.user_id, {"access_token": saved.access_token, "refresh_token": saved.refresh_token,
+                                            "expires_in": 7200, "scope": saved.scope})
+
+
+# --- python -m bot x -------------------------------------------------------------------------------------------
+
+def run_x(gateway, *args: str, approve: Optional[Callable[[str], str]] = None) -> Tuple[int, str]:
+    """`python -m bot x ...` with the gateway's settings; for `authorize`, `approve` plays the operator in the
+    browser: it gets the printed authorize address and returns the address X redirected to."""
+    process = subprocess.Popen([sys.executable, "-m", "bot", "x", *args], cwd=REPO_ROOT, env=gateway.env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    if approve is not None:
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith(gateway.env["TWITTER_AUTHORIZE_URL"]):
+                process.stdin.write(approve(line.strip()) + "\n")
+                process.stdin.flush()
+                break
+    rest, _ = process.communicate(timeout=60)
+    return process.returncode, "".join(lines) + rest
+
+
+def test_x_authorize_stores_the_bot_accounts_token_and_refuses_anything_else(gateway, platforms):
+    before = gateway.tokens.load()
+    code, output = run_x(gateway, "authorize", approve=lambda url: platforms.x.approve(url, user="999"))
+    assert code == 1 and "not from TWITTER_BOT_USER_ID" in output
+    code, output = run_x(gateway, "authorize",
+                         approve=lambda url: platforms.x.approve(url).replace("state=", "state=x", 1))
+    assert code == 1 and "state differs" in output
+    assert gateway.tokens.load() == before
+    code, output = run_x(gateway, "authorize", approve=platforms.x.approve)
+    assert code == 0 and f"Authorized as @helpmeunifi ({TWITTER_BOT_USER_ID})" in output, output
+    after = gateway.tokens.load()
+    assert after.access_token != before.access_token and after.access_token not in output
+    assert "renewed automatically" in output and after.refresh_token not in output
+    sender = new_sender()
+    x_post(gateway, xaa(v2_dm(sender, "what is ksos?")))
+    wait_for_replies(platforms, sender)
+    assert set(authorizations(platforms, sender)) == {f"Bearer {after.access_token}"}
+
+
+def test_x_setup_registers_the_webhook_with_a_crc_and_subscribes_to_dm_received(gateway, platforms):
+    url = f"{gateway.url}/webhooks/x"
+    code, output = run_x(gateway, "setup", "--url", url)
+    assert code == 0, output
+    hooks = [hook for hook in platforms.x.webhooks.values() if hook["url"] == url]
+    assert len(hooks) == 1 and hooks[0]["valid"]
+    subscriptions = [sub for sub in platforms.x.subscriptions.values() if sub["event_type"] == "dm.received"]
+    assert len(subscriptions) == 1 and subscriptions[0]["filter"] == {"user_id": TWITTER_BOT_USER_ID}
+    assert subscriptions[0]["webhook_id"] == hooks[0]["id"]
+    created = [call for call in platforms.x.calls if call["api"] == "x-subscriptions"]
+    assert created[-1]["user"] == TWITTER_BOT_USER_ID                        # in the bot account's user context
+    code, output = run_x(gateway, "setup", "--url", url)                     # again: a CRC check, nothing doubled
+    assert code == 0 and "checked it again (CRC): valid" in output and "already delivers" in output
+    assert len(platforms.x.webhooks) == 1 and len(platforms.x.subscriptions) == 1
+    code, output = run_x(gateway, "status")
+    assert code == 0 and url in output and "dm.received" in output and hooks[0]["id"] in output
+    assert f"OAuth 2.0 user context for user {TWITTER_BOT_USER_ID}" in output
+    code, output = run_x(gateway, "setup", "--url", f"{gateway.url}/webhooks/facebook")   # answers no CRC
+    assert code == 1 and "CrcValidationFailed" in output
 
 
 # --- outages and restarts -------------------------------------------------------------------------------------
@@ -540,11 +720,11 @@ def test_messenger_handoff_agent_reply_and_hand_back(gateway, platforms, console
 def test_x_handoff_after_two_misses_in_malay(gateway, platforms, console):
     sender = new_sender()
     conversation = f"twitter:{sender}"
-    twitter_post(gateway, dm_body(dm_event(sender, "salam, saya ada soalan tentang ksos")))
+    x_post(gateway, xaa(v2_dm(sender, "salam, saya ada soalan tentang ksos")))
     wait_for_replies(platforms, sender)
-    twitter_post(gateway, dm_body(dm_event(sender, "blip blop zorg")))
+    x_post(gateway, xaa(v2_dm(sender, "blip blop zorg")))
     wait_for_replies(platforms, sender, at_least=2)
-    twitter_post(gateway, dm_body(dm_event(sender, "zorg blop blip lagi")))
+    x_post(gateway, xaa(v2_dm(sender, "zorg blop blip lagi")))
     wait_for_text(platforms, sender, "ejen Unifi")
     waiting = wait_for(lambda: queued(console, conversation))
     assert waiting["reason"] == "fallback" and waiting["language"] == "ms"

@@ -1,12 +1,21 @@
-"""Gateway building blocks as plain functions: signatures, the CRC answer, OAuth 1.0a, event parsing, reply
-rendering per channel, text splitting, the rate limit and reading replies back from a Rasa tracker."""
+"""Gateway building blocks as plain functions: signatures, the CRC answer, OAuth 1.0a, event parsing (X Activity
+API envelopes, v2 DM events, wrapped and Account Activity bodies), reply rendering per channel, numbered options,
+rate-limit waits, text splitting, the rate limit and reading replies back from a Rasa tracker."""
+import asyncio
 import base64
 import hashlib
 import hmac
+import socket
 
+import aiohttp
+import pytest
+from aiohttp import web
+
+from bot.gateway import x_api
+from bot.gateway.adapter import DeliveryError, post_with_retry, rate_limit_wait
 from bot.gateway.channels import facebook, twitter
 from bot.gateway.config import GatewaySettings
-from bot.gateway.messages import Button, Reply, shorten, split_text
+from bot.gateway.messages import Button, Reply, chosen_option, numbered_options, shorten, split_text
 from bot.gateway.notices import LANGUAGES, notice, notice_keys
 from bot.gateway.rasa_client import replies_after_message
 from bot.gateway.ratelimit import SenderRateLimiter
@@ -41,9 +50,25 @@ def test_twitter_signature_is_base64_hmac_of_the_body():
     assert not twitter.valid_signature("", body, good)
 
 
+def test_x_signatures_oauth2_header_with_the_client_secret_or_legacy_header_with_the_consumer_secret():
+    body = b'{"data":{}}'
+
+    def sign(secret):
+        return "sha256=" + base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+    oauth2, legacy = twitter.SIGNATURE_HEADER_OAUTH2, twitter.SIGNATURE_HEADER
+    assert twitter.valid_signatures("client", "consumer", body, {oauth2: sign("client")})
+    assert twitter.valid_signatures("client", "consumer", body, {legacy: sign("consumer")})
+    assert twitter.valid_signatures("", "consumer", body, {oauth2: "sha256=nonsense", legacy: sign("consumer")})
+    assert not twitter.valid_signatures("client", "consumer", body, {oauth2: sign("consumer")})   # swapped secrets
+    assert not twitter.valid_signatures("client", "consumer", body, {legacy: sign("client")})
+    assert not twitter.valid_signatures("client", "", body, {})
+    assert not twitter.valid_signatures("", "", body, {oauth2: sign(""), legacy: sign("")})
+
+
 def test_oauth1_signature_matches_twitters_documented_example():
     """The worked example of X's "Creating a signature" page."""
-    header = twitter.oauth1_header(
+    header = x_api.oauth1_header(
         "POST", "https://api.twitter.com/1.1/statuses/update.json",
         {"status": "Hello Ladies + Gentlemen, a signed OAuth request!", "include_entities": "true"},
         consumer_key="xvz1evFS4wEEPTGEFPHBog", consumer_secret="kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw",
@@ -90,20 +115,73 @@ def test_messenger_ignores_other_objects_and_junk():
     assert list(facebook.inbound_messages({"object": "page", "entry": ["x", {"messaging": [1, None, {}]}]})) == []
 
 
-def test_twitter_events_skip_the_bot_itself_and_prefer_quick_reply_metadata():
+def legacy_item(event_id, sender, text, recipient="BOT", **data):
+    return {"type": "message_create", "id": event_id, "created_timestamp": "1",
+            "message_create": {"target": {"recipient_id": recipient}, "sender_id": sender,
+                               "message_data": {"text": text, **data}}}
+
+
+def envelope(payload, event_type="dm.received", event_uuid="-6850472171600526495", user="BOT"):
+    return {"data": {"event_uuid": event_uuid, "filter": {"user_id": user}, "event_type": event_type,
+                     "tag": "dm-inbound", "payload": payload}}
+
+
+def parsed(body, legacy_accepted=True):
+    return [(d.event_uuid, [(m.sender_id, m.message_id, m.rasa_text, attached) for m, attached in d.messages],
+             d.ignored) for d in twitter.deliveries(body, "BOT", legacy_accepted)]
+
+
+def test_account_activity_bodies_skip_the_bot_itself_and_prefer_quick_reply_metadata():
     body = {"for_user_id": "BOT", "direct_message_events": [
-        {"type": "message_create", "id": "e1", "created_timestamp": "1",
-         "message_create": {"target": {"recipient_id": "BOT"}, "sender_id": "U1",
-                            "message_data": {"text": "Yes", "quick_reply_response": {"type": "options",
-                                                                                     "metadata": "/affirm"}}}},
-        {"type": "message_create", "id": "e2",
-         "message_create": {"target": {"recipient_id": "U1"}, "sender_id": "BOT", "message_data": {"text": "hi"}}},
-        {"type": "message_create", "id": "e3",
-         "message_create": {"target": {"recipient_id": "BOT"}, "sender_id": "U2", "message_data": {"text": "harga?"}}},
+        legacy_item("e1", "U1", "Yes", quick_reply_response={"type": "options", "metadata": "/affirm"}),
+        legacy_item("e2", "BOT", "hi", recipient="U1"),
+        legacy_item("e3", "U2", "harga?"),
         {"type": "participant_join", "id": "e4"},
     ], "users": {}}
-    parsed = list(twitter.inbound_messages(body, "BOT"))
-    assert [(m.sender_id, m.message_id, m.rasa_text) for m in parsed] == [("U1", "e1", "/affirm"), ("U2", "e3", "harga?")]
+    assert parsed(body) == [(None, [("U1", "e1", "/affirm", False), ("U2", "e3", "harga?", False)], "")]
+    assert parsed(body, legacy_accepted=False) == [(None, [], "Account Activity API body after TWITTER_AAA_UNTIL")]
+    assert parsed({**body, "for_user_id": "OTHER"})[0][2] == "for_user_id is another user's"
+
+
+def test_xaa_dm_received_with_the_documented_wrapped_payload():
+    """The dm.received example of docs.x.com's event payloads: direct_message_events plus a users map."""
+    payload = {"direct_message_events": [legacy_item("2080765901528535096", "2222", "hello!")],
+               "users": {"2222": {"data": {"id": "2222", "username": "OtherUser"}}}}
+    assert parsed(envelope(payload)) == [("-6850472171600526495", [("2222", "2080765901528535096", "hello!", False)], "")]
+
+
+def test_xaa_dm_received_with_a_v2_dm_event_payload_bare_or_under_data():
+    event = {"id": "1582838499983564806", "event_type": "MessageCreate", "text": "Hi everyone.",
+             "sender_id": "944480690", "dm_conversation_id": "944480690-BOT", "created_at": "2022-10-19T20:58:00.000Z"}
+    expected = [("-6850472171600526495", [("944480690", "1582838499983564806", "Hi everyone.", False)], "")]
+    assert parsed(envelope(event)) == expected
+    assert parsed(envelope({"data": event})) == expected
+    assert parsed(envelope({"data": [event, {**event, "id": "2", "sender_id": "BOT"}]})) == expected
+    assert parsed(envelope({**event, "event_type": "ParticipantsJoin"}))[0][1] == []
+    assert parsed(envelope({**event, "dm_conversation_id": "1578398451921985538"}))[0][1] == []   # a group
+
+
+def test_xaa_deliveries_of_other_event_types_or_users_are_ignored_and_a_batch_is_read_whole():
+    event = {"id": "7", "event_type": "MessageCreate", "text": "hi", "sender_id": "U1"}
+    for event_type in ("dm.sent", "dm.indicate_typing", "dm.read", "follow.follow", "chat.received", None):
+        assert parsed(envelope(event, event_type=event_type))[0][1] == []
+        assert "is not subscribed" in parsed(envelope(event, event_type=event_type))[0][2]
+    assert parsed(envelope(event, user="OTHER"))[0][2] == "filter is another user's"
+    batch = {"data": [envelope(event, event_uuid="1")["data"], envelope({**event, "id": "8"}, event_uuid="2")["data"]]}
+    assert [(uuid, [m[1] for m in messages]) for uuid, messages, _ in parsed(batch)] == [("1", ["7"]), ("2", ["8"])]
+    assert parsed({"favorite_events": []})[0][2] == "no direct message in the body"
+
+
+def test_x_attachments_are_flagged_and_their_media_link_is_not_a_question():
+    v2 = {"id": "9", "event_type": "MessageCreate", "text": "https://t.co/AbC123", "sender_id": "U1",
+          "attachments": {"media_keys": ["3_1"]}}
+    assert parsed(envelope(v2))[0][1] == [("U1", "9", "", True)]
+    assert parsed(envelope({**v2, "text": "is this the code? https://t.co/AbC123"}))[0][1] == [
+        ("U1", "9", "is this the code?", True)]
+    legacy = legacy_item("10", "U2", "my screen https://t.co/Zz9", attachment={
+        "type": "media", "media": {"url": "https://t.co/Zz9", "type": "photo"}})
+    assert parsed({"direct_message_events": [legacy]})[0][1] == [("U2", "10", "my screen", True)]
+    assert parsed(envelope({**v2, "attachments": {}}))[0][1] == [("U1", "9", "https://t.co/AbC123", False)]
 
 
 # --- rendering ------------------------------------------------------------------------------------------------
@@ -130,15 +208,95 @@ def test_messenger_agent_replies_carry_the_human_agent_tag_only_when_enabled():
     assert "tag" not in facebook.render("U1", Reply("bot answer"), human_agent_tag=True)[0]
 
 
-def test_twitter_render_limits_options_and_labels():
-    buttons = tuple(Button(f"Option number {i} with a very long label text", f"/x{i}") for i in range(25))
-    events = twitter.render("U9", Reply("Pilih satu:", buttons))
-    assert len(events) == 1
-    create = events[0]["event"]["message_create"]
-    assert create["target"] == {"recipient_id": "U9"}
-    options = create["message_data"]["quick_reply"]["options"]
-    assert len(options) == 20 and all(len(o["label"]) <= 36 for o in options)
-    assert options[3]["metadata"] == "/x3"
+def test_x_render_shows_buttons_as_a_numbered_list_under_the_hint_in_one_message():
+    buttons = tuple(Button(f"Option number {i} " + "with a very long label text " * 4, f"/x{i}") for i in range(25))
+    texts = twitter.render(Reply("Pilih satu:", buttons), "Balas dengan nombor pilihan anda:")
+    assert len(texts) == 1
+    lines = texts[0].split("\n")
+    assert lines[:3] == ["Pilih satu:", "", "Balas dengan nombor pilihan anda:"]
+    assert len(lines) == 3 + 20 and lines[3].startswith("1. Option number 0") and lines[-1].startswith("20. ")
+    assert all(len(line) <= 4 + twitter.OPTION_TITLE_LIMIT for line in lines[3:])
+    assert twitter.render(Reply("Harga?"), "hint") == ["Harga?"]
+    assert twitter.render(Reply("", (Button("Ya", "/affirm"),)), "Pilih:") == ["Pilih:\n1. Ya"]
+    long = twitter.render(Reply(("kata " * 2500).strip(), buttons[:2]), "Pilih:")
+    assert len(long) == 2 and all(len(text) <= twitter.TEXT_LIMIT for text in long)
+    assert long[-1].endswith("Pilih:\n1. " + twitter.shorten(buttons[0].title, 80) + "\n2. "
+                             + twitter.shorten(buttons[1].title, 80))
+
+
+def test_a_numbered_option_is_chosen_by_its_number_or_its_words():
+    offered = [Button("Early termination penalty", "/account_penalty"), Button("Yes", "/affirm"),
+               Button("No", "/deny")]
+    for text, payload in (("1", "/account_penalty"), ("2.", "/affirm"), (" 3 ", "/deny"), ("no 2", "/affirm"),
+                          ("#3", "/deny"), ("(2)", None), ("yes", "/affirm"), ("YES!", "/affirm"),
+                          ("early termination penalty", "/account_penalty"), ("4", None), ("0", None),
+                          ("1 and 2", None), ("yes please", None), ("", None), ("12", None)):
+        chosen = chosen_option(text, offered)
+        assert (chosen.payload if chosen else None) == payload, text
+    assert chosen_option("same", [Button("Same", "/a"), Button("same", "/b")]) is None      # ambiguous
+    assert numbered_options(tuple(offered[:2]), "Reply with the number of your choice:") == (
+        "Reply with the number of your choice:\n1. Early termination penalty\n2. Yes")
+
+
+def test_send_refusals_are_classified():
+    blocked = twitter.classify_refusal(DeliveryError('HTTP 403: {"detail": "You cannot send messages to this user"}',
+                                                     retryable=False, status=403))
+    assert blocked.recipient_unreachable and not blocked.retryable
+    scopes = twitter.classify_refusal(DeliveryError('HTTP 403: {"reason": "client-not-enrolled"}', retryable=False,
+                                                    status=403))
+    assert scopes.retryable and scopes.retry_after == twitter.AUTH_RETRY_SECONDS and not scopes.recipient_unreachable
+    lost = twitter.classify_refusal(DeliveryError("HTTP 401: Unauthorized", retryable=False, status=401))
+    assert lost.retryable and "x authorize" in str(lost)
+    bad = DeliveryError("HTTP 400: text is required", retryable=False, status=400)
+    assert twitter.classify_refusal(bad) is bad
+
+
+def test_rate_limit_waits_from_retry_after_or_the_reset_epoch():
+    assert rate_limit_wait({"Retry-After": "7"}) == 7.0
+    assert rate_limit_wait({"x-rate-limit-reset": "1000060"}, now=1000000) == 60.0
+    assert rate_limit_wait({"x-rate-limit-reset": "999990"}, now=1000000) == 0.0
+    assert rate_limit_wait({"x-rate-limit-reset": "soon"}) is None
+    assert rate_limit_wait({"x-rate-limit-reset": "9" * 40}) is None
+    assert rate_limit_wait({}) is None
+
+
+def test_post_with_retry_waits_a_short_reset_and_hands_a_long_one_to_the_inbox():
+    import time
+
+    resets = []
+
+    async def handler(request):
+        resets.append(time.time())
+        if len(resets) == 1:                                           # short wait: 1 s
+            return web.json_response({"title": "Too Many Requests"}, status=429,
+                                     headers={"x-rate-limit-reset": str(int(time.time()) + 1)})
+        if len(resets) == 3:                                           # long wait: 15 minutes
+            return web.json_response({}, status=429, headers={"x-rate-limit-reset": str(int(time.time()) + 900)})
+        return web.json_response({"data": {"dm_event_id": "1"}}, status=201)
+
+    async def run():
+        app = web.Application()
+        app.router.add_post("/send", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                url = f"http://127.0.0.1:{port}/send"
+                first = await post_with_retry(session, url, json={"text": "a"})
+                with pytest.raises(DeliveryError) as refused:
+                    await post_with_retry(session, url, json={"text": "b"})
+                return first, refused.value
+        finally:
+            await runner.cleanup()
+
+    first, refused = asyncio.run(run())
+    assert first == {"data": {"dm_event_id": "1"}} and len(resets) == 3
+    assert resets[1] - resets[0] >= 0.5                                # waited for the window to reopen
+    assert refused.retryable and refused.status == 429 and 890 <= refused.retry_after <= 900
 
 
 def test_split_text_prefers_paragraphs_then_words():
@@ -212,7 +370,10 @@ def test_settings_disable_channels_without_secrets_and_read_every_variable():
     assert settings.widget_allowed_origins == ("https://unifi.com.my", "https://a.example")
     assert settings.rasa_url == "http://rasa:5005" and settings.port == 9000
     assert settings.facebook_graph_url.startswith("https://graph.facebook.com/")
-    assert settings.twitter_api_url == "https://api.twitter.com"
+    assert settings.twitter_api_url == "https://api.x.com"
+    assert settings.twitter_aaa_until.isoformat() == "2027-01-01T00:00:00"       # the Account Activity API's end
+    with pytest.raises(ValueError, match="TWITTER_AAA_UNTIL"):
+        GatewaySettings.from_env({"TWITTER_AAA_UNTIL": "next year"})
 
     from bot.gateway.app import Gateway
     from bot.gateway.channels.facebook import FacebookAdapter

@@ -44,6 +44,7 @@ def populated(demo_store, account_store_url):
         store.save_replies(row, [Reply("hello")], now=moment)
         store.record_delivery(row, 0, Reply("hello"), now=moment)
         store.widget_session(None, now=moment)
+        store.remember_delivery("twitter", f"uuid-{sender}", now=moment)
         with demo_store.session() as session:
             session.add(accounts.OutboxEmail(kind="verification_code", to_address="a@b.my", subject="s", body="",
                                              created_at=moment, sent_at=moment, attempts=1))
@@ -58,6 +59,7 @@ def populated(demo_store, account_store_url):
     store.claim(waiting, now=OLD)
     store.save_replies(waiting, [Reply("an agent will join")], handoff_reason=REQUEST_HUMAN, now=OLD)
     pending = store.record_inbound(InboundMessage("widget", "waiting", "m-w2", text="hello?"), now=OLD).inbox_id
+    store.remember_delivery("twitter", "uuid-yesterday", now=NOW - timedelta(days=1))
     mark_verified(demo_store, "expired", "1000000001", "code", NOW - timedelta(hours=1))
     mark_verified(demo_store, "live", "1000000001", "code", NOW - timedelta(minutes=5))
     engine = create_engine(account_store_url)
@@ -79,6 +81,8 @@ def test_purge_deletes_what_is_older_than_the_retention_period(populated, demo_s
     assert counts["conversation events"] == 1 and counts["outbox emails"] == 1
     assert counts["verification challenges"] == 1 and counts["verification alerts"] == 1
     assert counts["expired verifications"] == 1 and counts["widget sessions"] == 1
+    assert counts["webhook delivery ids"] == 2                     # after a week, whatever the retention
+    assert not store.delivery_seen("twitter", "uuid-new") and store.delivery_seen("twitter", "uuid-yesterday")
     assert counts["conversations"] == 1                            # "old"; "waiting" keeps its open handoff
     assert count(store, gateway.Conversation) == 2
     assert count(store, gateway.TranscriptEntry, gateway.TranscriptEntry.conversation_id == "widget:new") == 2

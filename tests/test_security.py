@@ -282,8 +282,9 @@ def exposed_gateway(test_settings, assistant, tmp_path_factory):
 def test_the_x_crc_endpoint_signs_only_crc_tokens(exposed_gateway, token):
     from urllib.parse import quote
 
-    status, body = http("GET", f"{exposed_gateway.url}/webhooks/twitter?crc_token={quote(token)}")
-    assert status == 400 and "response_token" not in body
+    for path in ("/webhooks/x", "/webhooks/twitter"):
+        status, body = http("GET", f"{exposed_gateway.url}{path}?crc_token={quote(token)}")
+        assert status == 400 and "response_token" not in body
 
 
 def test_a_crc_signature_cannot_sign_a_webhook_body(exposed_gateway):
@@ -293,11 +294,12 @@ def test_a_crc_signature_cannot_sign_a_webhook_body(exposed_gateway):
 
     assert http("GET", f"{exposed_gateway.url}/webhooks/twitter?crc_token={quote(forged)}")[0] == 400
     token = "bm90LWEtYm9keQ=="                       # a real-looking token is signed, but it is no JSON object
-    signature = json.loads(http("GET", f"{exposed_gateway.url}/webhooks/twitter?crc_token={token}")[1])
-    status, _ = http("POST", exposed_gateway.url + "/webhooks/twitter", token.encode(),
-                     {"Content-Type": "application/json",
-                      "x-twitter-webhooks-signature": signature["response_token"]})
-    assert status == 400
+    for path in ("/webhooks/x", "/webhooks/twitter"):
+        signature = json.loads(http("GET", f"{exposed_gateway.url}{path}?crc_token={token}")[1])
+        for header in ("X-Twitter-Webhooks-Signature", "X-Twitter-Webhooks-Signature-OAuth2"):
+            status, _ = http("POST", exposed_gateway.url + path, token.encode(),
+                             {"Content-Type": "application/json", header: signature["response_token"]})
+            assert status in (400, 403)
 
 
 @pytest.mark.parametrize("header", [
@@ -308,7 +310,8 @@ def test_a_crc_signature_cannot_sign_a_webhook_body(exposed_gateway):
 def test_malformed_signature_headers_get_403_never_500(exposed_gateway, header):
     body = json.dumps(page_body(messaging("123", "hello"))).encode()
     for path, name in (("/webhooks/facebook", b"X-Hub-Signature-256"),
-                       ("/webhooks/twitter", b"x-twitter-webhooks-signature")):
+                       ("/webhooks/twitter", b"x-twitter-webhooks-signature"),
+                       ("/webhooks/x", b"X-Twitter-Webhooks-Signature-OAuth2")):
         status = raw_request(exposed_gateway.port, post_bytes(path, body, {name: header}))
         assert status in (400, 403, 431), (path, header, status)      # 4xx; malformed or wrong: refused
 

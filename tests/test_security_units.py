@@ -182,5 +182,11 @@ def test_webhook_bodies_in_any_shape_are_read_without_errors():
     odd_dms = [{"direct_message_events": 5}, {"direct_message_events": ["x", {"type": "message_create",
                "message_create": "s"}, {"type": "message_create", "id": "9", "message_create": {
                "sender_id": "7", "message_data": "text"}}]}]
-    dms = [m for body in odd_dms for m in twitter.inbound_messages(body, "4242")]
+    odd_dms += [{"data": 5}, {"data": [5, None, {"event_type": "dm.received", "payload": 5}]},
+                {"data": {"event_type": "dm.received", "filter": 5, "payload": {"data": [None, {"event_type":
+                 "MessageCreate", "id": {"x": 1}, "sender_id": ["7"], "attachments": "many"}, {"event_type":
+                 "MessageCreate", "id": True, "sender_id": "8", "text": {"t": 1}}]}}},
+                {"data": {"event_type": "dm.received", "event_uuid": {"nested": True}, "payload": {
+                 "direct_message_events": {"not": "a list"}}}}]
+    dms = [m for body in odd_dms for delivery in twitter.deliveries(body, "4242", True) for m, _ in delivery.messages]
     assert [(m.sender_id, m.message_id, m.text) for m in dms] == [("7", "9", "")]

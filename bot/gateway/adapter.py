@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import inspect
 import logging
 import random
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, FrozenSet, Optional, Union
+import time
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, FrozenSet, Mapping, Optional, Union
 
 import aiohttp
 from aiohttp import web
@@ -24,18 +26,28 @@ RecordDelivery = Callable[[], Awaitable[Dict[str, Any]]]
 
 
 class DeliveryError(Exception):
-    """A reply could not be delivered. `retryable` errors (network, 429, 5xx) are tried again later; others
-    (the customer blocked the page, a malformed request) are logged and the reply is skipped."""
+    """A reply could not be delivered. `retryable` errors (network, 429, 5xx) are tried again later, not before
+    `retry_after` seconds when the platform said so; others (the customer blocked the page, a malformed request)
+    are logged and the reply is skipped — and with `recipient_unreachable` (the platform will take no message for
+    this customer now, e.g. X's 403 for a customer who takes no DMs from us) the rest of that answer too, with one
+    log line. `status`: the platform's HTTP status, when it answered."""
 
-    def __init__(self, message: str, retryable: bool = True):
+    def __init__(self, message: str, retryable: bool = True, retry_after: Optional[float] = None,
+                 status: Optional[int] = None, recipient_unreachable: bool = False):
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+        self.recipient_unreachable = recipient_unreachable
 
 
 class ChannelAdapter(abc.ABC):
     name: str = ""
     # Payloads of the channel's own controls, accepted though no reply of the assistant offered them as buttons.
     ui_payloads: FrozenSet[str] = frozenset()
+    # A channel without buttons shows them as a numbered list (messages.numbered_options); a reply of "2" or of
+    # an option's words is then taken as that button (messages.chosen_option).
+    numbered_options: bool = False
 
     def __init__(self, gateway: "Gateway"):
         self.gateway = gateway
@@ -55,16 +67,18 @@ class ChannelAdapter(abc.ABC):
     def not_configured(self) -> web.Response:
         return web.json_response({"error": f"{self.name} channel not configured"}, status=404)
 
-    async def signed_json(self, request: web.Request, signature_header: str,
-                          valid_signature: Callable[[bytes, Optional[str]], bool]) -> Union[Dict[str, Any], web.Response]:
-        """The JSON object of a webhook POST whose signature header checks out; otherwise the error response to
-        return (404 channel off, 403 missing, malformed or wrong signature, 400 malformed or too deeply nested
-        JSON; 413 comes from the 1 MB body limit)."""
+    async def signed_json(self, request: web.Request, signature: str,
+                          valid_signature: Callable[[bytes, Mapping[str, str]], bool]
+                          ) -> Union[Dict[str, Any], web.Response]:
+        """The JSON object of a webhook POST whose signature (`valid_signature(raw body, request headers)`; the
+        header's name for the log in `signature`) checks out; otherwise the error response to return (404 channel
+        off, 403 missing, malformed or wrong signature, 400 malformed or too deeply nested JSON; 413 comes from
+        the 1 MB body limit)."""
         if not self.enabled:
             return self.not_configured()
         body = await request.read()
-        if not valid_signature(body, request.headers.get(signature_header)):
-            logger.warning("%s: POST with a missing or wrong %s refused", self.name, signature_header)
+        if not valid_signature(body, request.headers):
+            logger.warning("%s: POST with a missing or wrong %s refused", self.name, signature)
             return web.json_response({"error": "invalid signature"}, status=403)
         try:
             return parse_json_object(body)
@@ -90,16 +104,35 @@ class ChannelAdapter(abc.ABC):
         """Release the adapter's resources on shutdown."""
 
 
+Headers = Callable[[], Union[Dict[str, str], Awaitable[Dict[str, str]]]]
+MAX_WAIT_SECONDS = 30.0          # longer waits a platform asks for go back to the inbox (DeliveryError.retry_after)
+
+
+def rate_limit_wait(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds a 429 answer asks us to wait: Retry-After (seconds), or X's x-rate-limit-reset (the epoch second
+    the window reopens). None when neither is given or readable."""
+    retry_after = headers.get("Retry-After", "").strip()
+    if retry_after.isdigit():
+        return float(retry_after)
+    reset = headers.get("x-rate-limit-reset", "").strip()
+    if reset.isdigit() and len(reset) <= 12:
+        return max(0.0, float(reset) - (time.time() if now is None else now))
+    return None
+
+
 async def post_with_retry(session: aiohttp.ClientSession, url: str, *, attempts: int = 4, base_delay: float = 0.5,
-                          headers_for: Optional[Callable[[], Dict[str, str]]] = None,
-                          **kwargs: Any) -> Dict[str, Any]:
-    """POST to a platform API, retrying network errors, 429 and 5xx with exponential backoff (and Retry-After
-    when given, up to 30 s). Returns the JSON answer; raises DeliveryError."""
-    last_error = ""
+                          headers_for: Optional[Headers] = None, **kwargs: Any) -> Dict[str, Any]:
+    """POST to a platform API, retrying network errors, 429 and 5xx with exponential backoff (waiting as long as
+    a 429's Retry-After or x-rate-limit-reset says, when that is at most 30 s; a longer wait is handed back as
+    DeliveryError.retry_after, for the inbox to retry then). `headers_for` is called (and awaited, if it is a
+    coroutine function) before every attempt. Returns the JSON answer; raises DeliveryError."""
+    last_error, last_status = "", None
     for attempt in range(attempts):
         retry_after: Optional[float] = None
         try:
             headers = headers_for() if headers_for else None
+            if inspect.isawaitable(headers):
+                headers = await headers
             async with session.post(url, headers=headers, **kwargs) as response:
                 body = await response.read()
                 if response.status < 300:
@@ -107,17 +140,19 @@ async def post_with_retry(session: aiohttp.ClientSession, url: str, *, attempts:
                         return await response.json(content_type=None) if body else {}
                     except ValueError:
                         return {}
+                last_status = response.status
                 last_error = f"HTTP {response.status}: {body[:200].decode('utf-8', 'replace')}"
                 if response.status != 429 and response.status < 500:
-                    raise DeliveryError(last_error, retryable=False)
-                header = response.headers.get("Retry-After", "")
-                if header.isdigit():
-                    retry_after = min(30.0, float(header))
+                    raise DeliveryError(last_error, retryable=False, status=response.status)
+                if response.status == 429:
+                    retry_after = rate_limit_wait(response.headers)
+                    if retry_after is not None and retry_after > MAX_WAIT_SECONDS:
+                        raise DeliveryError(last_error, retry_after=retry_after, status=429)
         except aiohttp.ClientError as error:
             last_error = f"{type(error).__name__}: {error}"
         except asyncio.TimeoutError:
             last_error = "timeout"
         if attempt + 1 < attempts:
             delay = retry_after if retry_after is not None else base_delay * (2 ** attempt)
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-    raise DeliveryError(last_error or "delivery failed", retryable=True)
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2) if retry_after is None else delay + 0.5)
+    raise DeliveryError(last_error or "delivery failed", retryable=True, status=last_status)

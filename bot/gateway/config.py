@@ -3,13 +3,24 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Mapping, Optional, Tuple
 
 from bot.gateway.clients import Network, parse_networks
 from bot.settings import Settings, load_settings
 
 FACEBOOK_GRAPH_URL = "https://graph.facebook.com/v21.0"
-TWITTER_API_URL = "https://api.twitter.com"
+TWITTER_API_URL = "https://api.x.com"
+TWITTER_AUTHORIZE_URL = "https://x.com/i/oauth2/authorize"
+# X's Account Activity API reaches end of life on 1 January 2027: its bodies are accepted until then.
+TWITTER_AAA_UNTIL = "2027-01-01"
+
+
+def _utc_date(name: str, value: str) -> datetime:
+    try:
+        return datetime.strptime(value.strip(), "%Y-%m-%d")          # naive UTC, as bot.clock.now_utc
+    except ValueError:
+        raise ValueError(f"{name} must be a date as YYYY-MM-DD, not {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,12 @@ class GatewaySettings:
     twitter_access_token_secret: str
     twitter_bot_user_id: str
     twitter_api_url: str
+    twitter_client_id: str           # OAuth 2.0 (X's recommended user context for v2 DMs)
+    twitter_client_secret: str       # also signs X's webhooks and CRC answers when set
+    twitter_bearer_token: str        # app-only: `python -m bot x setup/status` manage webhooks with it
+    twitter_redirect_uri: str        # the callback URL registered for the app (`python -m bot x authorize`)
+    twitter_authorize_url: str
+    twitter_aaa_until: datetime      # Account Activity API bodies accepted before this (naive UTC) instant
     rate_limit_per_minute: int
     retry_max_seconds: float
     rasa_timeout_seconds: float
@@ -63,6 +80,12 @@ class GatewaySettings:
             twitter_access_token_secret=env.get("TWITTER_ACCESS_TOKEN_SECRET", ""),
             twitter_bot_user_id=env.get("TWITTER_BOT_USER_ID", ""),
             twitter_api_url=env.get("TWITTER_API_URL", TWITTER_API_URL).rstrip("/"),
+            twitter_client_id=env.get("TWITTER_CLIENT_ID", ""),
+            twitter_client_secret=env.get("TWITTER_CLIENT_SECRET", ""),
+            twitter_bearer_token=env.get("TWITTER_BEARER_TOKEN", ""),
+            twitter_redirect_uri=env.get("TWITTER_REDIRECT_URI", ""),
+            twitter_authorize_url=env.get("TWITTER_AUTHORIZE_URL", TWITTER_AUTHORIZE_URL),
+            twitter_aaa_until=_utc_date("TWITTER_AAA_UNTIL", env.get("TWITTER_AAA_UNTIL", TWITTER_AAA_UNTIL)),
             rate_limit_per_minute=int(env.get("GATEWAY_RATE_LIMIT_PER_MINUTE", "20")),
             retry_max_seconds=float(env.get("GATEWAY_RETRY_MAX_SECONDS", "30")),
             rasa_timeout_seconds=float(env.get("GATEWAY_RASA_TIMEOUT_SECONDS", "60")),

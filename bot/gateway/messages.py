@@ -112,3 +112,27 @@ def shorten(label: str, limit: int) -> str:
     """A button label within a channel's limit, with an ellipsis when cut."""
     label = " ".join(label.split())
     return label if len(label) <= limit else label[: limit - 1].rstrip() + "…"
+
+
+_OPTION_NUMBER = re.compile(r"^\s*(?:no\.?\s*|#)?(\d{1,2})\s*[.)]?\s*$", re.IGNORECASE)
+
+
+def _option_words(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.casefold()).split())
+
+
+def numbered_options(buttons: Tuple[Button, ...], hint: str) -> str:
+    """Buttons as text for a channel that has none: the hint ("Reply with a number:"), then "1. Title" lines."""
+    return "\n".join([hint, *(f"{number}. {button.title}" for number, button in enumerate(buttons, 1))])
+
+
+def chosen_option(text: str, buttons: List[Button]) -> Optional[Button]:
+    """The option a customer picked from a numbered list: by its number ("2", "2.", "no 2", "#2") or by its
+    words (case, spacing and punctuation aside); None for anything else."""
+    number = _OPTION_NUMBER.match(text or "")
+    if number:
+        index = int(number.group(1))
+        return buttons[index - 1] if 1 <= index <= len(buttons) else None
+    words = _option_words(text or "")
+    matches = [button for button in buttons if words and _option_words(button.title) == words]
+    return matches[0] if len(matches) == 1 else None

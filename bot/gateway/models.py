@@ -1,7 +1,8 @@
 """Every table of the gateway, in DATABASE_URL beside the account store.
 
 Conversations, the durable inbox and the transcript (bot/gateway/store.py uses them); human agents, their login
-sessions, handoffs to agents and the agent-assist suggestion sets (bot/gateway/handoffs.py). `python -m bot
+sessions, handoffs to agents and the agent-assist suggestion sets (bot/gateway/handoffs.py); the platforms'
+delivery ids already handled and a channel's OAuth 2.0 tokens (bot/gateway/x_api.py). `python -m bot
 report` reads them too. There are no migrations: tables are created when missing (create_all).
 """
 from __future__ import annotations
@@ -154,3 +155,29 @@ class AuditEntry(Base):
     at = Column(DateTime, nullable=False, index=True)
     last_at = Column(DateTime, nullable=False)
     count = Column(Integer, nullable=False, default=1)
+
+
+class WebhookDelivery(Base):
+    """A platform delivery already handled, by the platform's own id for it (the X Activity API's `event_uuid`):
+    a redelivery is acknowledged and not looked at again. Recorded after its messages are in the inbox, so a
+    crash in between costs a second look (the inbox's unique message ids catch it), never a message. Purged
+    after a week (bot/retention.py)."""
+    __tablename__ = "gateway_webhook_deliveries"
+    channel = Column(String(20), primary_key=True)
+    delivery_id = Column(String(100), primary_key=True)
+    received_at = Column(DateTime, nullable=False, index=True)
+
+
+class ChannelToken(Base):
+    """A channel's OAuth 2.0 user-context tokens (X: the bot account's, from `python -m bot x authorize`), both
+    encrypted with DATA_ENCRYPTION_KEY. X's refresh tokens are single-use, so one process at a time refreshes:
+    it holds `refresh_claimed_until`; the others wait for the new access token."""
+    __tablename__ = "gateway_channel_tokens"
+    channel = Column(String(20), primary_key=True)
+    user_id = Column(String(40), nullable=False)
+    access_token = Column(Text, nullable=False)
+    refresh_token = Column(Text)
+    scope = Column(String(300), nullable=False, default="")
+    expires_at = Column(DateTime, nullable=False)
+    refresh_claimed_until = Column(DateTime)
+    updated_at = Column(DateTime, nullable=False)

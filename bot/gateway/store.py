@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 
 from bot.accounts.store import create_schema, make_engine
 from bot.clock import now_utc
-from bot.gateway.messages import ROLE_AGENT, ROLE_CUSTOMER, InboundMessage, Reply
+from bot.gateway.messages import ROLE_AGENT, ROLE_CUSTOMER, Button, InboundMessage, Reply
 from bot.privacy import redact
 from bot.gateway.models import (  # noqa: F401 - the statuses are part of this module's interface
     ANSWERED, CLAIM_LEASE, DONE, OPEN_STATUSES, PENDING, RATE_LIMITED, REJECTED, TO_AGENT, Base, Conversation,
-    Handoff, InboxMessage, TranscriptEntry, WidgetSession,
+    Handoff, InboxMessage, TranscriptEntry, WebhookDelivery, WidgetSession,
 )
 
 # Message ids of the inbox rows that carry agent replies and console notices. No customer's message id can take
@@ -332,6 +332,31 @@ class GatewayStore:
                 .order_by(TranscriptEntry.id.desc()).limit(limit)).all()
         return {button.get("payload") for buttons in rows for button in buttons or []
                 if isinstance(button, dict) and isinstance(button.get("payload"), str)}
+
+    def last_offered_buttons(self, conversation_id: str) -> List[Button]:
+        """The buttons of the latest message the customer was sent (by the assistant, an agent or the gateway)
+        in this conversation: the options a reply of "1", "2" … refers to. Empty when it offered none."""
+        with self.session() as session:
+            buttons = session.scalars(
+                select(TranscriptEntry.buttons).where(TranscriptEntry.conversation_id == conversation_id,
+                                                      TranscriptEntry.role != ROLE_CUSTOMER)
+                .order_by(TranscriptEntry.id.desc()).limit(1)).first()
+        return [Button(str(b.get("title", "")), b["payload"]) for b in buttons or []
+                if isinstance(b, dict) and isinstance(b.get("payload"), str)]
+
+    def delivery_seen(self, channel: str, delivery_id: str) -> bool:
+        """Whether a platform delivery (X's event_uuid) was already handled: a redelivery."""
+        with self.session() as session:
+            return session.get(WebhookDelivery, (channel, delivery_id[:100])) is not None
+
+    def remember_delivery(self, channel: str, delivery_id: str, now: Optional[datetime] = None) -> None:
+        """Record a delivery as handled, once its messages are in the inbox."""
+        try:
+            with self.session() as session:
+                session.add(WebhookDelivery(channel=channel, delivery_id=delivery_id[:100],
+                                            received_at=now or now_utc()))
+        except IntegrityError:
+            pass                                     # a concurrent redelivery recorded it first
 
     def take_hold_notice(self, conversation_id: str, now: Optional[datetime] = None) -> bool:
         """True once per outage of a conversation: the caller then sends the "please hold on" notice."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Set
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.gateway.adapter import DeliveryError
-from bot.gateway.messages import Reply, as_words
+from bot.gateway.messages import Reply, as_words, chosen_option
 from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaUnavailable
 from bot.gateway.store import PENDING, InboxRow
 from bot.handoff import handoff_language, handoff_reason
@@ -160,7 +160,14 @@ class InboxWorker:
         of the channel's own controls); otherwise what the customer typed, as words. Nobody can send Rasa a
         command ("/request_human" to flood the agents' queue, "/intent{...}" to set slots) it never offered."""
         payload = row.payload
-        if payload and (payload in self.gateway.adapters[row.channel].ui_payloads
+        adapter = self.gateway.adapters[row.channel]
+        if not payload and adapter.numbered_options and row.text:
+            offered = await self.gateway.db(self.gateway.store.last_offered_buttons, row.conversation_id)
+            chosen = chosen_option(row.text, offered) if offered else None
+            if chosen is not None:
+                logger.info("inbox %s: numbered option %s chosen", row.id, chosen.payload)
+                return chosen.payload
+        if payload and (payload in adapter.ui_payloads
                         or payload in await self.gateway.db(self.gateway.store.offered_payloads, row.conversation_id)):
             return payload
         if payload:
@@ -184,8 +191,16 @@ class InboxWorker:
             except DeliveryError as error:
                 if error.retryable:
                     delay = retry_delay(row.attempts + 1, gateway.settings.retry_max_seconds)
+                    if error.retry_after is not None:        # the platform said when (X's rate-limit reset)
+                        delay = max(delay, error.retry_after)
                     await gateway.db(store.schedule_retry, row.id, delay, str(error))
                     logger.warning("inbox %s: delivery failed (%s); retry in %.1f s", row.id, error, delay)
+                    return
+                if error.recipient_unreachable:
+                    logger.error("inbox %s (%s): the customer cannot be sent messages now; replies %d-%d of %d "
+                                 "skipped: %s", row.id, row.conversation_id, index + 1, len(replies), len(replies),
+                                 error)
+                    await gateway.db(store.finish, row.id)
                     return
                 logger.error("inbox %s: reply %d not deliverable, skipped: %s", row.id, index, error)
             await record()

@@ -8,7 +8,6 @@ messaging_type RESPONSE, text split at 2,000 characters, at most 13 quick replie
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import logging
@@ -27,6 +26,7 @@ TEXT_LIMIT = 2000
 QUICK_REPLY_LIMIT = 13
 QUICK_REPLY_TITLE_LIMIT = 20
 QUICK_REPLY_PAYLOAD_LIMIT = 1000
+SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 
 def valid_signature(app_secret: str, body: bytes, header: Optional[str]) -> bool:
@@ -131,8 +131,9 @@ class FacebookAdapter(ChannelAdapter):
         return web.Response(status=403, text="verification failed")
 
     async def webhook(self, request: web.Request) -> web.Response:
-        data = await self.signed_json(request, "X-Hub-Signature-256", functools.partial(
-            valid_signature, self.gateway.settings.facebook_app_secret))
+        secret = self.gateway.settings.facebook_app_secret
+        data = await self.signed_json(request, SIGNATURE_HEADER, lambda body, headers: valid_signature(
+            secret, body, headers.get(SIGNATURE_HEADER)))
         if isinstance(data, web.Response):
             return data
         for message, has_attachments in inbound_messages(data):
