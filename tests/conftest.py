@@ -159,6 +159,7 @@ def demo_store(store):
 # --- The gateway as a real process --------------------------------------------------------------------------
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
@@ -178,6 +179,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def local_server(app):
+    """An aiohttp application served on a free loopback port for the length of the block; yields its base URL."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 class BackgroundLoop:

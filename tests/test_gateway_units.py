@@ -5,7 +5,6 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import socket
 
 import aiohttp
 import pytest
@@ -20,6 +19,7 @@ from bot.gateway.notices import LANGUAGES, notice, notice_keys
 from bot.gateway.rasa_client import replies_after_message
 from bot.gateway.ratelimit import SenderRateLimiter
 from bot.gateway.worker import retry_delay
+from conftest import local_server
 
 
 # --- signatures -----------------------------------------------------------------------------------------------
@@ -277,21 +277,11 @@ def test_post_with_retry_waits_a_short_reset_and_hands_a_long_one_to_the_inbox()
     async def run():
         app = web.Application()
         app.router.add_post("/send", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
-            async with aiohttp.ClientSession() as session:
-                url = f"http://127.0.0.1:{port}/send"
-                first = await post_with_retry(session, url, json={"text": "a"})
-                with pytest.raises(DeliveryError) as refused:
-                    await post_with_retry(session, url, json={"text": "b"})
-                return first, refused.value
-        finally:
-            await runner.cleanup()
+        async with local_server(app) as base, aiohttp.ClientSession() as session:
+            first = await post_with_retry(session, base + "/send", json={"text": "a"})
+            with pytest.raises(DeliveryError) as refused:
+                await post_with_retry(session, base + "/send", json={"text": "b"})
+            return first, refused.value
 
     first, refused = asyncio.run(run())
     assert first == {"data": {"dm_event_id": "1"}} and len(resets) == 3
