@@ -56,6 +56,7 @@ $(MODEL): $(INSTALLED) $(TRAIN_INPUTS)
 train: $(MODEL)
 
 run: $(MODEL) $(GATEWAY_INSTALLED)
+	$(PY) -m bot db upgrade
 	$(PY) -m bot accounts seed-demo --if-empty
 	$(PY) -m bot serve
 

@@ -1,4 +1,4 @@
-"""Command line: python -m bot {train,serve,shell,eval,accounts,agents,report,audit} and the commands with their
+"""Command line: python -m bot {train,serve,shell,eval,db,accounts,agents,report,audit} and the commands with their
 own options: {gateway,x,actions,rasa-server,rasa,bench,purge}."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Callable, Dict, List, Tuple
 
-from bot.accounts.store import OutdatedSchema
+from bot.database import OutdatedSchema
 from bot.local_secrets import prepare_checkout
 from bot.paths import REPO_ROOT, VAR_DIR
 from bot.services import assistant_services, child_environment, train_command
@@ -57,6 +57,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     prepare_checkout()
     settings = load_settings()
+    from bot.database import make_engine, upgrade
+
+    engine = make_engine(settings.database_url)      # migrate once, before the processes that share the database
+    upgrade(engine)
+    engine.dispose()
     group = assistant_services(settings, with_gateway=True)
     started = time.monotonic()
     stop_requested = []
@@ -117,6 +122,30 @@ def cmd_shell(args: argparse.Namespace) -> int:
         return talk(settings)
     finally:
         group.stop()
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """`db upgrade`: migrate DATABASE_URL to the newest revision; `db current`: the revision it is at."""
+    from bot.database import current_revision, head_revision, make_engine, upgrade
+
+    engine = make_engine(load_settings().database_url)
+    try:
+        if args.action == "upgrade":
+            done = upgrade(engine)
+            where = engine.url.render_as_string(hide_password=True)
+            if done.before == done.reached:
+                print(f"{where}: at {done.reached}, the newest revision")
+            else:
+                print(f"{where}: {'new database' if done.fresh else done.before or 'made before migrations'} → "
+                      f"{done.reached}")
+            return 0
+        with engine.connect() as connection:
+            current = current_revision(connection)
+        head = head_revision()
+        print(f"{current or '(none)'}{' (newest)' if current == head else f'; newest is {head}'}")
+        return 0 if current == head else 1
+    finally:
+        engine.dispose()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -204,6 +233,10 @@ def main(argv=None) -> int:
     evaluate.add_argument("--min-accuracy", type=float, default=None, help="exit 1 if a language scores below")
     evaluate.add_argument("--model", default=None, help="evaluate this model instead of training a fresh one")
     evaluate.set_defaults(func=cmd_eval)
+    database = commands.add_parser("db", help="the database schema (Alembic migrations)")
+    database.add_argument("action", choices=["upgrade", "current"],
+                          help="upgrade: migrate DATABASE_URL to the newest revision; current: the revision it is at")
+    database.set_defaults(func=cmd_db)
     from bot.accounts.cli import add_parser as add_accounts_parser
 
     add_accounts_parser(commands)

@@ -25,7 +25,7 @@ from sqlalchemy import and_, case, column, inspect, null, or_, select, table
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.accounts.store import make_engine
+from bot.database import make_engine
 from bot.clock import MALAYSIA, now_utc, today
 from bot.gateway.models import EDITED, HANDOFF_REASONS, IGNORED, SHOWN, USED, Conversation, Handoff, SuggestionSet
 from bot.settings import load_settings

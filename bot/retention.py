@@ -18,7 +18,8 @@ from typing import Dict, Optional
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, exists, inspect
 
 from bot.accounts import models as accounts
-from bot.accounts.store import AccountStore, make_engine
+from bot.accounts.store import AccountStore
+from bot.database import make_engine
 from bot.clock import now_utc
 from bot.gateway import models as gateway
 from bot.gateway.store import GatewayStore

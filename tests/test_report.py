@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy.orm import Session
 
-from bot.accounts.store import make_engine
+from bot.database import make_engine
 from bot.gateway.models import Base, Conversation, Handoff, SuggestionSet
 from bot.report import (
     ALL_TIME, ConversationRecord, HandoffRow, Period, SuggestionRow, TrackerEventRow, add_parser, build_report,

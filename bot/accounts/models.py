@@ -7,10 +7,10 @@ from sqlalchemy import (
     BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Integer, String, Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import declarative_base, relationship
+from sqlalchemy.orm import relationship
 from sqlalchemy.types import TypeDecorator
 
-Base = declarative_base()
+from bot.database import Base  # the one metadata of every table of ours
 
 ACCOUNT_STATUSES = ("active", "suspended", "terminated")
 SUBSCRIPTION_STATUSES = ("active", "terminated")

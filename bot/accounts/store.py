@@ -5,61 +5,21 @@ Callers get plain dataclasses (no ORM objects escape a session), so the rules an
 from __future__ import annotations
 
 import functools
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
 
-from sqlalchemy import MetaData, create_engine, event, func, inspect, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from bot.accounts import models
 from bot.accounts.catalogue import catalogue
 from bot.accounts.crypto import Cipher
 from bot.accounts.rules import Device
+from bot.database import SchemaGuard, make_engine
 from bot.settings import MissingSecret
-
-
-class OutdatedSchema(RuntimeError):
-    """The database was made by an older version of the assistant (there are no migrations yet)."""
-
-
-def create_schema(engine: Engine, metadata: MetaData) -> None:
-    """Create the missing tables of `metadata`, and refuse a database whose existing tables lack columns this
-    version needs (create_all never changes an existing table)."""
-    metadata.create_all(engine)
-    inspector = inspect(engine)
-    for table in metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        missing = sorted(column.name for column in table.columns if column.name not in present)
-        if missing:
-            raise OutdatedSchema(
-                f"table {table.name} in {engine.url.render_as_string(hide_password=True)} lacks "
-                f"{', '.join(missing)}: it was created by an older version. A development database can be deleted "
-                "(rm -r var/ for the default SQLite files); there are no migrations yet.")
-
-
-def make_engine(url: str) -> Engine:
-    """A 2.0-style engine. SQLite files get their folder created, WAL and foreign keys switched on."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, future=True, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(connection, _record):
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.close()
-
-        return engine
-    return create_engine(url, future=True, pool_pre_ping=True)
 
 
 @dataclass(frozen=True)
@@ -114,8 +74,7 @@ class AccountStore:
         self.url = url
         self.engine = make_engine(url)
         self._encryption_key = encryption_key
-        self._schema_lock = threading.Lock()
-        self._schema_ready = False
+        self._schema = SchemaGuard(self.engine)
 
     @functools.cached_property
     def cipher(self) -> Cipher:
@@ -125,14 +84,8 @@ class AccountStore:
         return Cipher(self._encryption_key)
 
     def create_schema(self) -> None:
-        with self._schema_lock:
-            if not self._schema_ready:
-                create_schema(self.engine, models.Base.metadata)
-                self._schema_ready = True
-
-    def drop_schema(self) -> None:
-        models.Base.metadata.drop_all(self.engine)
-        self._schema_ready = False
+        """Bring the database to the newest migration (once per store)."""
+        self._schema.ensure()
 
     @contextmanager
     def session(self) -> Iterator[Session]:

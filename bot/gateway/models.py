@@ -3,16 +3,15 @@
 Conversations, the durable inbox and the transcript (bot/gateway/store.py uses them); human agents, their login
 sessions, handoffs to agents and the agent-assist suggestion sets (bot/gateway/handoffs.py); the platforms'
 delivery ids already handled and a channel's OAuth 2.0 tokens (bot/gateway/x_api.py). `python -m bot
-report` reads them too. There are no migrations: tables are created when missing (create_all).
+report` reads them too. The schema is kept by Alembic migrations (bot/migrations/, bot/database.py).
 """
 from __future__ import annotations
 
 from datetime import timedelta
 
 from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import declarative_base
 
-Base = declarative_base()
+from bot.database import Base
 
 PENDING, ANSWERED, DONE = "pending", "answered", "done"
 RATE_LIMITED, REJECTED = "rate_limited", "rejected"     # recorded, never sent to Rasa

@@ -20,12 +20,12 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.accounts.store import create_schema, make_engine
+from bot.database import SchemaGuard, make_engine
 from bot.clock import now_utc
 from bot.gateway.messages import ROLE_AGENT, ROLE_CUSTOMER, Button, InboundMessage, Reply
 from bot.privacy import redact
 from bot.gateway.models import (  # noqa: F401 - the statuses are part of this module's interface
-    ANSWERED, CLAIM_LEASE, DONE, OPEN_STATUSES, PENDING, RATE_LIMITED, REJECTED, TO_AGENT, Base, Conversation,
+    ANSWERED, CLAIM_LEASE, DONE, OPEN_STATUSES, PENDING, RATE_LIMITED, REJECTED, TO_AGENT, Conversation,
     Handoff, InboxMessage, TranscriptEntry, WebhookDelivery, WidgetSession,
 )
 
@@ -120,7 +120,7 @@ class GatewayStore:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        create_schema(self.engine, Base.metadata)
+        SchemaGuard(self.engine).ensure()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,14 @@
+"""Alembic's entry for our migrations. They run only through bot/database.py (`python -m bot db upgrade`, or a
+store opening a database), which hands over the connection: there is no alembic.ini."""
+from alembic import context
+
+from bot.database import Base, _models
+
+_models()
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run the migrations with `python -m bot db upgrade` (bot/database.py), not the alembic command")
+context.configure(connection=connection, target_metadata=Base.metadata, compare_type=True,
+                  render_as_batch=connection.dialect.name == "sqlite")
+with context.begin_transaction():
+    context.run_migrations()
