@@ -130,8 +130,9 @@ class ActionAccountAnswer(Action):
             if mentioned and mentioned != account:
                 dispatcher.utter_message(response="utter_account_other_account", account=mask_account_number(account))
             else:
-                dispatcher.utter_message(text=await off_loop(service.answer, intent, account, domain.get("responses", {}),
-                                                                    language_of(tracker)))
+                answer = await off_loop(service.answer, intent, account, domain.get("responses", {}),
+                                        language_of(tracker))
+                dispatcher.utter_message(text=answer)
         except SQLAlchemyError:
             logger.exception("account store unavailable")
             dispatcher.utter_message(response="utter_account_unavailable")

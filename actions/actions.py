@@ -8,7 +8,12 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.fallback import CONTACT, UNREADABLE, consecutive_misses, fallback_step, payload_for, rank_candidates
 from bot.handoff import (
-    FALLBACK, REQUEST_HUMAN, can_hand_over, events_since_last_handoff, handoff_marker, handoff_response,
+    FALLBACK,
+    REQUEST_HUMAN,
+    can_hand_over,
+    events_since_last_handoff,
+    handoff_marker,
+    handoff_response,
 )
 from bot.input_check import input_problem
 from bot.knowledge import knowledge_base, ui_labels

@@ -81,7 +81,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"  Internal, loopback only, token in {settings.secrets_file}: Rasa HTTP API "
             f"http://127.0.0.1:{settings.rasa_port} (?token=$RASA_API_TOKEN), action server "
             f"http://127.0.0.1:{settings.actions_port}\n"
-            "  Demo accounts:         python -m bot accounts list  (say \"verify me\", give 1000000001 ... 1000000005;\n"
+            "  Demo accounts:         python -m bot accounts list  "
+            "(say \"verify me\", give 1000000001 ... 1000000005;\n"
             + ("                         one-time codes go by SMTP_URL)\n" if settings.smtp_url else
                "                         one-time codes are written to var/logs/outbox.log)\n")
             +

@@ -16,8 +16,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import aiohttp
@@ -162,14 +162,16 @@ def stock_bot(port: int) -> ServiceGroup:
     model = sorted((STOCK_DIR / "models").glob("*.tar.gz"))[-1]
     # Its own credentials and endpoints (REST channel, in-memory tracker), not the repository's (our channel).
     argv = rasa_command("run", "--enable-api", "--interface", "127.0.0.1", "--port", str(port), "--model", str(model),
-                        "--credentials", str(STOCK_DIR / "credentials.yml"), "--endpoints", str(STOCK_DIR / "endpoints.yml"))
+                        "--credentials", str(STOCK_DIR / "credentials.yml"),
+                        "--endpoints", str(STOCK_DIR / "endpoints.yml"))
     return ServiceGroup([Service("stock-rasa", argv, f"http://127.0.0.1:{port}/status")])
 
 
 def format_row(name: str, r: Dict) -> str:
+    c1, c10 = r["rest_turn_c1"], r["rest_turn_c10"]
     return (f"| {name} | {r['parse']['p50_ms']} / {r['parse']['p99_ms']} | "
-            f"{r['rest_turn_c1']['p50_ms']} / {r['rest_turn_c1']['p99_ms']} | {r['rest_turn_c1']['throughput_per_s']} | "
-            f"{r['rest_turn_c10']['p50_ms']} / {r['rest_turn_c10']['p99_ms']} | {r['rest_turn_c10']['throughput_per_s']} | "
+            f"{c1['p50_ms']} / {c1['p99_ms']} | {c1['throughput_per_s']} | "
+            f"{c10['p50_ms']} / {c10['p99_ms']} | {c10['throughput_per_s']} | "
             f"{r['ready_s']} | {r['rss_mb']} |")
 
 

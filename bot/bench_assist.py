@@ -48,7 +48,7 @@ def score(examples: Sequence[TestExample], parses: Sequence[Optional[Dict]]) -> 
     index = example_index()
     counts: Dict[str, Dict[str, List[int]]] = {name: defaultdict(lambda: [0, 0, 0]) for name in RANKINGS}
     timings: List[float] = []
-    for example, parse_data in zip(examples, parses):
+    for example, parse_data in zip(examples, parses, strict=False):
         started = time.perf_counter()
         similarity = index.similarity(example.text)
         rankings = {"assist": rank_answers(parse_data, similarity, keys)}

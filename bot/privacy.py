@@ -17,8 +17,9 @@ a few rules then decide which label a candidate gets, or drop it:
     ("202001012345") or as 4-2-6 digits joined by spaces or dashes ("2020-01-012345"). It is a number as below;
     typed together, one from a year ending in 01-12 starts with a date and so counts as an NRIC ("200501012345");
   - an old company number (4-7 digits) or business number (9 digits), a dash and a check letter ("1234567-X",
-    "123456-a", "001234567-K"; not "3-D Secure", "4-G" or an 8-digit reference "12345678-X"), or 4-7 digits, a space and a capital other than "I" ("123456 A", but not "Windows 10 S" or "since
-    2024 I ..."); never glued ("1234567X");
+    "123456-a", "001234567-K"; not "3-D Secure", "4-G" or an 8-digit reference "12345678-X"), or 4-7 digits, a
+    space and a capital other than "I" ("123456 A", but not "Windows 10 S" or "since 2024 I ..."); never glued
+    ("1234567X");
   - an old business number: 2 letters, 7 digits, a dash and a check letter ("JM0123456-K");
   - an LLP number: "LLP", 7 digits, a dash and 3 letters ("LLP0012345-LGN").
   Old company numbers, like numbers, are only taken whole.
@@ -95,7 +96,8 @@ _MALAYSIAN_PHONE = re.compile(r"(?:60|0)(?:1\d{8,9}|[3-9]\d{7,8})")
 _CARD_LAYOUT = re.compile(r"\d{13,19}|\d{3,6}(?:[ -]\d{3,6}){2,5}")
 _NEW_BRN = re.compile(r"(?:19|20)\d\d0[1-6]\d{6}")     # the digits of YYYYTTNNNNNN
 # Old SSM formats as matched; a check letter may carry the "." spaCy keeps on single letters ("123456-A.").
-_OLD_BRN = re.compile(r"(?:(?:\d{4,7}|\d{9})-[A-Za-z]|\d{4,7} [A-HJ-Z]|[A-Za-z]{2}\d{7}-[A-Za-z]|(?i:LLP)\d{7}-[A-Za-z]{3})\.?")
+_OLD_BRN = re.compile(r"(?:(?:\d{4,7}|\d{9})-[A-Za-z]|\d{4,7} [A-HJ-Z]|[A-Za-z]{2}\d{7}-[A-Za-z]"
+                      r"|(?i:LLP)\d{7}-[A-Za-z]{3})\.?")
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from sqlalchemy import and_, case, column, inspect, null, or_, select, table
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.database import make_engine
 from bot.clock import MALAYSIA, now_utc, today
+from bot.database import make_engine
 from bot.gateway.models import EDITED, HANDOFF_REASONS, IGNORED, SHOWN, USED, Conversation, Handoff, SuggestionSet
 from bot.settings import load_settings
 
@@ -593,7 +593,8 @@ def svg_outcome_chart(title: str, rows: Sequence[Tuple[str, SuggestionCounts]]) 
         top = 4 + (index + 1) * row_height
         parts.append(f'<text x="{label_width - 6}" y="{top + 16}" text-anchor="end">{escape(label)}</text>')
         left = float(label_width)
-        for count, colour in zip((counts.used, counts.edited, counts.ignored, counts.open), OUTCOME_COLOURS.values()):
+        outcomes = (counts.used, counts.edited, counts.ignored, counts.open)
+        for count, colour in zip(outcomes, OUTCOME_COLOURS.values(), strict=True):
             length = plot_width * count / counts.total if counts.total else 0.0
             parts.append(f'<rect x="{left:.1f}" y="{top + 4}" width="{length:.1f}" height="16" fill="{colour}"/>')
             left += length

@@ -4,9 +4,9 @@
 Deleted when older than DAYS: Rasa's conversation events (TRACKER_STORE_URL), the gateway's transcripts, answered
 inbox messages, closed handoffs, suggestion sets, widget sessions and conversations with nothing left, the email
 outbox, verification challenges and alerts. Deleted as soon as they are useless, whatever DAYS is: expired
-verifications, identity-token records and console sessions; platform delivery ids after a week. The agents' audit log is kept a year (AUDIT_DAYS): it
-holds no message text, only who read which conversation when. Messages still to be answered and open handoffs
-are never deleted.
+verifications, identity-token records and console sessions; platform delivery ids after a week. The agents'
+audit log is kept a year (AUDIT_DAYS): it holds no message text, only who read which conversation when.
+Messages still to be answered and open handoffs are never deleted.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, delete, 
 
 from bot.accounts import models as accounts
 from bot.accounts.store import AccountStore
-from bot.database import make_engine
 from bot.clock import now_utc
+from bot.database import make_engine
 from bot.gateway import models as gateway
 from bot.gateway.store import GatewayStore
 from bot.settings import Settings, load_settings

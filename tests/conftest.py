@@ -1,13 +1,22 @@
 """Shared fixtures. Tests marked `model` run against the trained model with real Rasa and action servers,
 started on their own ports (RASA_TEST_PORT / ACTIONS_TEST_PORT) so they don't clash with `make run`."""
+import asyncio
+import contextlib
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
 
+from bot.paths import REPO_ROOT
 from bot.rasa_api import CHANNEL_PATH, api_url, channel_headers
 from bot.services import assistant_services, child_environment, gateway_command
 from bot.settings import load_settings
@@ -158,16 +167,6 @@ def demo_store(store):
 
 # --- The gateway as a real process --------------------------------------------------------------------------
 
-import asyncio
-import contextlib
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-
-from bot.paths import REPO_ROOT
 
 FACEBOOK_APP_SECRET = "test-facebook-app-secret"
 FACEBOOK_VERIFY_TOKEN = "test-verify-token"

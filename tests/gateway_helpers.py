@@ -41,7 +41,8 @@ def twitter_post(gateway: GatewayProcess, body, secret: str = TWITTER_CONSUMER_S
                  header: str = "x-twitter-webhooks-signature"):
     """A webhook POST as X signs it: by default the legacy header with the OAuth 1.0a consumer secret."""
     data = json.dumps(body).encode()
-    return http("POST", gateway.url + path, data, {"Content-Type": "application/json", header: x_signature(secret, data)})
+    return http("POST", gateway.url + path, data,
+                {"Content-Type": "application/json", header: x_signature(secret, data)})
 
 
 def x_post(gateway: GatewayProcess, body, secret: str = X_CLIENT_SECRET, path: str = "/webhooks/x"):

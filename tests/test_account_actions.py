@@ -10,18 +10,21 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from actions.account import (
-    ActionAccountAnswer, ActionCancelVerification, ActionLogOut, ActionSessionStart, ActionVerificationFinished,
+    ActionAccountAnswer,
+    ActionCancelVerification,
+    ActionLogOut,
+    ActionSessionStart,
+    ActionVerificationFinished,
     ValidateVerifyAccountForm,
 )
-from bot.accounts import models, service as service_module
+from bot.accounts import models, verification
+from bot.accounts import service as service_module
 from bot.accounts.cli import seed_demo
 from bot.accounts.service import AccountService
 from bot.accounts.store import AccountStore
-from bot.accounts import verification
 from bot.accounts.verification import RESPONSE_FLOOR_SECONDS
 from bot.paths import REPO_ROOT
 from bot.settings import load_settings
-
 from conftest import DATA_ENCRYPTION_KEY, TEST_SECRETS
 
 TODAY = date(2026, 11, 22)
@@ -282,7 +285,8 @@ def test_session_start_takes_the_channels_language_hint_only_for_a_new_conversat
 
 
 def test_cancel_closes_the_form(service):
-    messages, slots, events = run(ActionCancelVerification(), tracker("cancel", "deny", active_loop="verify_account_form"))
+    messages, slots, events = run(ActionCancelVerification(),
+                                  tracker("cancel", "deny", active_loop="verify_account_form"))
     assert messages[0]["response"] == "utter_verification_cancelled"
     assert events[0] == {"event": "active_loop", "timestamp": None, "name": None}
 

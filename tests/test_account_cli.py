@@ -18,14 +18,16 @@ def bot(*args, env_extra=None):
 def test_seed_demo_once_then_import_all_or_nothing(tmp_path):
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "SECRETS_FILE": str(tmp_path / "secrets.env")}
     first = bot("seed-demo", "--if-empty", env_extra=env)
-    assert first.returncode == 0 and "Loaded 5 demo accounts" in first.stdout and "1000000003  suspended" in first.stdout
+    assert first.returncode == 0 and "Loaded 5 demo accounts" in first.stdout
+    assert "1000000003  suspended" in first.stdout
     again = bot("seed-demo", "--if-empty", env_extra=env)
     assert "already has 5 account(s)" in again.stdout
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"account_number": "123"}], indent=2))
     result = bot("import", str(bad), env_extra=env)
-    assert result.returncode == 1 and "nothing imported" in result.stderr and "line 2: account_number '123'" in result.stderr
+    assert result.returncode == 1 and "nothing imported" in result.stderr
+    assert "line 2: account_number '123'" in result.stderr
 
     good = tmp_path / "good.json"
     good.write_text(json.dumps([{

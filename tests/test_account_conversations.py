@@ -168,7 +168,8 @@ def test_decline_the_offer(assistant):
 
 @pytest.mark.parametrize("language, message, expected", [
     ("en", "is there a penalty if I terminate today?", "RM125.00 × 7 = RM875.00"),
-    ("ms", "berapa penalti kalau saya tamatkan langganan sekarang?", "baki 7 bulan, jadi penaltinya RM125.00 × 7 = RM875.00"),
+    ("ms", "berapa penalti kalau saya tamatkan langganan sekarang?",
+     "baki 7 bulan, jadi penaltinya RM125.00 × 7 = RM875.00"),
     ("en", "is my account active or suspended?", "Account ******0001 (Kedai Runcit Maju Jaya Sdn Bhd) is active."),
     ("ms", "akaun saya aktif ke atau kena gantung?", "Akaun ******0001 (Kedai Runcit Maju Jaya Sdn Bhd) aktif."),
     ("en", "what is the outstanding balance on my account?", "outstanding amount RM0.00"),

@@ -6,8 +6,17 @@ import pytest
 
 from bot.accounts.catalogue import catalogue
 from bot.accounts.rules import (
-    Device, add_months, billing_period, contract_end, devices_losing_protection, downgrade_impact,
-    next_bill_date, plan_change_check, prorated_charge, remaining_contract_months, termination_penalty,
+    Device,
+    add_months,
+    billing_period,
+    contract_end,
+    devices_losing_protection,
+    downgrade_impact,
+    next_bill_date,
+    plan_change_check,
+    prorated_charge,
+    remaining_contract_months,
+    termination_penalty,
 )
 
 

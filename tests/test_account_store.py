@@ -9,8 +9,18 @@ from sqlalchemy import func, select
 from bot.accounts import models, outbox
 from bot.accounts.importer import ImportRejected, import_file
 from bot.accounts.verification import (
-    CODE_LIFETIME, CODES_LIMIT, DAY, WRONG_CODES_LIMIT, CodeCheck, Start, bind_identity_token, check_code,
-    forget_verification, mark_verified, start_challenge, verified_account,
+    CODE_LIFETIME,
+    CODES_LIMIT,
+    DAY,
+    WRONG_CODES_LIMIT,
+    CodeCheck,
+    Start,
+    bind_identity_token,
+    check_code,
+    forget_verification,
+    mark_verified,
+    start_challenge,
+    verified_account,
 )
 
 NOW = datetime(2026, 11, 22, 2, 0, 0)   # UTC
@@ -92,9 +102,7 @@ def test_json_import_reports_every_bad_row_with_its_line_and_imports_nothing(sto
     with pytest.raises(ImportRejected) as rejected:
         import_file(store, path, TODAY)
     text = "\n".join(rejected.value.problems)
-    lines = [json.dumps([good, bad_plan, bad_number, bad_email], indent=2).splitlines().index(l) + 1
-             for l in ("  {",) ] if False else None  # noqa: E501 (lines computed below)
-    starts = [i + 1 for i, l in enumerate(path.read_text().splitlines()) if l == "  {"]
+    starts = [number for number, line in enumerate(path.read_text().splitlines(), 1) if line == "  {"]
     assert f"line {starts[1]}: plan 'Gold' must be one of Starter, Standard, Professional" in text
     assert f"line {starts[2]}: account_number '12345' must be exactly 10 digits" in text
     assert f"line {starts[3]}: email 'not-an-email' is not an email address" in text
@@ -331,10 +339,9 @@ def test_outbox_delivers_by_smtp_and_keeps_failures_queued(demo_store, smtp_serv
 def smtp_server():
     """A real SMTP server on a free local port (the standard library's smtpd, in a thread)."""
     import asyncore
+    import smtpd as smtpd_module  # the standard library's SMTP server: deprecated, still in Python 3.10
     import socket
     import threading
-
-    import smtpd as smtpd_module   # the standard library's SMTP server: deprecated, still in Python 3.10
 
     class Recorder(smtpd_module.SMTPServer):
         def __init__(self, *args, **kwargs):

@@ -452,7 +452,8 @@ def test_a_reply_after_the_conversation_was_resolved_shows_the_409_and_keeps_the
     assert stale["conversation"]["mine"] is True
     agent.route(POLL, lambda route: route.fulfill(status=200, content_type="application/json",
                                                   body=json.dumps(stale)))
-    status, body = agent_gateway.console(name, PASSWORD).call("POST", f"/api/agent/conversations/{conversation}/resolve")
+    console = agent_gateway.console(name, PASSWORD)
+    status, body = console.call("POST", f"/api/agent/conversations/{conversation}/resolve")
     assert (status, body) == (200, {"status": "resolved"})
 
     reply_box = agent.get_by_label("Reply to the customer")

@@ -7,7 +7,6 @@ from bot.clock import now_utc
 from bot.gateway.app import Gateway
 from bot.gateway.config import GatewaySettings
 from bot.gateway.console import Console, parse_suggestion, same_origin
-
 from conftest import TEST_SECRETS
 
 VERIFIED, ANONYMOUS = "widget:verified-customer", "widget:anonymous-customer"

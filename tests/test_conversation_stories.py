@@ -1,7 +1,6 @@
 """Runs the test stories in tests/conversations/ with `rasa test core` and fails on any failed story."""
 import subprocess
 import sys
-from pathlib import Path
 
 import yaml
 

@@ -10,7 +10,12 @@ import yaml
 from actions.account import RESPONSES_SENT_BY_ACCOUNT_ACTIONS
 from actions.actions import RESPONSES_SENT_BY_ACTIONS
 from bot.knowledge import (
-    knowledge_base, load_knowledge_base, parse_examples, training_examples, ui_labels, variation_language,
+    knowledge_base,
+    load_knowledge_base,
+    parse_examples,
+    training_examples,
+    ui_labels,
+    variation_language,
 )
 from bot.paths import REPO_ROOT, TESTS_NLU_DIR
 from bot.services import TRAINING_DATA, child_environment
@@ -45,8 +50,8 @@ def all_responses():
 
 def test_contract_has_the_expected_size():
     labels = contract_labels()
-    assert len([l for l in labels if l.startswith("faq/")]) == 29
-    assert len([l for l in labels if l.startswith("support/")]) == 13
+    assert len([label for label in labels if label.startswith("faq/")]) == 29
+    assert len([label for label in labels if label.startswith("support/")]) == 13
     assert len(labels) == 56
 
 

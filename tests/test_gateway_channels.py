@@ -24,12 +24,19 @@ from sqlalchemy import delete
 from bot.accounts.crypto import Cipher
 from bot.gateway.models import ChannelToken
 from bot.gateway.notices import notice
-from bot.paths import REPO_ROOT
 from bot.gateway.store import GatewayStore
 from bot.gateway.x_api import TokenStore
+from bot.paths import REPO_ROOT
 from conftest import (
-    FACEBOOK_APP_SECRET, FACEBOOK_VERIFY_TOKEN, TWITTER_BOT_USER_ID, TWITTER_CONSUMER_SECRET, ConsoleClient,
-    GatewayProcess, add_agent, free_port, gateway_environment,
+    FACEBOOK_APP_SECRET,
+    FACEBOOK_VERIFY_TOKEN,
+    TWITTER_BOT_USER_ID,
+    TWITTER_CONSUMER_SECRET,
+    ConsoleClient,
+    GatewayProcess,
+    add_agent,
+    free_port,
+    gateway_environment,
 )
 from fake_x import APP_BEARER as X_APP_BEARER
 from fake_x import CLIENT_ID as X_CLIENT_ID
@@ -37,8 +44,20 @@ from fake_x import CLIENT_SECRET as X_CLIENT_SECRET
 from fake_x import REDIRECT_URI as X_REDIRECT_URI
 from fake_x import FakeX
 from gateway_helpers import (
-    bot_texts, dm_body, dm_event, facebook_post, http, messaging, page_body, twitter_post, v2_dm, wait_for,
-    widget_exchange, wrapped_dms, x_post, xaa,
+    bot_texts,
+    dm_body,
+    dm_event,
+    facebook_post,
+    http,
+    messaging,
+    page_body,
+    twitter_post,
+    v2_dm,
+    wait_for,
+    widget_exchange,
+    wrapped_dms,
+    x_post,
+    xaa,
 )
 
 RATE_LIMIT = 8
@@ -221,7 +240,8 @@ def test_x_crc_handshake_answers_with_the_oauth2_client_secret_on_both_paths(gat
 def test_forged_signatures_are_refused_and_nothing_is_answered(gateway, platforms):
     sender = new_sender()
     assert facebook_post(gateway, page_body(messaging(sender, "hello")), secret="forged")[0] == 403
-    status, _ = http("POST", gateway.url + "/webhooks/facebook", json.dumps(page_body(messaging(sender, "hi"))).encode(),
+    unsigned = json.dumps(page_body(messaging(sender, "hi"))).encode()
+    status, _ = http("POST", gateway.url + "/webhooks/facebook", unsigned,
                      {"Content-Type": "application/json"})
     assert status == 403
     assert twitter_post(gateway, dm_body(dm_event(sender, "hello")), secret="forged")[0] == 403
@@ -331,7 +351,9 @@ def test_rate_limit_answers_the_first_messages_and_sends_one_notice(gateway, pla
     sender = new_sender()
     events = [messaging(sender, "hello") for _ in range(RATE_LIMIT + 3)]
     facebook_post(gateway, page_body(*events))
-    notices = lambda: [m for m in platforms.messages_to(sender) if m["text"] == notice("rate_limited", "en")]
+    def notices():
+        return [m for m in platforms.messages_to(sender) if m["text"] == notice("rate_limited", "en")]
+
     wait_for(notices)
     settle(3)
     assert len(notices()) == 1

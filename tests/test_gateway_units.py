@@ -21,7 +21,6 @@ from bot.gateway.ratelimit import SenderRateLimiter
 from bot.gateway.worker import retry_delay
 from conftest import local_server
 
-
 # --- signatures -----------------------------------------------------------------------------------------------
 
 def test_facebook_signature_accepts_only_the_right_hmac():
@@ -147,7 +146,8 @@ def test_xaa_dm_received_with_the_documented_wrapped_payload():
     """The dm.received example of docs.x.com's event payloads: direct_message_events plus a users map."""
     payload = {"direct_message_events": [legacy_item("2080765901528535096", "2222", "hello!")],
                "users": {"2222": {"data": {"id": "2222", "username": "OtherUser"}}}}
-    assert parsed(envelope(payload)) == [("-6850472171600526495", [("2222", "2080765901528535096", "hello!", False)], "")]
+    assert parsed(envelope(payload)) == [
+        ("-6850472171600526495", [("2222", "2080765901528535096", "hello!", False)], "")]
 
 
 def test_xaa_dm_received_with_a_v2_dm_event_payload_bare_or_under_data():
@@ -331,7 +331,8 @@ def test_retry_delay_grows_and_is_capped():
 
 
 def test_every_notice_has_english_and_malay():
-    assert {"hold_on", "rate_limited", "too_long", "empty", "unsupported_attachment", "bad_request"} <= set(notice_keys())
+    expected = {"hold_on", "rate_limited", "too_long", "empty", "unsupported_attachment", "bad_request"}
+    assert expected <= set(notice_keys())
     for key in notice_keys():
         texts = {language: notice(key, language) for language in LANGUAGES}
         assert texts["en"] != texts["ms"]

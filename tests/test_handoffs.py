@@ -9,7 +9,12 @@ from bot.gateway.messages import InboundMessage, Reply
 from bot.gateway.models import EDITED, IGNORED, SHOWN, USED, SuggestionSet
 from bot.gateway.store import ANSWERED, DONE, TO_AGENT, GatewayStore
 from bot.handoff import (
-    REQUEST_HUMAN, events_since_last_handoff, handoff_language, handoff_marker, handoff_reason, handoff_response,
+    REQUEST_HUMAN,
+    events_since_last_handoff,
+    handoff_language,
+    handoff_marker,
+    handoff_reason,
+    handoff_response,
 )
 
 T0 = datetime(2026, 11, 22, 12, 0, 0)

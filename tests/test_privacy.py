@@ -234,7 +234,7 @@ def test_offsets_match_text_and_do_not_overlap(message):
     for item in found:
         assert message[item.start:item.end] == item.text
         assert item.label in PLACEHOLDERS
-    assert all(a.end <= b.start for a, b in zip(found, found[1:]))
+    assert all(a.end <= b.start for a, b in zip(found, found[1:], strict=False))
 
 
 def test_ambiguous_numbers_follow_the_documented_rule():

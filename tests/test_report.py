@@ -12,9 +12,25 @@ from sqlalchemy.orm import Session
 from bot.database import make_engine
 from bot.gateway.models import Base, Conversation, Handoff, SuggestionSet
 from bot.report import (
-    ALL_TIME, ConversationRecord, HandoffRow, Period, SuggestionRow, TrackerEventRow, add_parser, build_report,
-    channel_of, conversations_from_events, intent_key, load_gateway_rows, load_report, malaysia_midnight,
-    period_from_options, read_database, render_html, render_text, report_json,
+    ALL_TIME,
+    ConversationRecord,
+    HandoffRow,
+    Period,
+    SuggestionRow,
+    TrackerEventRow,
+    add_parser,
+    build_report,
+    channel_of,
+    conversations_from_events,
+    intent_key,
+    load_gateway_rows,
+    load_report,
+    malaysia_midnight,
+    period_from_options,
+    read_database,
+    render_html,
+    render_text,
+    report_json,
 )
 
 # --- the metrics over hand-made rows --------------------------------------------------------------------------

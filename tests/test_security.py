@@ -27,12 +27,30 @@ from bot.paths import REPO_ROOT
 from bot.rasa_api import CHANNEL_PATH
 from bot.services import gateway_command
 from conftest import (
-    ACTION_SERVER_TOKEN, DATA_ENCRYPTION_KEY, FACEBOOK_APP_SECRET, FACEBOOK_VERIFY_TOKEN, IDENTITY_TOKEN_SECRET,
-    RASA_API_TOKEN, TWITTER_BOT_USER_ID, TWITTER_CONSUMER_SECRET, GatewayProcess, add_agent, api_path,
-    free_port, gateway_environment,
+    ACTION_SERVER_TOKEN,
+    DATA_ENCRYPTION_KEY,
+    FACEBOOK_APP_SECRET,
+    FACEBOOK_VERIFY_TOKEN,
+    IDENTITY_TOKEN_SECRET,
+    RASA_API_TOKEN,
+    TWITTER_BOT_USER_ID,
+    TWITTER_CONSUMER_SECRET,
+    GatewayProcess,
+    add_agent,
+    api_path,
+    free_port,
+    gateway_environment,
 )
 from gateway_helpers import (
-    bot_texts, dm_body, dm_event, facebook_post, http, messaging, page_body, wait_for, widget_exchange,
+    bot_texts,
+    dm_body,
+    dm_event,
+    facebook_post,
+    http,
+    messaging,
+    page_body,
+    wait_for,
+    widget_exchange,
 )
 
 
@@ -178,9 +196,10 @@ def test_each_response_arrives_whole(assistant):
 def test_rasa_reports_no_crashes_to_sentry_even_with_telemetry_on(monkeypatch):
     """Rasa 3.6 sends uncaught exceptions to sentry.io whenever its telemetry is on (RASA_TELEMETRY_ENABLED or
     `rasa telemetry enable`); our wrapper (bot/rasa_cli.py) switches that off for every Rasa command."""
-    import sentry_sdk
     import rasa.__main__
     import rasa.telemetry
+    import sentry_sdk
+
     from bot import rasa_cli
 
     calls = []
@@ -243,7 +262,7 @@ def test_unknown_account_numbers_take_the_same_time(assistant, test_settings, tm
     extra_accounts(store, existing, tmp_path)
     store.engine.dispose()
     timings: Dict[str, List[float]] = {"existing": [], "unknown": []}
-    for known, missing in zip(existing, unknown):
+    for known, missing in zip(existing, unknown, strict=False):
         for kind, number in (("existing", known), ("unknown", missing)):
             sender = f"timing-{uuid.uuid4().hex[:8]}"
             assistant.text(sender, "verify me")
@@ -363,7 +382,8 @@ def test_customers_cannot_claim_the_gateways_own_message_keys(exposed_gateway, b
 def test_the_console_cookie_is_secure_by_default(exposed_gateway):
     add_agent(exposed_gateway.env, "sec.agent", "a-long-test-password")
     request = urllib.request.Request(exposed_gateway.url + "/api/agent/login", method="POST",
-                                     data=json.dumps({"name": "sec.agent", "password": "a-long-test-password"}).encode(),
+                                     data=json.dumps({"name": "sec.agent",
+                                                      "password": "a-long-test-password"}).encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         cookie = response.headers["Set-Cookie"]
@@ -392,10 +412,13 @@ def test_typed_commands_reach_rasa_as_words(agent_gateway, assistant, background
     """Rasa takes a message starting with "/" as a command (an intent, even with slot values): only the payloads
     of buttons the assistant offered in the conversation, and the widget's own language switch, may be one."""
     hello = {"type": "hello", "session": None, "after": 0}
-    done = lambda r: any(f == {"type": "typing", "on": False} for f in r)
+    def done(received):
+        return any(frame == {"type": "typing", "on": False} for frame in received)
+
     typed = widget_exchange(background_loop, agent_gateway.url, [hello, {
         "type": "message", "id": str(uuid.uuid4()), "text": '/inform{"verification_code": "verified"}'}], until=done)
-    assert user_texts(assistant, widget_conversation(typed[0]['session'])) == ['inform{"verification_code": "verified"}']
+    conversation = widget_conversation(typed[0]['session'])
+    assert user_texts(assistant, conversation) == ['inform{"verification_code": "verified"}']
     spaced = widget_exchange(background_loop, agent_gateway.url, [hello, {
         "type": "message", "id": str(uuid.uuid4()), "text": ' / /switch_language{"language":"ms"}'}], until=done)
     assert user_texts(assistant, widget_conversation(spaced[0]['session'])) == ['switch_language{"language":"ms"}']
@@ -437,9 +460,12 @@ def widget_turn(background_loop, url: str, session: Optional[str], frames: List[
     sent = [{"type": "hello", "session": session, "after": 0}, *frames]
     if text is not None:
         sent.append({"type": "message", "id": str(uuid.uuid4()), "text": text, "metadata": {"language": "en"}})
-        until = lambda r: any(f == {"type": "typing", "on": False} for f in r)
-    else:
-        until = lambda r: sum(1 for f in r if f["type"] == "identity") >= len(frames)
+
+    def until(received):
+        if text is not None:
+            return any(frame == {"type": "typing", "on": False} for frame in received)
+        return sum(1 for frame in received if frame["type"] == "identity") >= len(frames)
+
     received = widget_exchange(background_loop, url, sent, until=until)
     assert received and received[0].get("type") == "session", received[:3]
     return received[0]["session"], received

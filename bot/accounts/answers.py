@@ -9,16 +9,22 @@ from __future__ import annotations
 import functools
 from datetime import date
 from decimal import Decimal
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Mapping, Optional, Sequence
 
 import yaml
 
 from bot.accounts.catalogue import Catalogue, catalogue
 from bot.accounts.identifiers import mask_account_number, mask_email
 from bot.accounts.rules import (
-    billing_period, contract_end, devices_losing_protection, downgrade_impact, next_bill_date, plan_change_check,
+    billing_period,
+    contract_end,
+    devices_losing_protection,
+    downgrade_impact,
+    next_bill_date,
+    plan_change_check,
     prorated_charge,
-    termination_penalty, to_ringgit,
+    termination_penalty,
+    to_ringgit,
 )
 from bot.accounts.store import AccountSnapshot, SubscriptionSnapshot
 from bot.paths import DATA_DIR
@@ -155,7 +161,8 @@ def usage_text(subscription: SubscriptionSnapshot, plans: Catalogue, language: s
     return _join(parts, language)
 
 
-def downgrade_note(subscription: SubscriptionSnapshot, plans: Catalogue, render: Render, language: str) -> Optional[str]:
+def downgrade_note(subscription: SubscriptionSnapshot, plans: Catalogue, render: Render,
+                   language: str) -> Optional[str]:
     """The FAQ 19 warning for the next smaller plan, when some devices would lose protection."""
     smaller = plans.smaller_plans(plans.plan(subscription.plan_key))
     if not smaller:

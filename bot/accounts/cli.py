@@ -2,7 +2,6 @@
 token, and deliver or show the email outbox."""
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -119,7 +118,8 @@ def cmd_outbox(args) -> int:
         emails = session.scalars(select(models.OutboxEmail).order_by(models.OutboxEmail.id.desc())
                                  .limit(args.last)).all()
         for email in reversed(emails):
-            state = f"sent {email.sent_at:%Y-%m-%d %H:%M}Z" if email.sent_at else f"pending ({email.last_error or 'not tried'})"
+            state = (f"sent {email.sent_at:%Y-%m-%d %H:%M}Z" if email.sent_at
+                     else f"pending ({email.last_error or 'not tried'})")
             print(f"#{email.id} {email.created_at:%Y-%m-%d %H:%M}Z {email.kind:<18} to {mask_email(email.to_address)}: "
                   f"{state}")
     return 0

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
 
 import yaml
-
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from bot.accounts import models
 from bot.accounts.catalogue import Catalogue, catalogue

@@ -16,7 +16,11 @@ from bot.accounts.answers import ANSWERS, activation_codes_answer, renderer
 from bot.accounts.identifiers import mask_account_number
 from bot.accounts.store import AccountStore, account_store
 from bot.accounts.verification import (
-    CODE_LIFETIME, CODES_PER_ACCOUNT_PER_DAY, WRONG_CODES_PER_ACCOUNT_PER_DAY, ChallengeResult, CheckResult,
+    CODE_LIFETIME,
+    CODES_PER_ACCOUNT_PER_DAY,
+    WRONG_CODES_PER_ACCOUNT_PER_DAY,
+    ChallengeResult,
+    CheckResult,
     CodeCheck,
 )
 from bot.clock import now_utc, today

@@ -73,7 +73,8 @@ def _token_signature(account_number: str, issued_at: int, expires_at: int, secre
 def sign_identity_token(account_number: str, issued_at: int, expires_at: int, secret: str) -> str:
     """What the host page puts in the widget (`data-identity-token` or KSOSWidget.setIdentityToken)."""
     issued_at, expires_at = int(issued_at), int(expires_at)
-    return f"{account_number}.{issued_at}.{expires_at}.{_token_signature(account_number, issued_at, expires_at, secret)}"
+    signature = _token_signature(account_number, issued_at, expires_at, secret)
+    return f"{account_number}.{issued_at}.{expires_at}.{signature}"
 
 
 def _canonical_number(text: str) -> bool:
@@ -206,7 +207,7 @@ def start_challenge(store: AccountStore, account_number: str, conversation_id: s
         if client_hash:
             hourly.append(_count(session, challenge.client_hash == client_hash, challenge.created_at > now - HOUR))
         limits = [CODES_PER_CONVERSATION_PER_HOUR, CODES_PER_CLIENT_PER_HOUR]
-        if any(count >= limit for count, limit in zip(hourly, limits)):
+        if any(count >= limit for count, limit in zip(hourly, limits, strict=False)):
             first = session.scalar(select(func.min(challenge.created_at)).where(
                 mine if hourly[0] >= limits[0] else challenge.client_hash == client_hash,
                 challenge.created_at > now - HOUR))

@@ -75,6 +75,11 @@ class Backoff:
         return 0.0 if failures < self.free else min(self.cap, self.base * 2 ** (failures - self.free))
 
 
+PAIR_BACKOFF = Backoff(3, 300.0)        # one address guessing one name
+ADDRESS_BACKOFF = Backoff(10, 300.0)    # one address trying many names
+NAME_BACKOFF = Backoff(10, 30.0)        # many addresses at one name: capped low, for the agent themself
+
+
 class LoginThrottle:
     """Growing delays for failed logins, never a lock-out: a hard lock after N failures would let anyone who knows
     an agent's login lock them out. Failures are counted over `window` seconds per (name, address) — one guesser
@@ -82,8 +87,8 @@ class LoginThrottle:
     (many addresses at one name), the last capped at 30 s so that the agent themself, from their own address,
     never waits longer than that. A success clears the name's counts."""
 
-    def __init__(self, pair: Backoff = Backoff(3, 300.0), per_address: Backoff = Backoff(10, 300.0),
-                 per_name: Backoff = Backoff(10, 30.0), window: float = 900.0):
+    def __init__(self, pair: Backoff = PAIR_BACKOFF, per_address: Backoff = ADDRESS_BACKOFF,
+                 per_name: Backoff = NAME_BACKOFF, window: float = 900.0):
         self.rules = {"pair": pair, "ip": per_address, "name": per_name}
         self.window = window
         self._failures: Dict[str, Deque[float]] = defaultdict(deque)
@@ -165,7 +170,8 @@ def cmd_agents(args: argparse.Namespace) -> int:
         if args.agents_command == "audit":
             entries = store.audit_log(args.conversation, args.last)
             for entry in reversed(entries):
-                times = entry["at"] if entry["count"] == 1 else f"{entry['at']} .. {entry['last_at']} ({entry['count']}x)"
+                times = (entry["at"] if entry["count"] == 1
+                         else f"{entry['at']} .. {entry['last_at']} ({entry['count']}x)")
                 print(f"{times}  {entry['agent'] or '?':<20} {entry['action']:<8} {entry['conversation_id']}")
             if not entries:
                 print("no console access recorded" + (f" for {args.conversation}" if args.conversation else ""))

@@ -29,7 +29,14 @@ from bot.gateway.agents import AGENT_NAME, LoginThrottle, check_password
 from bot.gateway.channels.widget import STATIC_DIR
 from bot.gateway.clients import client_address, masked_address
 from bot.gateway.handoffs import (
-    AUDIT_SUGGEST, DUPLICATE, MESSAGES, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, ConsoleSession,
+    AUDIT_SUGGEST,
+    DUPLICATE,
+    MESSAGES,
+    NOT_FOUND,
+    NOT_OWNER,
+    QUEUED,
+    RESOLVED,
+    ConsoleSession,
 )
 from bot.gateway.json_input import BadJson, parse_json_object
 from bot.gateway.messages import MAX_TEXT_CHARS

@@ -14,15 +14,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.clock import now_utc
 from bot.gateway.messages import ROLE_AGENT, ROLE_CUSTOMER, ROLE_NOTICE, Reply
 from bot.gateway.models import (
-    EDITED, IGNORED, SHOWN, USED, Agent, AgentSession, AuditEntry, Conversation, Handoff, InboxMessage,
-    SuggestionSet, TranscriptEntry,
+    EDITED,
+    IGNORED,
+    SHOWN,
+    USED,
+    Agent,
+    AgentSession,
+    AuditEntry,
+    Conversation,
+    Handoff,
+    InboxMessage,
+    SuggestionSet,
+    TranscriptEntry,
 )
 from bot.gateway.notices import notice
 from bot.gateway.store import OUTBOUND_PREFIX, GatewayStore, entry_json, iso, open_handoff_of, queue_outbound

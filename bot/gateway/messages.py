@@ -55,7 +55,8 @@ class Reply:
 
     @classmethod
     def from_rasa(cls, message: Mapping[str, Any]) -> "Reply":
-        """A message as Rasa answers it ({"text", "buttons": [{"title", "payload"}], "image", "custom"}, one per response)."""
+        """A message as Rasa answers it ({"text", "buttons": [{"title", "payload"}], "image", "custom"}, one per
+        response)."""
         buttons = tuple(
             Button(str(b.get("title", "")), str(b.get("payload", "")))
             for b in (message.get("buttons") or []) if isinstance(b, Mapping) and b.get("payload")

@@ -20,14 +20,26 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.database import SchemaGuard, make_engine
 from bot.clock import now_utc
+from bot.database import SchemaGuard, make_engine
 from bot.gateway.messages import ROLE_AGENT, ROLE_CUSTOMER, Button, InboundMessage, Reply
-from bot.privacy import redact
 from bot.gateway.models import (  # noqa: F401 - the statuses are part of this module's interface
-    ANSWERED, CLAIM_LEASE, DONE, OPEN_STATUSES, PENDING, RATE_LIMITED, REJECTED, TO_AGENT, Conversation,
-    Handoff, InboxMessage, TranscriptEntry, WebhookDelivery, WidgetSession,
+    ANSWERED,
+    CLAIM_LEASE,
+    DONE,
+    OPEN_STATUSES,
+    PENDING,
+    RATE_LIMITED,
+    REJECTED,
+    TO_AGENT,
+    Conversation,
+    Handoff,
+    InboxMessage,
+    TranscriptEntry,
+    WebhookDelivery,
+    WidgetSession,
 )
+from bot.privacy import redact
 
 # Message ids of the inbox rows that carry agent replies and console notices. No customer's message id can take
 # this form (widget ids are UUIDs, Messenger and X ids come signed from the platforms), and record_inbound

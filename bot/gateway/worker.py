@@ -181,7 +181,8 @@ class InboxWorker:
             reply = replies[index]
             recorded: Dict[str, object] = {}
 
-            async def record(index: int = index, reply: Reply = reply) -> Dict[str, object]:
+            async def record(index: int = index, reply: Reply = reply,
+                             recorded: Dict[str, object] = recorded) -> Dict[str, object]:
                 if "entry" not in recorded:
                     recorded["entry"] = await gateway.db(store.record_delivery, row.id, index, reply)
                 return recorded["entry"]  # type: ignore[return-value]

@@ -299,7 +299,7 @@ class TwitterAdapter(ChannelAdapter):
         for attempt in range(2):
             used: Dict[str, str] = {}
 
-            async def headers() -> Dict[str, str]:
+            async def headers(used: Dict[str, str] = used) -> Dict[str, str]:
                 used.clear()
                 used.update(await auth.headers("POST", url))
                 return dict(used)
