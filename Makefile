@@ -13,11 +13,12 @@ GATEWAY_INSTALLED := $(GATEWAY_VENV)/.installed
 TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/accounts/*' -not -path 'data/gateway/*' 2>/dev/null) \
                 bot/nlu.py bot/text.py bot/language.py bot/input_check.py
 
-.PHONY: help install browser train run agent report shell test test-unit eval bench audit validate clean
+.PHONY: help install browser train run agent report shell lint test test-unit eval bench audit validate clean
 
 help:
 	@echo "make run    set up (venv, install, train if data changed) and serve the assistant"
-	@echo "make test   run every test (unit, data validation, conversations, held-out accuracy)"
+	@echo "make test   lint, then every test (unit, data validation, conversations, held-out accuracy)"
+	@echo "make lint   ruff and mypy"
 	@echo "make shell  talk to the assistant in this terminal"
 	@echo "make train  train models/ksos.tar.gz if data or config changed"
 	@echo "make eval   held-out accuracy per language: our pipeline vs Rasa's default pipeline"
@@ -78,7 +79,12 @@ validate: $(INSTALLED)
 test-unit: $(INSTALLED) $(GATEWAY_INSTALLED)
 	$(PY) -m pytest -q -m "not model" tests
 
-test: $(MODEL) $(GATEWAY_INSTALLED) $(CHROMIUM)
+# ruff (ruff.toml) on every Python file of ours, mypy (mypy.ini) on bot/.
+lint: $(INSTALLED)
+	$(PY) -m ruff check bot actions tests
+	$(PY) -m mypy
+
+test: lint $(MODEL) $(GATEWAY_INSTALLED) $(CHROMIUM)
 	$(PY) -m pytest tests
 
 eval: $(MODEL)

@@ -57,7 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     prepare_checkout()
     settings = load_settings()
-    from bot.database import make_engine, upgrade
+    from bot.database import make_engine
+    from bot.schema import upgrade
 
     engine = make_engine(settings.database_url)      # migrate once, before the processes that share the database
     upgrade(engine)
@@ -127,7 +128,8 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
     """`db upgrade`: migrate DATABASE_URL to the newest revision; `db current`: the revision it is at."""
-    from bot.database import current_revision, head_revision, make_engine, upgrade
+    from bot.database import make_engine
+    from bot.schema import current_revision, head_revision, upgrade
 
     engine = make_engine(load_settings().database_url)
     try:

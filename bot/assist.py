@@ -104,6 +104,8 @@ def suggestions(parse_data: Optional[Mapping], text: str, language: str, kb: Opt
     result = []
     for key, confidence in rank_answers(parse_data, index.similarity(text), kb.keys(), limit):
         answer = kb.get(key)
+        if answer is None:
+            continue
         own = account_answer(key) if account_answer and key in ACCOUNT_AWARE_KEYS else None
         result.append(Suggestion(key=key, title=answer.title(language), answer=own or answer.text(language),
                                  source=answer.source, confidence=confidence, account_aware=own is not None))

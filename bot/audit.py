@@ -226,7 +226,7 @@ def venv_versions(venv: Path) -> Optional[Dict[str, str]]:
         return None
     versions: Dict[str, str] = {}
     for distribution in metadata.distributions(path=[str(path) for path in directories]):
-        name, version = distribution.metadata.get("Name"), distribution.version
+        name, version = distribution.metadata["Name"], distribution.version
         if name and version:
             versions.setdefault(canonical_name(name), str(version))
     return versions

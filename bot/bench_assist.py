@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import aiohttp
 
 from bot.assist import SUGGESTIONS, example_index, rank_answers
-from bot.bench import latency_summary
+from bot.bench_measure import latency_summary
 from bot.evaluation import LANGUAGE_FILES, TestExample, load_test_set
 from bot.knowledge import knowledge_base
 

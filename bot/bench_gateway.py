@@ -15,12 +15,12 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import aiohttp
 from aiohttp import web
 
-from bot.bench import RasaEndpoints, latency_summary, rss_mb, timed_posts
+from bot.bench_measure import RasaEndpoints, latency_summary, rss_mb, timed_posts
 from bot.services import assistant_services, child_environment
 from bot.settings import load_settings
 
@@ -149,9 +149,10 @@ async def _measure(settings, env, messages: List[str], requests: int, log_dir: P
         messages = await answered_by_the_assistant(rasa, messages)
         # warm-up, not measured
         await measure_paths(rasa, f"http://127.0.0.1:{settings.gateway_port}", graph, messages[:5], 5)
-        results = await measure_paths(rasa, f"http://127.0.0.1:{settings.gateway_port}", graph, messages, requests)
-        gateway = next(s for s in group.services if s.name == "gateway")
-        results["gateway_rss_mb"] = round(rss_mb(gateway.process.pid))
+        results: Dict[str, Any] = dict(await measure_paths(rasa, f"http://127.0.0.1:{settings.gateway_port}", graph,
+                                                           messages, requests))
+        gateway = next(s for s in group.services if s.name == "gateway" and s.process)
+        results["gateway_rss_mb"] = round(rss_mb(gateway.process.pid))  # type: ignore[union-attr]
         return results
     finally:
         group.stop()

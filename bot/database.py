@@ -1,31 +1,16 @@
 """The one database of the assistant (DATABASE_URL): one SQLAlchemy metadata for every table of ours (accounts,
 verification, outbox: bot/accounts/models.py; inbox, transcript, handoffs, agents, channel state:
-bot/gateway/models.py), the engine factory, and the schema kept by Alembic migrations (bot/migrations/).
-
-`python -m bot db upgrade` (run by `make run` and `python -m bot serve`) brings a database to the newest
-revision; every store does the same when it first opens one, so a fresh SQLite file or PostgreSQL schema needs
-no step of its own. A database made before migrations existed (tables from `create_all`, no `alembic_version`) is
-taken as the baseline revision and upgraded from there. Two processes never migrate at once: PostgreSQL holds an
-advisory lock, SQLite a lock file beside the database.
-"""
+bot/gateway/models.py) and the engine factory. Its schema is kept by the migrations of bot/schema.py."""
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any
 
-from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import declarative_base
 
 Base: Any = declarative_base()
-
-MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-BASELINE = "0001_baseline"            # the schema `create_all` made before migrations existed
-ADVISORY_LOCK_KEY = 7_415_062_001     # pg_advisory_lock key of our migrations
 
 
 class OutdatedSchema(RuntimeError):
@@ -49,119 +34,3 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, future=True, pool_pre_ping=True)
-
-
-def _models() -> None:
-    """Every model module, so that Base.metadata holds every table."""
-    import bot.accounts.models  # noqa: F401
-    import bot.gateway.models  # noqa: F401
-
-
-def _alembic_config(connection: Connection):
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    return config
-
-
-def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    config = _alembic_config(None)  # type: ignore[arg-type]
-    return ScriptDirectory.from_config(config).get_current_head() or ""
-
-
-def current_revision(connection: Connection) -> Optional[str]:
-    from alembic.runtime.migration import MigrationContext
-
-    return MigrationContext.configure(connection).get_current_revision()
-
-
-@contextlib.contextmanager
-def _migration_lock(engine: Engine) -> Iterator[None]:
-    """One migrating process per database (PostgreSQL: advisory lock; SQLite: an flock'd file beside it)."""
-    backend = engine.url.get_backend_name()
-    if backend == "postgresql":
-        with engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
-            connection.commit()
-            try:
-                yield
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
-                connection.commit()
-        return
-    database = engine.url.database
-    if backend != "sqlite" or not database or database == ":memory:":
-        yield
-        return
-    with open(f"{database}.migrate.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _our_tables() -> List[str]:
-    _models()
-    return [table.name for table in Base.metadata.sorted_tables]
-
-
-def missing_columns(engine: Engine) -> List[str]:
-    """`table.column` of every column the models have and the database lacks (tables included)."""
-    _models()
-    inspector = inspect(engine)
-    present_tables = set(inspector.get_table_names())
-    missing = []
-    for table in Base.metadata.sorted_tables:
-        if table.name not in present_tables:
-            missing.append(f"{table.name} (table)")
-            continue
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        missing += [f"{table.name}.{column.name}" for column in table.columns if column.name not in present]
-    return missing
-
-
-@dataclass(frozen=True)
-class Upgraded:
-    before: Optional[str]          # the revision found (None: no migrations yet)
-    fresh: bool                    # the database had none of our tables
-    reached: str
-
-
-def upgrade(engine: Engine, revision: str = "head") -> Upgraded:
-    """Migrate the database to `revision` (the newest by default), under the migration lock."""
-    from alembic import command
-
-    with _migration_lock(engine):
-        with engine.begin() as connection:
-            config = _alembic_config(connection)
-            before = current_revision(connection)
-            ours = set(_our_tables()) & set(inspect(connection).get_table_names())
-            if before is None and ours:
-                command.stamp(config, BASELINE)          # made by create_all before migrations: the baseline
-            command.upgrade(config, revision)
-            reached = current_revision(connection) or ""
-    if revision == "head":
-        missing = missing_columns(engine)
-        if missing:
-            raise OutdatedSchema(
-                f"{engine.url.render_as_string(hide_password=True)} lacks {', '.join(missing[:8])} after the "
-                f"migrations to {reached}: its tables were changed outside them.")
-    return Upgraded(before, not ours, reached)
-
-
-class SchemaGuard:
-    """A store's "the schema is current" flag: the first use upgrades the database (cheap at the head)."""
-
-    def __init__(self, engine: Engine):
-        self.engine, self._lock, self._ready = engine, threading.Lock(), False
-
-    def ensure(self) -> None:
-        with self._lock:
-            if not self._ready:
-                upgrade(self.engine)
-                self._ready = True

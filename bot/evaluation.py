@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
@@ -185,7 +185,7 @@ def format_report(name: str, report: Dict[str, Dict[str, float]], parse_ms: floa
 def main(args: argparse.Namespace) -> int:
     examples = load_test_set()
     model = args.model or load_settings().model_path
-    results = {}
+    results: Dict[str, Dict[str, Any]] = {}
     predictions, parse_ms = predict(model, examples)
     results["ours"] = {"report": accuracy_by_language(predictions), "parse_ms": parse_ms}
     write_confusion_matrix(predictions, EVAL_DIR / "confusion_matrix.png", "KSOS pipeline, held-out set")

@@ -44,7 +44,7 @@ import functools
 import re
 import threading
 from dataclasses import dataclass
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 import spacy
 from spacy.lang.char_classes import UNITS
@@ -120,13 +120,13 @@ class _Pipeline(NamedTuple):
 _LOCK = threading.Lock()   # spaCy's vocabulary and tokenizer cache are shared, mutable and not thread-safe
 
 
-_DASH = {"ORTH": "-", "OP": "?"}                        # optional; a space between tokens needs no token
-_DIGIT_GROUP = {"TEXT": {"REGEX": r"^[0-9]{1,12}$"}}
+_DASH: Dict[str, Any] = {"ORTH": "-", "OP": "?"}      # optional; a space between tokens needs no token
+_DIGIT_GROUP: Dict[str, Any] = {"TEXT": {"REGEX": r"^[0-9]{1,12}$"}}
 
 
-def _number_patterns() -> List[List[dict]]:
+def _number_patterns() -> List[List[Dict[str, Any]]]:
     """1-4 digit groups with optional dashes; the first group may carry "+" or sit in brackets ("(03) 2345 6789")."""
-    first_variants = [
+    first_variants: List[List[Dict[str, Any]]] = [
         [{"TEXT": {"REGEX": r"^\+?[0-9]{1,12}$"}}],
         [{"ORTH": "("}, {"TEXT": {"REGEX": r"^\+?[0-9]{1,4}$"}}, {"ORTH": ")"}],
     ]
@@ -136,9 +136,10 @@ def _number_patterns() -> List[List[dict]]:
 def _build() -> _Pipeline:
     """A blank multi-language tokenizer with our splitting rules, and a matcher holding every pattern."""
     nlp = spacy.blank("xx")
-    nlp.tokenizer.infix_finditer = compile_infix_regex([*nlp.Defaults.infixes, *_INFIXES]).finditer
-    nlp.tokenizer.suffix_search = compile_suffix_regex([s for s in nlp.Defaults.suffixes if s != _UNIT_SUFFIX]).search
-    nlp.tokenizer.token_match = _EMAIL.fullmatch
+    tokenizer: Any = nlp.tokenizer
+    tokenizer.infix_finditer = compile_infix_regex([*(nlp.Defaults.infixes or ()), *_INFIXES]).finditer
+    tokenizer.suffix_search = compile_suffix_regex([s for s in nlp.Defaults.suffixes or () if s != _UNIT_SUFFIX]).search
+    tokenizer.token_match = _EMAIL.fullmatch
     group = {"TEXT": {"REGEX": r"^[A-Za-z0-9]{5}$"}}
     foreign_passport = {"TEXT": {"REGEX": _FOREIGN_PASSPORT}}
     word = {"LOWER": {"IN": _PASSPORT_WORDS}}
@@ -235,6 +236,8 @@ def _candidate(key: str, span: Span) -> Optional[_Candidate]:
     """What one matcher match (pattern `key`) found, or None when the rules drop it."""
     if key == "EMAIL":   # the address only, should the token carry more ("john@x.com/abc")
         found = _EMAIL.search(span.text)
+        if found is None:
+            return None
         start = span.start_char + found.start()
         return None if found[0].lower() in PUBLIC_EMAILS else ("EMAIL", start, start + len(found[0]))
     if key == "PASSPORT_NEAR_WORD":

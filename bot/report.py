@@ -11,6 +11,7 @@ rows from the two databases; `render_text`, `render_html` and `report_json` pres
 from __future__ import annotations
 
 import argparse
+import functools
 import html
 import json
 import statistics
@@ -19,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from sqlalchemy import and_, case, column, inspect, null, or_, select, table
 from sqlalchemy.engine import Engine, make_url
@@ -279,7 +280,7 @@ def segment_metrics(conversations: Sequence[ConversationRecord], handoffs: Seque
     """The metrics of the given conversations, their handoffs and the suggestion sets of the slice."""
     ids = {conversation.id for conversation in conversations}
     handoffs = [handoff for handoff in handoffs if handoff.conversation_id in ids]
-    reasons = {reason: set() for reason in HANDOFF_REASONS}
+    reasons: Dict[str, Set[str]] = {reason: set() for reason in HANDOFF_REASONS}
     for handoff in handoffs:
         reasons.setdefault(handoff.reason, set()).add(handoff.conversation_id)
     waits = [(handoff.assigned_at - handoff.requested_at).total_seconds()
@@ -451,6 +452,10 @@ class Table:
     rows: Tuple[Tuple[str, ...], ...]
 
 
+def _intent_count(key: str, metrics: SegmentMetrics) -> str:
+    return str(metrics.intent_counts.get(key, 0))
+
+
 def segment_table(title: str, report: Report, metrics: Sequence[Tuple[str, Callable[[SegmentMetrics], str]]]
                   ) -> Table:
     segments = report.segments()
@@ -482,7 +487,7 @@ def report_tables(report: Report) -> List[Table]:
         ("acceptance", lambda m: percent(m.suggestions.acceptance)),
     ])
     intents = segment_table(f"Top {TOP_INTENTS} intents (customer messages)", report, [
-        (key, lambda m, key=key: str(m.intent_counts.get(key, 0))) for key, _ in report.overall.top_intents()
+        (key, functools.partial(_intent_count, key)) for key, _ in report.overall.top_intents()
     ])
     return [conversations, suggestions, intents]
 
@@ -586,7 +591,7 @@ def svg_outcome_chart(title: str, rows: Sequence[Tuple[str, SuggestionCounts]]) 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>']
     for index, (name, colour) in enumerate(OUTCOME_COLOURS.items()):
-        left = label_width + index * 80
+        left: float = label_width + index * 80
         parts.append(f'<rect x="{left}" y="6" width="12" height="12" fill="{colour}"/>'
                      f'<text x="{left + 16}" y="17">{escape(name)}</text>')
     for index, (label, counts) in enumerate(rows):

@@ -2,11 +2,15 @@
 PostgreSQL), without Rasa: the model's scores are given as parse data."""
 import pytest
 
+from bot.accounts.service import AccountService
+from bot.accounts.store import account_store
 from bot.accounts.verification import mark_verified
 from bot.clock import now_utc
-from bot.gateway.app import Gateway
+from bot.gateway.calls import DatabaseCalls
 from bot.gateway.config import GatewaySettings
 from bot.gateway.console import Console, parse_suggestion, same_origin
+from bot.gateway.handoffs import HandoffStore
+from bot.gateway.store import GatewayStore
 from conftest import TEST_SECRETS
 
 VERIFIED, ANONYMOUS = "widget:verified-customer", "widget:anonymous-customer"
@@ -26,11 +30,14 @@ def penalty_question():
 
 @pytest.fixture
 def console(demo_store, account_store_url):
-    gateway = Gateway(GatewaySettings.from_env({**TEST_SECRETS, "DATABASE_URL": account_store_url}))
+    settings = GatewaySettings.from_env({**TEST_SECRETS, "DATABASE_URL": account_store_url})
+    store, db = GatewayStore(account_store_url), DatabaseCalls()
+    accounts = AccountService(settings.shared, store=account_store(account_store_url,
+                                                                   settings.shared.data_encryption_key))
     mark_verified(demo_store, VERIFIED, "1000000003", "code", now_utc(), channel="widget")
-    yield Console(gateway)
-    gateway.store.dispose()
-    gateway.executor.shutdown(wait=False)
+    yield Console(settings, store, db, HandoffStore(store), accounts, rasa=None, wake_worker=lambda: None)
+    store.dispose()
+    db.close()
 
 
 def test_the_verified_account_summary_masks_the_number(console):

@@ -186,7 +186,7 @@ def gateway(test_settings, platforms, rasa_switch, tmp_path_factory):
         GATEWAY_RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT), WIDGET_ALLOWED_ORIGINS="https://shop.example.my",
     )
     process = GatewayProcess(env, folder / "gateway.log", free_port())
-    process.tokens = TokenStore(GatewayStore(env["DATABASE_URL"]), Cipher(test_settings.data_encryption_key))
+    process.tokens = TokenStore(GatewayStore(env["DATABASE_URL"]), lambda: Cipher(test_settings.data_encryption_key))
     process.tokens.save(TWITTER_BOT_USER_ID, platforms.x.issue())      # as `python -m bot x authorize` leaves it
     process.start()
     yield process

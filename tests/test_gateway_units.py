@@ -366,32 +366,35 @@ def test_settings_disable_channels_without_secrets_and_read_every_variable():
     with pytest.raises(ValueError, match="TWITTER_AAA_UNTIL"):
         GatewaySettings.from_env({"TWITTER_AAA_UNTIL": "next year"})
 
-    from bot.gateway.app import Gateway
+    from bot.gateway.adapter import ChannelDeps
     from bot.gateway.channels.facebook import FacebookAdapter
 
-    class NoStore:
-        def dispose(self):
-            pass
-
-    adapter = FacebookAdapter(Gateway(settings, store=NoStore()))
+    adapter = FacebookAdapter(ChannelDeps(settings, http=None, db=None, store=None, receive=None))
     assert not adapter.enabled
     assert "FACEBOOK_APP_SECRET" in adapter.disabled_reason()
 
 
-def test_the_gateway_process_redacts_without_loading_tensorflow():
-    """spaCy's thinc would import TensorFlow (about 450 MB) just to see that it is there; the gateway runs none."""
+def test_the_gateway_entry_point_redacts_without_loading_tensorflow():
+    """spaCy's thinc would import TensorFlow (about 450 MB) just to see that it is there; the gateway runs none.
+    `python -m bot gateway` up to the server start, with run_app replaced by a probe of what got imported."""
     import subprocess
     import sys
 
     from bot.paths import REPO_ROOT
+    from conftest import TEST_SECRETS
 
     script = ("import sys\n"
-              "from bot.__main__ import without_ml_frameworks\n"
-              "without_ml_frameworks()\n"
-              "from bot.gateway.app import create_app\n"
-              "from bot.privacy import redact\n"
-              "assert redact('kod 482913') == 'kod [code]'\n"
-              "print(sorted(name for name in ('tensorflow', 'torch', 'jax') if sys.modules.get(name)))\n")
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+              "from aiohttp import web\n"
+              "def probe(app, **options):\n"
+              "    app.close()\n"
+              "    from bot.privacy import redact\n"
+              "    assert redact('kod 482913') == 'kod [code]'\n"
+              "    print(sorted(name for name in ('tensorflow', 'torch', 'jax') if sys.modules.get(name)))\n"
+              "web.run_app = probe\n"
+              "from bot.__main__ import main\n"
+              "sys.exit(main(['gateway', '--port', '1']))\n")
+    env = {**TEST_SECRETS, "SECRETS_FILE": "/nonexistent", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                          env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

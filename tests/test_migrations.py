@@ -1,4 +1,4 @@
-"""The schema under Alembic (bot/database.py, bot/migrations/) on SQLite and on the real local PostgreSQL: the
+"""The schema under Alembic (bot/schema.py, bot/migrations/) on SQLite and on the real local PostgreSQL: the
 migrations make exactly the models' tables; a database made by `create_all` before migrations existed, with rows
 in it, is taken as the baseline and upgraded without losing a row; a store opens a fresh database by itself; two
 processes upgrading one database at once do not collide; tables changed outside the migrations are refused."""
@@ -12,10 +12,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, func, select, text
 
 from bot.accounts import models as accounts
-from bot.database import BASELINE, Base, OutdatedSchema, _models, current_revision, head_revision, make_engine, upgrade
+from bot.database import Base, OutdatedSchema, make_engine
 from bot.gateway import models as gateway
 from bot.gateway.store import GatewayStore
 from bot.paths import REPO_ROOT
+from bot.schema import BASELINE, current_revision, head_revision, upgrade
 from conftest import TEST_SECRETS
 
 T0 = datetime(2026, 11, 30, 9, 0)
@@ -30,7 +31,6 @@ def engine(account_store_url):
 
 
 def differences(engine):
-    _models()
     with engine.connect() as connection:
         return compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata)
 
@@ -45,7 +45,6 @@ def test_the_migrations_make_exactly_the_models_tables(engine):
 
 def test_a_database_made_before_migrations_is_upgraded_and_keeps_every_row(engine, account_store_url):
     """Today's create_all schema (the baseline's tables), with rows in accounts and gateway tables."""
-    _models()
     before = MetaData()
     for table in Base.metadata.sorted_tables:
         if table.name not in ADDED_AFTER_BASELINE:

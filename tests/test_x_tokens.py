@@ -35,7 +35,7 @@ async def fake_x_api(fake: FakeX):
 @pytest.fixture
 def tokens(account_store_url):
     store = GatewayStore(account_store_url)
-    yield TokenStore(store, Cipher(DATA_ENCRYPTION_KEY))
+    yield TokenStore(store, lambda: Cipher(DATA_ENCRYPTION_KEY))
     store.dispose()
 
 

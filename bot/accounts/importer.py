@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import yaml
 from sqlalchemy import select
@@ -212,7 +212,7 @@ def validate_record(record: Record, plans: Catalogue, problems: List[str]) -> Op
     number = check.text(data, "account_number", 20)
     if number is not None and not is_account_number(number):
         check.add(f"account_number {number!r} must be exactly 10 digits")
-    clean = {
+    clean: Dict[str, Any] = {
         "account_number": number,
         "business_name": check.text(data, "business_name", 200),
         "registration_type": check.choice(data, "registration_type", models.REGISTRATION_TYPES),
@@ -230,7 +230,7 @@ def validate_record(record: Record, plans: Catalogue, problems: List[str]) -> Op
         check.add(f"email {clean['email']!r} is not an email address")
     if clean["phone"] and not PHONE.match(clean["phone"]):
         check.add(f"phone {clean['phone']!r} is not a phone number")
-    bill_day = data.get("bill_day") if data.get("bill_day") not in (None, "") else plans.default_bill_day
+    bill_day: Any = data.get("bill_day") if data.get("bill_day") not in (None, "") else plans.default_bill_day
     if not str(bill_day).isdigit() or not 1 <= int(bill_day) <= 31:
         check.add(f"bill_day {bill_day!r} must be a day of the month (1-31)")
     else:
@@ -303,7 +303,8 @@ def _validate_subscription(data: dict, plans: Catalogue, check: Checker) -> dict
 def validate_records(records: List[Record], plans: Optional[Catalogue] = None) -> List[dict]:
     plans = plans or catalogue()
     problems: List[str] = []
-    clean, seen = [], {}
+    clean: List[Dict[str, Any]] = []
+    seen: Dict[str, int] = {}
     for record in records:
         value = validate_record(record, plans, problems)
         number = record.data.get("account_number") if isinstance(record.data, dict) else None

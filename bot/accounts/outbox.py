@@ -14,7 +14,7 @@ import ssl
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 from urllib.parse import parse_qs, unquote, urlparse
 
 import yaml
@@ -73,6 +73,7 @@ class SmtpTarget:
 
     def send(self, message: EmailMessage, timeout: float = 20.0) -> None:
         context = ssl.create_default_context()
+        client: smtplib.SMTP
         if self.ssl:
             client = smtplib.SMTP_SSL(self.host, self.port, timeout=timeout, context=context)
         else:
@@ -147,7 +148,8 @@ def deliver_pending(store: AccountStore, smtp_url: str, sender: str,
             error_text = f"{type(error).__name__}: {error}"[:500]
             logger.warning("email %s to %s not sent (try %s): %s", email.id, mask_email(email.to_address),
                            email.attempts, error_text)
-        sent = {"last_error": error_text} if error_text else {"last_error": None, "sent_at": now_utc(), "body": ""}
+        sent: Dict[str, Any] = ({"last_error": error_text} if error_text
+                                else {"last_error": None, "sent_at": now_utc(), "body": ""})
         with store.session() as session:
             session.execute(
                 update(models.OutboxEmail).where(models.OutboxEmail.id == email.id).values(claimed_until=None, **sent)

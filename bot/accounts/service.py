@@ -98,9 +98,9 @@ class AccountService:
     def check_code(self, conversation_id: str, code: str, channel: str = "") -> CheckResult:
         now = self.now()
         result = verification.check_code(self.store, conversation_id, code, now)
-        if result.outcome is CodeCheck.VERIFIED:
+        if result.outcome is CodeCheck.VERIFIED and result.account_number:
             verification.mark_verified(self.store, conversation_id, result.account_number, "code", now, channel)
-        if result.alert:
+        if result.alert and result.account_number:
             self._alert_owner(result.account_number, result.alert)
             self.deliver_emails()
         return result
@@ -141,6 +141,8 @@ class AccountService:
             return 0, False
         now = self.now()
         snapshot = self.store.snapshot(account_number)
+        if snapshot is None:
+            return 0, False
         with self.store.session() as session:
             if outbox.sent_since(session, "activation_codes", email, now - ACTIVATION_CODES_INTERVAL):
                 return len(codes), True

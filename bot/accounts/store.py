@@ -18,7 +18,8 @@ from bot.accounts import models
 from bot.accounts.catalogue import catalogue
 from bot.accounts.crypto import Cipher
 from bot.accounts.rules import Device
-from bot.database import SchemaGuard, make_engine
+from bot.database import make_engine
+from bot.schema import SchemaGuard
 from bot.settings import MissingSecret
 
 

@@ -1,6 +1,7 @@
 """The interface every channel implements. An adapter owns its webhook routes (turning channel events into
-InboundMessage for Gateway.receive) and the way replies reach its customers; everything else — the inbox,
-Rasa, retries, notices — is shared."""
+InboundMessage for the inbox's `receive`) and the way replies reach its customers; everything else — the inbox,
+Rasa, retries, notices — is shared. An adapter gets what it uses (ChannelDeps) from the app factory
+(bot/gateway/app.py) and imports nothing above it."""
 from __future__ import annotations
 
 import abc
@@ -9,20 +10,34 @@ import inspect
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, FrozenSet, Mapping, Optional, Union
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Dict, FrozenSet, Mapping, Optional, Union
 
 import aiohttp
 from aiohttp import web
 
+from bot.gateway.calls import DatabaseCalls
+from bot.gateway.config import GatewaySettings
 from bot.gateway.json_input import BadJson, parse_json_object
 from bot.gateway.messages import Reply
-
-if TYPE_CHECKING:
-    from bot.gateway.app import Gateway
+from bot.gateway.store import GatewayStore, Recorded
 
 logger = logging.getLogger(__name__)
 
 RecordDelivery = Callable[[], Awaitable[Dict[str, Any]]]
+# The inbox's receive(message, has_attachments=False): store the message, then have it answered.
+Receive = Callable[..., Awaitable[Recorded]]
+
+
+@dataclass(frozen=True)
+class ChannelDeps:
+    """What a channel adapter is given: the settings, the outbound HTTP session, the store and its thread pool,
+    and where inbound messages go."""
+    settings: GatewaySettings
+    http: aiohttp.ClientSession
+    db: DatabaseCalls
+    store: GatewayStore
+    receive: Receive
 
 
 class DeliveryError(Exception):
@@ -49,8 +64,9 @@ class ChannelAdapter(abc.ABC):
     # an option's words is then taken as that button (messages.chosen_option).
     numbered_options: bool = False
 
-    def __init__(self, gateway: "Gateway"):
-        self.gateway = gateway
+    def __init__(self, deps: ChannelDeps):
+        self.settings, self.http, self.db, self.store = deps.settings, deps.http, deps.db, deps.store
+        self.receive = deps.receive
 
     def missing_settings(self) -> Dict[str, bool]:
         """Settings this channel needs, mapped to whether each is missing. Any missing → the channel is off."""

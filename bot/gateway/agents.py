@@ -139,7 +139,7 @@ class LoginThrottle:
         for kind in ("pair", "name"):
             self._failures.pop(keys.get(kind, ""), None)
         failures = self._failures.get(keys.get("ip", ""))
-        if failures is not None and attempt in failures:
+        if failures is not None and attempt is not None and attempt in failures:
             failures.remove(attempt)
             if not failures:
                 del self._failures[keys["ip"]]

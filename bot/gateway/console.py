@@ -15,7 +15,7 @@ import logging
 import math
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 import aiohttp
 from aiohttp import web
@@ -23,11 +23,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot import assist
 from bot.accounts.answers import account_summary
+from bot.accounts.service import AccountService
 from bot.clock import today
 from bot.fallback import RETRIEVAL_INTENTS, rank_candidates
 from bot.gateway.agents import AGENT_NAME, LoginThrottle, check_password
+from bot.gateway.calls import DatabaseCalls
 from bot.gateway.channels.widget import STATIC_DIR
 from bot.gateway.clients import client_address, masked_address
+from bot.gateway.config import GatewaySettings
 from bot.gateway.handoffs import (
     AUDIT_SUGGEST,
     DUPLICATE,
@@ -37,15 +40,15 @@ from bot.gateway.handoffs import (
     QUEUED,
     RESOLVED,
     ConsoleSession,
+    HandoffStore,
 )
 from bot.gateway.json_input import BadJson, parse_json_object
 from bot.gateway.messages import MAX_TEXT_CHARS
+from bot.gateway.rasa_client import RasaClient
+from bot.gateway.store import GatewayStore
 from bot.knowledge import domain_responses, knowledge_base
 from bot.language import SUPPORTED_LANGUAGES, detect_language
 from bot.secret_compare import same_secret
-
-if TYPE_CHECKING:
-    from bot.gateway.app import Gateway
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +85,14 @@ async def json_body(request: web.Request) -> Dict[str, Any]:
 
 
 class Console:
-    def __init__(self, gateway: "Gateway"):
-        self.gateway = gateway
-        self.handoffs = gateway.handoffs
+    """Given the settings, the store and its thread pool, the handoffs, the account side, Rasa (to parse for agent
+    assist) and a way to wake the inbox worker (an agent's reply or a hand-back is waiting in the inbox)."""
+
+    def __init__(self, settings: GatewaySettings, store: GatewayStore, db: DatabaseCalls, handoffs: HandoffStore,
+                 accounts: AccountService, rasa: RasaClient, wake_worker: Callable[[], None]):
+        self.settings, self.store, self.db, self.handoffs = settings, store, db, handoffs
+        self.accounts, self.rasa, self.wake_worker = accounts, rasa, wake_worker
         self.throttle = LoginThrottle()
-        self.accounts = gateway.accounts
 
     def add_routes(self, app: web.Application) -> None:
         static = STATIC_DIR
@@ -124,7 +130,7 @@ class Console:
             if request.method == "POST" and not same_origin(request):
                 return error(403, "csrf", "Cross-site request refused.")
             try:
-                session = await self.gateway.db(self.handoffs.session_for, request.cookies.get(COOKIE))
+                session = await self.db(self.handoffs.session_for, request.cookies.get(COOKIE))
             except SQLAlchemyError:
                 return error(503, "unavailable", "The database is unavailable. Please try again.")
             if session is None:
@@ -145,7 +151,7 @@ class Console:
         name, password = body.get("name"), body.get("password")
         if not isinstance(name, str) or not isinstance(password, str) or len(name) > 80 or len(password) > 1000:
             return error(400, "bad_request", "Name and password are required.")
-        address = client_address(request, self.gateway.settings.trusted_proxies)
+        address = client_address(request, self.settings.trusted_proxies)
         wait = self.throttle.wait(name, address)
         if wait > 0:
             seconds = math.ceil(wait)
@@ -154,7 +160,7 @@ class Console:
             response.headers["Retry-After"] = str(seconds)
             return response
         attempt = self.throttle.failed(name, address)      # counted before the 0.1 s check: no burst gets through
-        found = await self.gateway.db(self.handoffs.password_hash, name)
+        found = await self.db(self.handoffs.password_hash, name)
         valid = await asyncio.get_running_loop().run_in_executor(
             None, check_password, password, found[1] if found else None)
         if not found or not valid:
@@ -163,10 +169,10 @@ class Console:
             return error(401, "invalid_credentials")
         self.throttle.succeeded(name, address, attempt)
         agent = found[0]
-        token, csrf = await self.gateway.db(self.handoffs.create_session, agent)
+        token, csrf = await self.db(self.handoffs.create_session, agent)
         response = web.json_response({"agent": agent.to_json(), "csrf_token": csrf})
         response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
-                            secure=not self.gateway.settings.console_insecure_cookie, max_age=24 * 3600)
+                            secure=not self.settings.console_insecure_cookie, max_age=24 * 3600)
         logger.info("console: %s logged in", agent.name)
         return response
 
@@ -174,7 +180,7 @@ class Console:
         return web.json_response({"agent": session.agent.to_json(), "csrf_token": session.csrf_token})
 
     async def logout(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
-        await self.gateway.db(self.handoffs.end_session, request.cookies.get(COOKIE))
+        await self.db(self.handoffs.end_session, request.cookies.get(COOKIE))
         response = web.json_response({})
         response.del_cookie(COOKIE, path="/")
         return response
@@ -182,7 +188,7 @@ class Console:
     # --- queue and conversations ------------------------------------------------------------------------------
 
     async def queue(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
-        return web.json_response({"conversations": await self.gateway.db(self.handoffs.queue, session.agent.id)})
+        return web.json_response({"conversations": await self.db(self.handoffs.queue, session.agent.id)})
 
     def _account(self, conversation_id: str, channel: str) -> Optional[Dict[str, Any]]:
         number = self.accounts.verified_account(conversation_id, channel)
@@ -193,19 +199,19 @@ class Console:
         """The transcript and, while the conversation is handed over, the verified account; a conversation the
         agent handed back is shown as it was then (readable_until), without the account."""
         conversation_id, until = conversation["conversation_id"], readable_until(conversation)
-        transcript = await self.gateway.db(self.gateway.store.history, conversation_id, after, 500, until,
+        transcript = await self.db(self.store.history, conversation_id, after, 500, until,
                                            conversation.get("hand_back_seq"))
-        account = None if until else await self.gateway.db(self._account, conversation_id, conversation["channel"])
+        account = None if until else await self.db(self._account, conversation_id, conversation["channel"])
         return {"conversation": conversation, "transcript": transcript, "account": account}
 
     async def open(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
         conversation_id = request.match_info["conversation_id"]
-        conversation, taken = await self.gateway.db(self.handoffs.take, conversation_id, session.agent)
+        conversation, taken = await self.db(self.handoffs.take, conversation_id, session.agent)
         if conversation is None:
             return error(404, "not_found", MESSAGES[NOT_FOUND])
         if taken:
             logger.info("console: %s took %s", session.agent.name, conversation_id)
-            self.gateway.worker.wake()
+            self.wake_worker()
         return web.json_response(await self._conversation_json(conversation, 0))
 
     async def conversation(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
@@ -214,7 +220,7 @@ class Console:
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 15):
             return error(400, "bad_request", "`after` must be a whole number of at most 15 digits.")
         after = int(raw)
-        conversation = await self.gateway.db(self.handoffs.view, conversation_id, session.agent.id)
+        conversation = await self.db(self.handoffs.view, conversation_id, session.agent.id)
         if conversation is None:
             return error(404, "not_found", MESSAGES[NOT_FOUND])
         return web.json_response(await self._conversation_json(conversation, after))
@@ -230,19 +236,19 @@ class Console:
         if len(text) > MAX_TEXT_CHARS:
             return error(400, "too_long", f"The reply is longer than {MAX_TEXT_CHARS:,} characters.")
         suggestion = parse_suggestion(body.get("suggestion"))
-        outcome = await self.gateway.db(self.handoffs.reply, conversation_id, session.agent, text.strip(),
+        outcome = await self.db(self.handoffs.reply, conversation_id, session.agent, text.strip(),
                                         client_id, suggestion)
         if outcome == NOT_FOUND:
             return error(404, "not_found", MESSAGES[NOT_FOUND])
         if outcome in (RESOLVED, NOT_OWNER):
             return error(409, outcome, MESSAGES[outcome])
         if outcome == QUEUED:
-            self.gateway.worker.wake()
+            self.wake_worker()
         return web.json_response({"status": "duplicate" if outcome == DUPLICATE else "queued"}, status=202)
 
     async def resolve(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
         conversation_id = request.match_info["conversation_id"]
-        outcome = await self.gateway.db(self.handoffs.resolve, conversation_id, session.agent)
+        outcome = await self.db(self.handoffs.resolve, conversation_id, session.agent)
         if outcome == NOT_FOUND:
             return error(404, "not_found", MESSAGES[NOT_FOUND])
         if outcome == NOT_OWNER:
@@ -250,7 +256,7 @@ class Console:
         if outcome != RESOLVED:
             return error(409, RESOLVED, "This conversation has already been resolved.")
         logger.info("console: %s resolved %s", session.agent.name, conversation_id)
-        self.gateway.worker.wake()
+        self.wake_worker()
         return web.json_response({"status": "resolved"})
 
     # --- agent assist -----------------------------------------------------------------------------------------
@@ -259,7 +265,7 @@ class Console:
         """Rasa's /model/parse of `text`, or None when Rasa can't be asked (the suggestions then rest on the
         similarity to the example questions alone)."""
         try:
-            data = await self.gateway.rasa.parse(text, RASA_PARSE_TIMEOUT)
+            data = await self.rasa.parse(text, RASA_PARSE_TIMEOUT)
             if data is None:
                 logger.warning("assist: /model/parse answered with an error")
             return data
@@ -282,7 +288,7 @@ class Console:
                 break
             ranked = rank_candidates(parse_data, kb.keys(), limit=1)
             intent = (parse_data.get("intent") or {}).get("name")
-            if ranked and (intent in RETRIEVAL_INTENTS or intent in kb):
+            if ranked and (intent in RETRIEVAL_INTENTS or (intent is not None and intent in kb)):
                 return entry, parse_data
         return newest
 
@@ -292,7 +298,7 @@ class Console:
             if conversation else None
 
         def account_answer(key: str) -> Optional[str]:
-            return self.accounts.answer(key, number, domain_responses(), language)
+            return self.accounts.answer(key, number, domain_responses(), language) if number else None
 
         return assist.suggestions(parse_data, text, language, account_answer=account_answer if number else None)
 
@@ -303,13 +309,13 @@ class Console:
         if conversation_id is not None:
             if not isinstance(conversation_id, str):
                 return error(400, "bad_request", "conversation_id must be a string.")
-            conversation = await self.gateway.db(self.handoffs.view, conversation_id, session.agent.id,
+            conversation = await self.db(self.handoffs.view, conversation_id, session.agent.id,
                                                  AUDIT_SUGGEST)
             if conversation is None:
                 return error(404, "not_found", MESSAGES[NOT_FOUND])
             if readable_until(conversation):
                 return error(409, RESOLVED, MESSAGES[RESOLVED])
-            entries = await self.gateway.db(self.handoffs.latest_customer_entries, conversation_id)
+            entries = await self.db(self.handoffs.latest_customer_entries, conversation_id)
             entry, parse_data = await self.question_among(entries)
             text = entry["text"] if entry else ""
             customer_seq = entry["seq"] if entry else None
@@ -328,11 +334,11 @@ class Console:
             return web.json_response({"set_id": None, "language": language, "text": "", "suggestions": []})
         if parse_data is None:
             parse_data = await self.parse(text)
-        found = await self.gateway.db(self._suggestions, parse_data, text, language, conversation)
+        found = await self.db(self._suggestions, parse_data, text, language, conversation)
         items = [suggestion.to_json() for suggestion in found]
         set_id = None
         if conversation_id is not None and items:
-            set_id = await self.gateway.db(self.handoffs.record_suggestions, conversation_id, session.agent,
+            set_id = await self.db(self.handoffs.record_suggestions, conversation_id, session.agent,
                                            language, customer_seq, items)
         return web.json_response({"set_id": set_id, "language": language, "text": text, "suggestions": items,
                                   "model": parse_data is not None})

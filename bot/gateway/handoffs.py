@@ -310,9 +310,10 @@ class HandoffStore:
                 update(Handoff).where(Handoff.conversation_id == conversation_id, Handoff.resolved_at.is_(None),
                                       Handoff.agent_id.is_(None))
                 .values(agent_id=agent.id, assigned_at=now)).rowcount
-            if taken:
+            handoff = open_handoff_of(session, conversation_id) if taken else None
+            if handoff is not None:
                 conversation = session.get(Conversation, conversation_id)
-                queue_outbound(session, conversation, f"joined:{open_handoff_of(session, conversation_id).id}",
+                queue_outbound(session, conversation, f"joined:{handoff.id}",
                                Reply(joined_notice(agent, conversation.language), role=ROLE_NOTICE), now)
             view = self._view(session, conversation_id, agent.id)
             if view is not None:

@@ -3,7 +3,7 @@
 Conversations, the durable inbox and the transcript (bot/gateway/store.py uses them); human agents, their login
 sessions, handoffs to agents and the agent-assist suggestion sets (bot/gateway/handoffs.py); the platforms'
 delivery ids already handled and a channel's OAuth 2.0 tokens (bot/gateway/x_api.py). `python -m bot
-report` reads them too. The schema is kept by Alembic migrations (bot/migrations/, bot/database.py).
+report` reads them too. The schema is kept by Alembic migrations (bot/migrations/, bot/schema.py).
 """
 from __future__ import annotations
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.clock import now_utc
-from bot.database import SchemaGuard, make_engine
+from bot.database import make_engine
 from bot.gateway.messages import ROLE_AGENT, ROLE_CUSTOMER, Button, InboundMessage, Reply
 from bot.gateway.models import (  # noqa: F401 - the statuses are part of this module's interface
     ANSWERED,
@@ -40,6 +40,7 @@ from bot.gateway.models import (  # noqa: F401 - the statuses are part of this m
     WidgetSession,
 )
 from bot.privacy import redact
+from bot.schema import SchemaGuard
 
 # Message ids of the inbox rows that carry agent replies and console notices. No customer's message id can take
 # this form (widget ids are UUIDs, Messenger and X ids come signed from the platforms), and record_inbound
@@ -342,7 +343,7 @@ class GatewayStore:
                 select(TranscriptEntry.buttons).where(TranscriptEntry.conversation_id == conversation_id,
                                                       TranscriptEntry.role != ROLE_CUSTOMER)
                 .order_by(TranscriptEntry.id.desc()).limit(limit)).all()
-        return {button.get("payload") for buttons in rows for button in buttons or []
+        return {str(button["payload"]) for buttons in rows for button in buttons or []
                 if isinstance(button, dict) and isinstance(button.get("payload"), str)}
 
     def last_offered_buttons(self, conversation_id: str) -> List[Button]:
@@ -355,6 +356,12 @@ class GatewayStore:
                 .order_by(TranscriptEntry.id.desc()).limit(1)).first()
         return [Button(str(b.get("title", "")), b["payload"]) for b in buttons or []
                 if isinstance(b, dict) and isinstance(b.get("payload"), str)]
+
+    def pending_count(self) -> int:
+        """Messages received and not yet answered (shown by /healthz)."""
+        with self.session() as session:
+            return session.scalar(select(func.count()).select_from(InboxMessage)
+                                  .where(InboxMessage.status.in_(OPEN_STATUSES))) or 0
 
     def delivery_seen(self, channel: str, delivery_id: str) -> bool:
         """Whether a platform delivery (X's event_uuid) was already handled: a redelivery."""

@@ -6,18 +6,19 @@ import asyncio
 import logging
 import random
 from datetime import timedelta
-from typing import TYPE_CHECKING, Dict, List, Optional, Set
+from typing import Dict, List, Mapping, Optional, Set
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.gateway.adapter import DeliveryError
+from bot.gateway.adapter import ChannelAdapter, DeliveryError
+from bot.gateway.calls import DatabaseCalls
+from bot.gateway.config import GatewaySettings
+from bot.gateway.handoffs import HandoffStore
+from bot.gateway.inbox import NoticeSender
 from bot.gateway.messages import Reply, as_words, chosen_option
-from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaUnavailable
-from bot.gateway.store import PENDING, InboxRow
+from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaClient, RasaUnavailable
+from bot.gateway.store import PENDING, GatewayStore, InboxRow
 from bot.handoff import handoff_language, handoff_reason
-
-if TYPE_CHECKING:
-    from bot.gateway.app import Gateway
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,13 @@ def retry_delay(attempts: int, cap: float) -> float:
 
 
 class InboxWorker:
-    def __init__(self, gateway: "Gateway", concurrency: int = 64):
-        self.gateway = gateway
+    """Given the store (and its thread pool), Rasa, the handoffs and the channels to deliver through."""
+
+    def __init__(self, settings: GatewaySettings, store: GatewayStore, db: DatabaseCalls, rasa: RasaClient,
+                 handoffs: HandoffStore, channels: Mapping[str, ChannelAdapter], notices: NoticeSender,
+                 concurrency: int = 64):
+        self.settings, self.store, self.db, self.rasa = settings, store, db, rasa
+        self.handoffs, self.channels, self.notices = handoffs, channels, notices
         self.concurrency = concurrency
         self._wake = asyncio.Event()
         self._active: Set[str] = set()
@@ -43,8 +49,8 @@ class InboxWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        store = self.gateway.store
-        released = await self.gateway.db(store.release_all_claims)
+        store = self.store
+        released = await self.db(store.release_all_claims)
         if released:
             logger.info("inbox: %d message(s) left unfinished by the previous run are pending again", released)
         next_handoff_check = 0.0
@@ -53,9 +59,9 @@ class InboxWorker:
             if asyncio.get_running_loop().time() >= next_handoff_check:
                 next_handoff_check = asyncio.get_running_loop().time() + HANDOFF_CHECK_SECONDS
                 await self._expire_waiting_handoffs()
-            channels = self.gateway.enabled_channels()
+            channels = [name for name, adapter in self.channels.items() if adapter.enabled]
             try:
-                due = await self.gateway.db(store.due_messages, channels) if channels else []
+                due = await self.db(store.due_messages, channels) if channels else []
             except SQLAlchemyError as error:
                 logger.error("inbox: database unavailable (%s); retrying", type(error).__name__)
                 due = []
@@ -72,11 +78,11 @@ class InboxWorker:
                 pass
 
     async def _expire_waiting_handoffs(self) -> None:
-        minutes = self.gateway.settings.handoff_wait_minutes
+        minutes = self.settings.handoff_wait_minutes
         if minutes <= 0:
             return
         try:
-            expired = await self.gateway.db(self.gateway.handoffs.expire_waiting, timedelta(minutes=minutes))
+            expired = await self.db(self.handoffs.expire_waiting, timedelta(minutes=minutes))
         except SQLAlchemyError as error:
             logger.error("handoffs: database unavailable (%s)", type(error).__name__)
             return
@@ -92,7 +98,7 @@ class InboxWorker:
 
     async def _process(self, row_id: int, conversation_id: str) -> None:
         try:
-            row = await self.gateway.db(self.gateway.store.claim, row_id)
+            row = await self.db(self.store.claim, row_id)
             if row is not None:
                 await self._handle(row)
         except SQLAlchemyError as error:
@@ -100,7 +106,7 @@ class InboxWorker:
         except Exception:  # noqa: BLE001 - one bad message must not stop the worker
             logger.exception("inbox %s: unexpected error; will retry", row_id)
             try:
-                await self.gateway.db(self.gateway.store.schedule_retry, row_id, 30.0, "unexpected error")
+                await self.db(self.store.schedule_retry, row_id, 30.0, "unexpected error")
             except SQLAlchemyError:
                 pass
         finally:
@@ -108,7 +114,7 @@ class InboxWorker:
             self.wake()
 
     async def _handle(self, row: InboxRow) -> None:
-        adapter = self.gateway.adapters[row.channel]
+        adapter = self.channels[row.channel]
         if row.status == PENDING:
             replies = await self._ask_rasa(row)
             if replies is None:
@@ -123,34 +129,33 @@ class InboxWorker:
             await adapter.hide_typing(row.sender_id)
 
     async def _ask_rasa(self, row: InboxRow) -> Optional[List[Reply]]:
-        gateway, store = self.gateway, self.gateway.store
-        adapter = gateway.adapters[row.channel]
+        store = self.store
+        adapter = self.channels[row.channel]
         key = f"{row.channel}:{row.message_id}"
         await adapter.show_typing(row.sender_id)
         try:
             raw = None
             if row.rasa_sent:
-                raw = await gateway.rasa.replies_already_given(row.conversation_id, key)
+                raw = await self.rasa.replies_already_given(row.conversation_id, key)
                 if raw is not None:
                     logger.info("inbox %s: Rasa had already answered; replies taken from its tracker", row.id)
             if raw is None:
                 metadata = {**row.metadata, GATEWAY_MESSAGE_KEY: key}
-                raw = await gateway.rasa.send(row.conversation_id, await self._rasa_text(row), row.channel,
-                                              metadata)
+                raw = await self.rasa.send(row.conversation_id, await self._rasa_text(row), row.channel, metadata)
         except RasaUnavailable as error:
-            delay = retry_delay(row.attempts + 1, gateway.settings.retry_max_seconds)
-            attempts = await gateway.db(store.schedule_retry, row.id, delay, str(error), error.reached)
+            delay = retry_delay(row.attempts + 1, self.settings.retry_max_seconds)
+            attempts = await self.db(store.schedule_retry, row.id, delay, str(error), error.reached)
             logger.warning("inbox %s (%s): %s; attempt %d, retry in %.1f s", row.id, row.conversation_id, error,
                            attempts, delay)
             await adapter.hide_typing(row.sender_id)
-            if await gateway.db(store.take_hold_notice, row.conversation_id):
-                await gateway.send_notice(row.channel, row.sender_id, row.conversation_id, "hold_on")
+            if await self.db(store.take_hold_notice, row.conversation_id):
+                await self.notices.send(row.channel, row.sender_id, row.conversation_id, "hold_on")
             return None
         replies = [Reply.from_rasa(message) for message in raw]
         replies = [reply for reply in replies if reply.text or reply.buttons or reply.image]
         marker = next((message["custom"] for message in raw if handoff_reason(message.get("custom"))), None)
         handoff = handoff_reason(marker)
-        await gateway.db(store.save_replies, row.id, replies, handoff, handoff_language(marker))
+        await self.db(store.save_replies, row.id, replies, handoff, handoff_language(marker))
         if handoff:
             logger.info("inbox %s (%s): handed over to the agents (%s)", row.id, row.conversation_id, handoff)
         return replies
@@ -160,23 +165,23 @@ class InboxWorker:
         of the channel's own controls); otherwise what the customer typed, as words. Nobody can send Rasa a
         command ("/request_human" to flood the agents' queue, "/intent{...}" to set slots) it never offered."""
         payload = row.payload
-        adapter = self.gateway.adapters[row.channel]
+        adapter = self.channels[row.channel]
         if not payload and adapter.numbered_options and row.text:
-            offered = await self.gateway.db(self.gateway.store.last_offered_buttons, row.conversation_id)
+            offered = await self.db(self.store.last_offered_buttons, row.conversation_id)
             chosen = chosen_option(row.text, offered) if offered else None
             if chosen is not None:
                 logger.info("inbox %s: numbered option %s chosen", row.id, chosen.payload)
                 return chosen.payload
         if payload and (payload in adapter.ui_payloads
-                        or payload in await self.gateway.db(self.gateway.store.offered_payloads, row.conversation_id)):
+                        or payload in await self.db(self.store.offered_payloads, row.conversation_id)):
             return payload
         if payload:
             logger.info("inbox %s: payload not offered in this conversation; sent as words", row.id)
         return as_words(row.text)
 
     async def _deliver(self, row: InboxRow, replies: List[Reply], start: int) -> None:
-        gateway, store = self.gateway, self.gateway.store
-        adapter = gateway.adapters[row.channel]
+        store = self.store
+        adapter = self.channels[row.channel]
         for index in range(start, len(replies)):
             reply = replies[index]
             recorded: Dict[str, object] = {}
@@ -184,27 +189,27 @@ class InboxWorker:
             async def record(index: int = index, reply: Reply = reply,
                              recorded: Dict[str, object] = recorded) -> Dict[str, object]:
                 if "entry" not in recorded:
-                    recorded["entry"] = await gateway.db(store.record_delivery, row.id, index, reply)
+                    recorded["entry"] = await self.db(store.record_delivery, row.id, index, reply)
                 return recorded["entry"]  # type: ignore[return-value]
 
             try:
                 await adapter.deliver(row.sender_id, reply, record)
             except DeliveryError as error:
                 if error.retryable:
-                    delay = retry_delay(row.attempts + 1, gateway.settings.retry_max_seconds)
+                    delay = retry_delay(row.attempts + 1, self.settings.retry_max_seconds)
                     if error.retry_after is not None:        # the platform said when (X's rate-limit reset)
                         delay = max(delay, error.retry_after)
-                    await gateway.db(store.schedule_retry, row.id, delay, str(error))
+                    await self.db(store.schedule_retry, row.id, delay, str(error))
                     logger.warning("inbox %s: delivery failed (%s); retry in %.1f s", row.id, error, delay)
                     return
                 if error.recipient_unreachable:
                     logger.error("inbox %s (%s): the customer cannot be sent messages now; replies %d-%d of %d "
                                  "skipped: %s", row.id, row.conversation_id, index + 1, len(replies), len(replies),
                                  error)
-                    await gateway.db(store.finish, row.id)
+                    await self.db(store.finish, row.id)
                     return
                 logger.error("inbox %s: reply %d not deliverable, skipped: %s", row.id, index, error)
             await record()
         if not replies:
-            await gateway.db(store.finish, row.id)
+            await self.db(store.finish, row.id)
         logger.info("inbox %s (%s): answered with %d message(s)", row.id, row.conversation_id, len(replies))

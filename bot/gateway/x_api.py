@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import logging
@@ -63,8 +64,12 @@ class StoredToken:
 class TokenStore:
     """The bot account's OAuth 2.0 tokens in the gateway database, encrypted with DATA_ENCRYPTION_KEY."""
 
-    def __init__(self, store: GatewayStore, cipher: Cipher, channel: str = CHANNEL):
-        self.store, self.cipher, self.channel = store, cipher, channel
+    def __init__(self, store: GatewayStore, cipher: Callable[[], Cipher], channel: str = CHANNEL):
+        self.store, self._cipher, self.channel = store, cipher, channel
+
+    @functools.cached_property
+    def cipher(self) -> Cipher:
+        return self._cipher()
 
     def load(self) -> Optional[StoredToken]:
         with self.store.session() as session:
@@ -100,7 +105,9 @@ class TokenStore:
             row.scope = str(answer.get("scope") or row.scope or "")
             row.expires_at = now + timedelta(seconds=lifetime)
             row.refresh_claimed_until, row.updated_at = None, now
-        return self.load()
+        saved = self.load()
+        assert saved is not None                     # just written
+        return saved
 
     def claim_refresh(self, now: Optional[datetime] = None) -> bool:
         """True for the one process that may refresh now (the claim lapses after REFRESH_LEASE)."""
@@ -126,7 +133,8 @@ class TokenStore:
 
 
 def token_store(settings: GatewaySettings, store: GatewayStore) -> TokenStore:
-    return TokenStore(store, Cipher(settings.shared.data_encryption_key))
+    """The store, with DATA_ENCRYPTION_KEY read when a token is first stored or read."""
+    return TokenStore(store, lambda: Cipher(settings.shared.data_encryption_key))
 
 
 async def token_request(session: aiohttp.ClientSession, settings: GatewaySettings,

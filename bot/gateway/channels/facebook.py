@@ -109,7 +109,7 @@ class FacebookAdapter(ChannelAdapter):
     name = "facebook"
 
     def missing_settings(self) -> Dict[str, bool]:
-        s = self.gateway.settings
+        s = self.settings
         return {
             "FACEBOOK_VERIFY_TOKEN": not s.facebook_verify_token,
             "FACEBOOK_APP_SECRET": not s.facebook_app_secret,
@@ -125,26 +125,26 @@ class FacebookAdapter(ChannelAdapter):
             return self.not_configured()
         query = request.query
         if query.get("hub.mode") == "subscribe" and same_secret(query.get("hub.verify_token"),
-                                                                self.gateway.settings.facebook_verify_token):
+                                                                self.settings.facebook_verify_token):
             return web.Response(text=query.get("hub.challenge", ""))
         logger.warning("facebook: webhook verification refused (wrong mode or verify token)")
         return web.Response(status=403, text="verification failed")
 
     async def webhook(self, request: web.Request) -> web.Response:
-        secret = self.gateway.settings.facebook_app_secret
+        secret = self.settings.facebook_app_secret
         data = await self.signed_json(request, SIGNATURE_HEADER, lambda body, headers: valid_signature(
             secret, body, headers.get(SIGNATURE_HEADER)))
         if isinstance(data, web.Response):
             return data
         for message, has_attachments in inbound_messages(data):
-            await self.gateway.receive(message, has_attachments=has_attachments)
+            await self.receive(message, has_attachments=has_attachments)
         return web.Response(text="EVENT_RECEIVED")
 
     def _url(self) -> str:
-        return f"{self.gateway.settings.facebook_graph_url}/me/messages"
+        return f"{self.settings.facebook_graph_url}/me/messages"
 
     def _params(self) -> Dict[str, str]:
-        return {"access_token": self.gateway.settings.facebook_page_access_token}
+        return {"access_token": self.settings.facebook_page_access_token}
 
     async def show_typing(self, sender_id: str) -> None:
         await self._sender_action(sender_id, "typing_on")
@@ -154,11 +154,11 @@ class FacebookAdapter(ChannelAdapter):
 
     async def _sender_action(self, sender_id: str, action: str) -> None:
         try:
-            await post_with_retry(self.gateway.http, self._url(), params=self._params(), attempts=1,
+            await post_with_retry(self.http, self._url(), params=self._params(), attempts=1,
                                   json={"recipient": {"id": sender_id}, "sender_action": action})
         except DeliveryError as error:
             logger.info("facebook: %s for %s not sent: %s", action, sender_id, error)
 
     async def deliver(self, sender_id: str, reply: Reply, record: RecordDelivery) -> None:
-        for body in render(sender_id, reply, self.gateway.settings.facebook_human_agent_tag):
-            await post_with_retry(self.gateway.http, self._url(), params=self._params(), json=body)
+        for body in render(sender_id, reply, self.settings.facebook_human_agent_tag):
+            await post_with_retry(self.http, self._url(), params=self._params(), json=body)

@@ -31,7 +31,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from bot.clock import now_utc
-from bot.gateway.adapter import ChannelAdapter, DeliveryError, RecordDelivery, post_with_retry
+from bot.gateway.adapter import ChannelAdapter, ChannelDeps, DeliveryError, RecordDelivery, post_with_retry
 from bot.gateway.json_input import items, mapping
 from bot.gateway.messages import Button, InboundMessage, Reply, conversation_id, numbered_options, shorten, split_text
 from bot.gateway.notices import notice
@@ -63,7 +63,7 @@ CRC_TOKEN = re.compile(r"^[A-Za-z0-9_\-+/=]{1,128}$")
 
 
 def valid_crc_token(token: Optional[str]) -> bool:
-    return bool(token) and CRC_TOKEN.fullmatch(token) is not None
+    return token is not None and CRC_TOKEN.fullmatch(token) is not None
 
 
 def crc_response(secret: str, crc_token: str) -> Dict[str, str]:
@@ -126,7 +126,8 @@ def _legacy_event(event: Any, bot_user_id: str) -> Optional[Tuple[InboundMessage
     attachment = mapping(data.get("attachment"))
     has_attachments = bool(attachment)
     media_url = mapping(attachment.get("media")).get("url")
-    text = _without_media_link(data.get("text") if isinstance(data.get("text"), str) else "", has_attachments,
+    raw_text = data.get("text")
+    text = _without_media_link(raw_text if isinstance(raw_text, str) else "", has_attachments,
                                media_url if isinstance(media_url, str) else None)
     payload = mapping(data.get("quick_reply_response")).get("metadata")
     payload = payload if isinstance(payload, str) and payload.startswith("/") else None
@@ -146,7 +147,8 @@ def _v2_event(event: Any, bot_user_id: str) -> Optional[Tuple[InboundMessage, bo
         return None                        # a group conversation: the assistant answers one-to-one DMs only
     attachments = mapping(event.get("attachments"))
     has_attachments = bool(items(attachments.get("media_keys")) or items(attachments.get("card_ids")))
-    text = _without_media_link(event.get("text") if isinstance(event.get("text"), str) else "", has_attachments)
+    raw_text = event.get("text")
+    text = _without_media_link(raw_text if isinstance(raw_text, str) else "", has_attachments)
     return InboundMessage("twitter", sender, event_id, text=text), has_attachments
 
 
@@ -229,12 +231,12 @@ class TwitterAdapter(ChannelAdapter):
     name = "twitter"
     numbered_options = True
 
-    def __init__(self, gateway):
-        super().__init__(gateway)
-        self._auth: Optional[UserAuth] = None
+    def __init__(self, deps: ChannelDeps):
+        super().__init__(deps)
+        self.auth = UserAuth(deps.settings, token_store(deps.settings, deps.store), deps.http, deps.db)
 
     def missing_settings(self) -> Dict[str, bool]:
-        s = self.gateway.settings
+        s = self.settings
         return {
             "TWITTER_BOT_USER_ID": not s.twitter_bot_user_id,
             "TWITTER_CLIENT_SECRET (or TWITTER_CONSUMER_SECRET)": not (s.twitter_client_secret
@@ -249,53 +251,49 @@ class TwitterAdapter(ChannelAdapter):
             app.router.add_post(path, self.webhook)
 
     def _webhook_secret(self) -> str:
-        s = self.gateway.settings
+        s = self.settings
         return s.twitter_client_secret or s.twitter_consumer_secret
 
     async def crc(self, request: web.Request) -> web.Response:
         if not self.enabled:
             return self.not_configured()
         token = request.query.get("crc_token")
-        if not valid_crc_token(token):
+        if token is None or not valid_crc_token(token):
             logger.warning("twitter: CRC request with a missing or malformed crc_token refused")
             return web.json_response({"error": "crc_token missing or malformed"}, status=400)
         return web.json_response(crc_response(self._webhook_secret(), token))
 
     async def webhook(self, request: web.Request) -> web.Response:
-        s = self.gateway.settings
+        s = self.settings
         data = await self.signed_json(request, SIGNATURE_HEADER_OAUTH2, lambda body, headers: valid_signatures(
             s.twitter_client_secret, s.twitter_consumer_secret, body, headers))
         if isinstance(data, web.Response):
             return data
-        store = self.gateway.store
+        store = self.store
         for delivery in deliveries(data, s.twitter_bot_user_id, legacy_accepted=now_utc() < s.twitter_aaa_until):
             if delivery.ignored:
                 logger.info("twitter: delivery %s ignored: %s", delivery.event_uuid or "-", delivery.ignored)
                 continue
-            if delivery.event_uuid and await self.gateway.db(store.delivery_seen, self.name, delivery.event_uuid):
+            seen = delivery.event_uuid is not None and await self.db(store.delivery_seen, self.name,
+                                                                     delivery.event_uuid)
+            if seen:
                 logger.info("twitter: delivery %s already handled; ignored", delivery.event_uuid)
                 continue
             for message, has_attachments in delivery.messages:
-                await self.gateway.receive(message, has_attachments=has_attachments)
+                await self.receive(message, has_attachments=has_attachments)
             if delivery.event_uuid:
-                await self.gateway.db(store.remember_delivery, self.name, delivery.event_uuid)
+                await self.db(store.remember_delivery, self.name, delivery.event_uuid)
         return web.Response(status=200)
 
-    def auth(self) -> UserAuth:
-        if self._auth is None:
-            self._auth = UserAuth(self.gateway.settings, token_store(self.gateway.settings, self.gateway.store),
-                                  self.gateway.http, self.gateway.db)
-        return self._auth
-
     async def deliver(self, sender_id: str, reply: Reply, record: RecordDelivery) -> None:
-        language = await self.gateway.db(self.gateway.store.conversation_language,
+        language = await self.db(self.store.conversation_language,
                                          conversation_id(self.name, sender_id))
-        url = self.gateway.settings.twitter_api_url + SEND_PATH.format(participant_id=quote(sender_id, safe=""))
+        url = self.settings.twitter_api_url + SEND_PATH.format(participant_id=quote(sender_id, safe=""))
         for text in render(reply, notice("numbered_options", language)):
             await self._send(url, {"text": text})
 
     async def _send(self, url: str, body: Dict[str, Any]) -> Dict[str, Any]:
-        auth = self.auth()
+        auth = self.auth
         for attempt in range(2):
             used: Dict[str, str] = {}
 
@@ -305,7 +303,7 @@ class TwitterAdapter(ChannelAdapter):
                 return dict(used)
 
             try:
-                return await post_with_retry(self.gateway.http, url, json=body, headers_for=headers)
+                return await post_with_retry(self.http, url, json=body, headers_for=headers)
             except XAuthError as problem:
                 raise DeliveryError(str(problem), retry_after=AUTH_RETRY_SECONDS) from None
             except DeliveryError as error:

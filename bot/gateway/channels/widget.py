@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
-from bot.gateway.adapter import ChannelAdapter, RecordDelivery
+from bot.accounts.service import AccountService
+from bot.gateway.adapter import ChannelAdapter, ChannelDeps, RecordDelivery
 from bot.gateway.clients import client_address, masked_address
 from bot.gateway.json_input import BadJson, parse_json
 from bot.gateway.messages import MAX_PAYLOAD_CHARS, MAX_TEXT_CHARS, InboundMessage, Reply, conversation_id
@@ -53,12 +54,13 @@ class WidgetAdapter(ChannelAdapter):
     name = "widget"
     ui_payloads = UI_PAYLOADS
 
-    def __init__(self, gateway):
-        super().__init__(gateway)
+    def __init__(self, deps: ChannelDeps, accounts: AccountService):
+        super().__init__(deps)
+        self.accounts = accounts
         self.sockets: Dict[str, Set[web.WebSocketResponse]] = defaultdict(set)   # sender (session) -> sockets
         # Per client address: new sessions (each would start a fresh per-conversation rate limit) and messages
         # over all its sessions (3 customers' worth, for an office behind one address).
-        per_minute = gateway.settings.rate_limit_per_minute
+        per_minute = deps.settings.rate_limit_per_minute
         self.new_sessions = SenderRateLimiter(limit=NEW_SESSIONS_PER_ADDRESS if per_minute > 0 else 0, window=600.0)
         self.address_messages = SenderRateLimiter(limit=3 * per_minute, window=60.0)
 
@@ -91,7 +93,7 @@ class WidgetAdapter(ChannelAdapter):
         origin = request.headers.get("Origin")
         if not origin:
             return True          # not a browser (curl, server-side clients): nothing cross-site to protect
-        allowed = self.gateway.settings.widget_allowed_origins
+        allowed = self.settings.widget_allowed_origins
         if "*" in allowed or origin.rstrip("/") in allowed:
             return True
         return urlsplit(origin).netloc == request.host      # the gateway's own pages (the demo page)
@@ -103,7 +105,7 @@ class WidgetAdapter(ChannelAdapter):
             return web.json_response({"error": "origin not allowed"}, status=403)
         socket = web.WebSocketResponse(heartbeat=25, max_msg_size=MAX_FRAME_BYTES)
         await socket.prepare(request)
-        address = client_address(request, self.gateway.settings.trusted_proxies)
+        address = client_address(request, self.settings.trusted_proxies)
         session: Optional[str] = None
         try:
             async for frame in socket:
@@ -125,9 +127,9 @@ class WidgetAdapter(ChannelAdapter):
                         break                       # too many new sessions from this address: told, closed
                 elif kind in ("message", "identity") and session is None:
                     await self._error(socket, self._client_id(data), "bad_request", session)
-                elif kind == "message":
+                elif kind == "message" and session is not None:
                     await self._message(socket, session, data, address)
-                elif kind == "identity":
+                elif kind == "identity" and session is not None:
                     await self._identity(socket, session, data.get("token"))
                 else:
                     await self._error(socket, self._client_id(data), "bad_request", session)
@@ -143,13 +145,14 @@ class WidgetAdapter(ChannelAdapter):
         """Open (or resume) the session; returns its key, the conversation's sender id (None: refused)."""
         asked = data.get("session")
         asked = asked if isinstance(asked, str) and 0 < len(asked) <= 64 else None
-        resumed = await self.gateway.db(self.gateway.store.widget_session, asked, create=False) if asked else None
+        resumed = await self.db(self.store.widget_session, asked, create=False) if asked else None
         if resumed is None:
             if address and not self.new_sessions.check(address)[0]:     # an unknown address: no such limit
                 logger.warning("widget: too many new sessions from %s; refused", masked_address(address))
                 await self._error(socket, None, "rate_limited", previous)
                 return None
-            resumed = await self.gateway.db(self.gateway.store.widget_session, None)
+            resumed = await self.db(self.store.widget_session, None)
+        assert resumed is not None                   # a new session always comes back
         secret, key = resumed
         if previous and previous != key:
             self.sockets[previous].discard(socket)
@@ -157,7 +160,7 @@ class WidgetAdapter(ChannelAdapter):
         after = data.get("after")
         after = after if isinstance(after, int) and not isinstance(after, bool) and 0 <= after < MAX_SEQ and \
             secret == asked else 0
-        history = await self.gateway.db(self.gateway.store.history, conversation_id(self.name, key), after)
+        history = await self.db(self.store.history, conversation_id(self.name, key), after)
         await socket.send_json({"type": "session", "session": secret})
         await socket.send_json({"type": "history", "messages": history})
         return key
@@ -172,8 +175,16 @@ class WidgetAdapter(ChannelAdapter):
         """The host page signed its customer in (a token) or out (null)."""
         if token is not None and (not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN_CHARS):
             token = ""                  # malformed: treated as a token that does not check out
-        verified = await self.gateway.identify(conversation_id(self.name, session), self.name, token)
+        verified = await self.identify(conversation_id(self.name, session), token)
         await socket.send_json({"type": "identity", "verified": verified})
+
+    async def identify(self, conversation: str, token: Optional[str]) -> bool:
+        """The website's identity token for a conversation: verify it (True) or, for None or a token that does
+        not check out, log the conversation out. Tokens stop here: they are never passed on or stored."""
+        if token is None:
+            await self.db(self.accounts.log_out, conversation)
+            return False
+        return await self.db(self.accounts.verify_with_token, conversation, self.name, token)
 
     async def _message(self, socket: web.WebSocketResponse, session: str, data: Mapping[str, Any],
                        address: str) -> None:
@@ -199,7 +210,7 @@ class WidgetAdapter(ChannelAdapter):
             metadata["client_ip"] = address          # for the verification limits; this turn only
         message = InboundMessage(self.name, session, client_id, text=text[:MAX_TEXT_CHARS], payload=payload,
                                  metadata=metadata)
-        recorded = await self.gateway.receive(message)
+        recorded = await self.receive(message)
         await socket.send_json({"type": "ack", "id": client_id})
         if recorded.entry is not None:
             await self.push(session, {"type": "message", "message": as_sent(recorded.entry, message.text)})
@@ -215,7 +226,7 @@ class WidgetAdapter(ChannelAdapter):
                      session: Optional[str]) -> None:
         language = None
         if session:
-            language = await self.gateway.db(self.gateway.store.conversation_language,
+            language = await self.db(self.store.conversation_language,
                                              conversation_id(self.name, session))
         await socket.send_json({"type": "error", "id": client_id, "code": code, "text": notice(code, language)})
 
