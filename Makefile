@@ -9,9 +9,9 @@ INSTALLED := $(VENV)/.installed
 # (requirements-gateway.txt; Rasa 3.6 pins aiohttp 3.9, see `make audit`).
 GATEWAY_VENV := .venv-gateway
 GATEWAY_INSTALLED := $(GATEWAY_VENV)/.installed
-# Everything the trained model depends on: retrain only when one of these changed.
-TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/accounts/*' -not -path 'data/gateway/*' 2>/dev/null) \
-                bot/nlu.py bot/text.py bot/language.py bot/input_check.py
+# Everything the trained model depends on (data/, the lexicons, config, domain and the bot/ modules the custom
+# components import, derived by bot/train_inputs.py): retrain only when one of these changed.
+TRAIN_INPUTS := $(shell python3 bot/train_inputs.py)
 
 .PHONY: help install browser train run agent report shell lint test test-unit eval bench audit validate clean
 

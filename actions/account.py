@@ -17,12 +17,11 @@ from bot.accounts.identifiers import has_digits, mask_account_number, parse_acco
 from bot.accounts.service import account_service
 from bot.accounts.verification import RESPONSE_FLOOR_SECONDS, CodeCheck, Start
 from bot.clock import to_malaysia
+from bot.vocabulary import ACCOUNT_INTENTS
 
 logger = logging.getLogger(__name__)
 
 FORM = "verify_account_form"
-ACCOUNT_INTENTS = ("lost_activation_code", "ask_termination_penalty", "ask_account_status",
-                   "ask_outstanding_balance", "ask_my_subscription")
 # While the form waits for a number or a code, a message without digits and with one of these intents is a
 # question or a "stop", not an attempt: the form lets the rules in data/rules.yml handle it.
 NOT_AN_ANSWER = ("faq", "support", "deny", "goodbye", "log_out", "request_human", "switch_language",

@@ -22,6 +22,7 @@ from rapidfuzz import fuzz, process
 from bot.fallback import rank_candidates
 from bot.knowledge import KnowledgeBase, knowledge_base
 from bot.text import canonical_words
+from bot.vocabulary import COMPUTED_ACCOUNT_INTENTS
 
 MODEL_WEIGHT, FUZZY_WEIGHT = 0.7, 0.3
 SUGGESTIONS = 3
@@ -29,8 +30,7 @@ FUZZY_CANDIDATES = 80          # nearest example questions looked at per message
 CLOSEST_EXAMPLES = 3           # an answer's similarity: the mean of its best this many example scores
 # Account intents whose answer can be computed for a verified customer without side effects (the lost-activation
 # answer re-sends the codes by email, so agents get the general FAQ 14 answer for it).
-ACCOUNT_AWARE_KEYS = ("ask_termination_penalty", "ask_account_status", "ask_outstanding_balance",
-                      "ask_my_subscription")
+ACCOUNT_AWARE_KEYS = COMPUTED_ACCOUNT_INTENTS
 
 
 @dataclass(frozen=True)

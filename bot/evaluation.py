@@ -17,15 +17,16 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Tuple
 
 import yaml
 
-from bot.fallback import FALLBACK_INTENT, RETRIEVAL_INTENTS
+from bot.fallback import FALLBACK_INTENT
 from bot.knowledge import parse_examples
 from bot.paths import REPO_ROOT, TESTS_NLU_DIR, VAR_DIR
 from bot.services import child_environment, rasa_command
 from bot.settings import load_settings
+from bot.vocabulary import full_label
 
 LANGUAGE_FILES = ("en", "ms", "mixed")
 EVAL_DIR = VAR_DIR / "eval"
@@ -54,17 +55,6 @@ def load_test_set(folder: Path = TESTS_NLU_DIR) -> List[TestExample]:
             for text in parse_examples(item.get("examples", "")):
                 examples.append(TestExample(text=text, label=item["intent"], language=language))
     return examples
-
-
-def full_label(parse_data: Dict, intent: Optional[str]) -> str:
-    """'faq/plans' for a retrieval intent (its response selector's pick), else the intent name."""
-    if intent in RETRIEVAL_INTENTS:
-        selector = parse_data.get("response_selector") or {}
-        picked = selector.get(intent) or selector.get("default") or {}
-        key = (picked.get("response") or {}).get("intent_response_key")
-        if key:
-            return key
-    return intent or ""
 
 
 def predicted_labels(parse_data: Dict) -> Tuple[str, str]:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+from bot.vocabulary import RETRIEVAL_INTENTS
+
 FALLBACK_INTENT = "nlu_fallback"
 # Stands for a message we could not read at all (empty, emoji only, other script): it gets its own polite
 # answer and neither counts as a miss nor breaks a run of misses.
 UNREADABLE = "unreadable"
-RETRIEVAL_INTENTS = ("faq", "support")
+
 MAX_CANDIDATES = 3
 MIN_CANDIDATE_SCORE = 0.02
 

@@ -12,7 +12,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import yaml
 
-from bot.paths import DATA_DIR, FAQ_DIR, NLU_DIR, REPO_ROOT
+from bot.paths import DATA_DIR, FAQ_DIR, NLU_DIR, REPO_ROOT, RESOURCES_DIR
 
 RESPONSE_PREFIX = "utter_"
 DEFAULT_LANGUAGE = "en"
@@ -129,8 +129,8 @@ def knowledge_base() -> KnowledgeBase:
 
 @functools.lru_cache(maxsize=1)
 def ui_labels() -> Dict[str, Dict[str, str]]:
-    """Button labels that are not answers (data/ui.yml): label name -> language -> text."""
-    return _read(DATA_DIR / "ui.yml")["labels"]
+    """Button labels that are not answers (resources/ui.yml): label name -> language -> text."""
+    return _read(RESOURCES_DIR / "ui.yml")["labels"]
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,7 +1,7 @@
 """English / Malay detection for chat messages, offline.
 
-The rule, in order (words are canonical forms, after data/lexicon/shortforms.yml):
-1. Any Malay grammar word (nak, tak/x, ke, boleh, macam mana, saya, kena, ...; data/lexicon/language.yml)
+The rule, in order (words are canonical forms, after resources/lexicon/shortforms.yml):
+1. Any Malay grammar word (nak, tak/x, ke, boleh, macam mana, saya, kena, ...; resources/lexicon/language.yml)
    -> Malay. Mixed "bahasa rojak" messages therefore get Malay when they carry Malay grammar:
    "account kena suspend, boleh upgrade plan x?" -> ms.
 2. Otherwise any English function word (the, is, can, my, how, ...) -> English: "can I pay with boost?" -> en.

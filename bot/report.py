@@ -30,13 +30,13 @@ from bot.clock import MALAYSIA, now_utc, today
 from bot.database import make_engine
 from bot.gateway.models import EDITED, HANDOFF_REASONS, IGNORED, SHOWN, USED, Conversation, Handoff, SuggestionSet
 from bot.settings import load_settings
+from bot.vocabulary import RETRIEVAL_INTENTS, full_label
 
 LANGUAGES = ("en", "ms")
 DEFAULT_LANGUAGE = "en"
 GATEWAY_CHANNELS = ("widget", "facebook", "twitter")   # the gateway names its Rasa conversations "channel:sender"
 OTHER_CHANNEL = "rest"                                  # any other sender id: Rasa asked directly (shell, bench)
 CHANNELS = GATEWAY_CHANNELS + (OTHER_CHANNEL,)
-RETRIEVAL_INTENTS = ("faq", "support")                  # reported by their full key, e.g. faq/plans
 FALLBACK_INTENT = "nlu_fallback"
 NO_INTENT = "(no intent)"
 TOP_INTENTS = 10
@@ -155,12 +155,7 @@ def intent_key(intent_name: Optional[str], event: Mapping[str, Any]) -> str:
     selector recorded one."""
     if not intent_name:
         return NO_INTENT
-    if intent_name in RETRIEVAL_INTENTS:
-        selector = (event.get("parse_data") or {}).get("response_selector") or {}
-        full_key = ((selector.get(intent_name) or {}).get("response") or {}).get("intent_response_key")
-        if full_key:
-            return str(full_key)
-    return intent_name
+    return full_label(event.get("parse_data") or {}, intent_name)
 
 
 def utc_from_timestamp(timestamp: Optional[float]) -> Optional[datetime]:

@@ -17,7 +17,7 @@ from bot.paths import REPO_ROOT, VAR_DIR
 from bot.rasa_api import api_url
 from bot.settings import Settings
 
-TRAINING_DATA = ["data/nlu", "data/faq", "data/rules.yml"]
+TRAINING_DATA = ["data"]          # everything Rasa trains on, and nothing else (resources/ holds the rest)
 LOG_DIR = VAR_DIR / "logs"
 
 

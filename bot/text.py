@@ -1,7 +1,7 @@
 """Text normalisation for Malaysian chat messages.
 
 `normalize_message` is what the NLU pipeline classifies: HTML tags removed, lower case, letter runs squeezed
-("pleaseeee" -> "pleasee"), shortforms and misspellings from data/lexicon/shortforms.yml expanded ("x" -> "tak",
+("pleaseeee" -> "pleasee"), shortforms and misspellings from resources/lexicon/shortforms.yml expanded ("x" -> "tak",
 "camne" -> "macam mana"), negation marked ("does not cover" -> "does not cover negcover", so that bag-of-words
 features tell "not covered" from "covered"), and cut to MAX_CLASSIFIED_CHARS.
 """

@@ -398,3 +398,21 @@ def test_the_gateway_entry_point_redacts_without_loading_tensorflow():
                           env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_sliding_window_counts_only_its_window_and_forgets_idle_keys():
+    from bot.gateway.ratelimit import SlidingWindow
+
+    window = SlidingWindow(10.0)
+    for moment in (0.0, 4.0, 8.0):
+        window.add("a", moment)
+    assert list(window.recent("a", 9.0)) == [0.0, 4.0, 8.0]
+    assert list(window.recent("a", 14.5)) == [8.0]                    # 0 and 4 fell out of the window
+    window.remove("a", 8.0)
+    assert len(window) == 0 and not window.recent("a", 15.0)
+    window.add("b", 0.0)
+    window.add("c", 20.0)
+    window.forget_idle(now=25.0, above=1)
+    assert len(window) == 1 and list(window.recent("c", 25.0)) == [20.0]
+    window.clear("c")
+    assert len(window) == 0

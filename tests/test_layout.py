@@ -82,3 +82,29 @@ def test_the_cycle_finder_finds_one():
 def test_only_the_entry_points_import_the_gateway_app():
     importers = {name for name, targets in import_graph().items() if "bot.gateway.app" in targets}
     assert importers <= {"bot.__main__"}, importers
+
+
+def test_the_shared_vocabulary_matches_what_uses_it():
+    import yaml
+
+    from bot.accounts.answers import ANSWERS
+    from bot.vocabulary import ACCOUNT_INTENTS, COMPUTED_ACCOUNT_INTENTS, RETRIEVAL_INTENTS
+
+    assert set(ANSWERS) == set(COMPUTED_ACCOUNT_INTENTS)
+    intents = set(yaml.safe_load((REPO_ROOT / "domain.yml").read_text())["intents"])
+    assert set(ACCOUNT_INTENTS) | set(RETRIEVAL_INTENTS) <= intents
+
+
+def test_data_holds_only_what_rasa_trains_on_and_the_training_inputs_are_derived():
+    import yaml
+
+    from bot.train_inputs import train_inputs
+
+    for path in (REPO_ROOT / "data").rglob("*"):
+        if path.is_file():
+            keys = set(yaml.safe_load(path.read_text()) or {})
+            assert keys <= {"version", "nlu", "rules", "stories", "responses"}, (path, keys)
+    inputs = train_inputs()
+    assert {"config.yml", "domain.yml", "data/rules.yml", "resources/lexicon/shortforms.yml", "bot/nlu.py",
+            "bot/text.py", "bot/fallback.py"} <= set(inputs)            # fallback.py: imported by bot/nlu.py
+    assert not any(name.startswith(("resources/accounts", "resources/gateway", "bot/gateway")) for name in inputs)

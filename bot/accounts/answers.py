@@ -27,9 +27,9 @@ from bot.accounts.rules import (
     to_ringgit,
 )
 from bot.accounts.store import AccountSnapshot, SubscriptionSnapshot
-from bot.paths import DATA_DIR
+from bot.paths import RESOURCES_DIR
 
-FORMATS_FILE = DATA_DIR / "accounts" / "formats.yml"
+FORMATS_FILE = RESOURCES_DIR / "accounts" / "formats.yml"
 DEFAULT_LANGUAGE = "en"
 
 Render = Callable[..., str]   # render(response_name, **values) -> text in the conversation's language

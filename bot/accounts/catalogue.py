@@ -1,4 +1,4 @@
-"""The plan catalogue of FAQ 2, read from data/accounts/plans.yml."""
+"""The plan catalogue of FAQ 2, read from resources/accounts/plans.yml."""
 from __future__ import annotations
 
 import functools
@@ -9,9 +9,9 @@ from typing import Dict, List, Tuple
 
 import yaml
 
-from bot.paths import DATA_DIR
+from bot.paths import RESOURCES_DIR
 
-PLANS_FILE = DATA_DIR / "accounts" / "plans.yml"
+PLANS_FILE = RESOURCES_DIR / "accounts" / "plans.yml"
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,10 @@ from bot.accounts.store import account_store
 from bot.accounts.verification import IDENTITY_TOKEN_MAX_LIFETIME, sign_identity_token
 from bot.clock import today
 from bot.local_secrets import prepare_checkout
-from bot.paths import DATA_DIR
+from bot.paths import REPO_ROOT, RESOURCES_DIR
 from bot.settings import load_settings
 
-DEMO_FILE = DATA_DIR / "accounts" / "demo.yml"
+DEMO_FILE = RESOURCES_DIR / "accounts" / "demo.yml"
 
 
 class Progress:
@@ -61,7 +61,7 @@ def cmd_seed_demo(args) -> int:
         print(f"Account store already has {store.account_count()} account(s); demo data not loaded again.")
         return 0
     count = seed_demo(store)
-    print(f"Loaded {count} demo accounts ({DEMO_FILE.relative_to(DATA_DIR.parent)}):")
+    print(f"Loaded {count} demo accounts ({DEMO_FILE.relative_to(REPO_ROOT)}):")
     return cmd_list(args)
 
 
@@ -128,7 +128,7 @@ def cmd_outbox(args) -> int:
 def add_parser(commands) -> None:
     accounts = commands.add_parser("accounts", help="the account store: demo data, imports, tokens, outbox")
     sub = accounts.add_subparsers(dest="accounts_command", required=True)
-    seed = sub.add_parser("seed-demo", help="load the demo accounts of data/accounts/demo.yml")
+    seed = sub.add_parser("seed-demo", help="load the demo accounts of resources/accounts/demo.yml")
     seed.add_argument("--if-empty", action="store_true", help="only when the store has no accounts yet")
     seed.set_defaults(func=cmd_seed_demo)
     importing = sub.add_parser("import", help="import accounts from a .csv or .json file (all or nothing)")

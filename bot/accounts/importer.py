@@ -397,7 +397,7 @@ def resolve_relative_dates(value, today: date):
 
 
 def demo_records(path: Path, today: date) -> List[Record]:
-    """The demo accounts of data/accounts/demo.yml with their dates resolved against `today`."""
+    """The demo accounts of resources/accounts/demo.yml with their dates resolved against `today`."""
     with open(path, encoding="utf-8") as handle:
         raw = yaml.safe_load(handle)
     return [Record(index + 1, resolve_relative_dates(account, today), [index + 1])

@@ -24,10 +24,10 @@ from bot.accounts import models
 from bot.accounts.identifiers import mask_email
 from bot.accounts.store import AccountStore
 from bot.clock import now_utc
-from bot.paths import DATA_DIR, VAR_DIR
+from bot.paths import RESOURCES_DIR, VAR_DIR
 
 logger = logging.getLogger(__name__)
-EMAILS_FILE = DATA_DIR / "accounts" / "emails.yml"
+EMAILS_FILE = RESOURCES_DIR / "accounts" / "emails.yml"
 DEVELOPMENT_LOG = VAR_DIR / "logs" / "outbox.log"
 MAX_ATTEMPTS = 5
 

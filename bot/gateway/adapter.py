@@ -8,7 +8,6 @@ import abc
 import asyncio
 import inspect
 import logging
-import random
 import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, FrozenSet, Mapping, Optional, Union
@@ -16,6 +15,7 @@ from typing import Any, Awaitable, Callable, Dict, FrozenSet, Mapping, Optional,
 import aiohttp
 from aiohttp import web
 
+from bot.backoff import exponential_delay
 from bot.gateway.calls import DatabaseCalls
 from bot.gateway.config import GatewaySettings
 from bot.gateway.json_input import BadJson, parse_json_object
@@ -169,6 +169,6 @@ async def post_with_retry(session: aiohttp.ClientSession, url: str, *, attempts:
         except asyncio.TimeoutError:
             last_error = "timeout"
         if attempt + 1 < attempts:
-            delay = retry_after if retry_after is not None else base_delay * (2 ** attempt)
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2) if retry_after is None else delay + 0.5)
+            delay = exponential_delay(attempt, base_delay, jitter=0.2) if retry_after is None else retry_after + 0.5
+            await asyncio.sleep(delay)
     raise DeliveryError(last_error or "delivery failed", retryable=True, status=last_status)

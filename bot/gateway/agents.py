@@ -11,9 +11,11 @@ import re
 import secrets
 import sys
 import time
-from collections import defaultdict, deque
 from dataclasses import dataclass
-from typing import Deque, Dict, Optional
+from typing import Dict, Optional
+
+from bot.backoff import exponential_delay
+from bot.gateway.ratelimit import SlidingWindow
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 1          # about 32 MB and 0.1 s per hash on this machine class
 SCRYPT_MAXMEM = 64 * 1024 * 1024
@@ -72,7 +74,7 @@ class Backoff:
     base: float = 1.0
 
     def delay(self, failures: int) -> float:
-        return 0.0 if failures < self.free else min(self.cap, self.base * 2 ** (failures - self.free))
+        return 0.0 if failures < self.free else exponential_delay(failures - self.free, self.base, self.cap)
 
 
 PAIR_BACKOFF = Backoff(3, 300.0)        # one address guessing one name
@@ -91,17 +93,7 @@ class LoginThrottle:
                  per_name: Backoff = NAME_BACKOFF, window: float = 900.0):
         self.rules = {"pair": pair, "ip": per_address, "name": per_name}
         self.window = window
-        self._failures: Dict[str, Deque[float]] = defaultdict(deque)
-
-    def _recent(self, key: str, now: float) -> Deque[float]:
-        failures = self._failures.get(key)
-        if failures is None:
-            return deque()
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
+        self._failures = SlidingWindow(window)
 
     @staticmethod
     def _keys(name: str, address: str) -> Dict[str, str]:
@@ -118,7 +110,7 @@ class LoginThrottle:
         now = time.monotonic() if now is None else now
         waits = [0.0]
         for kind, key in self._keys(name, address).items():
-            failures = self._recent(key, now)
+            failures = self._failures.recent(key, now)
             if failures:
                 waits.append(failures[-1] + self.rules[kind].delay(len(failures)) - now)
         return max(waits)
@@ -129,20 +121,16 @@ class LoginThrottle:
         attempt's time, for succeeded()."""
         now = time.monotonic() if now is None else now
         for key in self._keys(name, address).values():
-            self._recent(key, now)
-            self._failures[key].append(now)
+            self._failures.add(key, now)
         return now
 
     def succeeded(self, name: str, address: str, attempt: Optional[float] = None) -> None:
         """The password was right: the name's failures are forgiven, and the address's for this attempt."""
         keys = self._keys(name, address)
         for kind in ("pair", "name"):
-            self._failures.pop(keys.get(kind, ""), None)
-        failures = self._failures.get(keys.get("ip", ""))
-        if failures is not None and attempt is not None and attempt in failures:
-            failures.remove(attempt)
-            if not failures:
-                del self._failures[keys["ip"]]
+            self._failures.clear(keys.get(kind, ""))
+        if attempt is not None and "ip" in keys:
+            self._failures.remove(keys["ip"], attempt)
 
 
 # --- python -m bot agents ------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from bot import assist
 from bot.accounts.answers import account_summary
 from bot.accounts.service import AccountService
 from bot.clock import today
-from bot.fallback import RETRIEVAL_INTENTS, rank_candidates
+from bot.fallback import rank_candidates
 from bot.gateway.agents import AGENT_NAME, LoginThrottle, check_password
 from bot.gateway.calls import DatabaseCalls
 from bot.gateway.channels.widget import STATIC_DIR
@@ -49,6 +49,7 @@ from bot.gateway.store import GatewayStore
 from bot.knowledge import domain_responses, knowledge_base
 from bot.language import SUPPORTED_LANGUAGES, detect_language
 from bot.secret_compare import same_secret
+from bot.vocabulary import RETRIEVAL_INTENTS
 
 logger = logging.getLogger(__name__)
 

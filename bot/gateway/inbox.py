@@ -21,7 +21,7 @@ logger = logging.getLogger("bot.gateway")
 
 
 class NoticeSender:
-    """The gateway's own notices (data/gateway/notices.yml) to a customer, through their channel."""
+    """The gateway's own notices (resources/gateway/notices.yml) to a customer, through their channel."""
 
     def __init__(self, store: GatewayStore, db: DatabaseCalls, channels: Mapping[str, ChannelAdapter]):
         self.store, self.db, self.channels = store, db, channels

@@ -1,4 +1,4 @@
-"""The gateway's own notices (hold on, rate limited, too long ...) in English and Malay, from data/gateway."""
+"""The gateway's own notices (hold on, rate limited, too long ...) in English and Malay, from resources/gateway."""
 from __future__ import annotations
 
 import functools
@@ -6,9 +6,9 @@ from typing import Dict, Optional
 
 import yaml
 
-from bot.paths import DATA_DIR
+from bot.paths import RESOURCES_DIR
 
-NOTICES_FILE = DATA_DIR / "gateway" / "notices.yml"
+NOTICES_FILE = RESOURCES_DIR / "gateway" / "notices.yml"
 LANGUAGES = ("en", "ms")
 
 

@@ -289,10 +289,6 @@ class GatewayStore:
                 update(InboxMessage).where(InboxMessage.claimed_until.is_not(None)).values(claimed_until=None)
             ).rowcount
 
-    def release(self, row_id: int) -> None:
-        with self.session() as session:
-            session.execute(update(InboxMessage).where(InboxMessage.id == row_id).values(claimed_until=None))
-
     def record_delivery(self, row_id: int, index: int, reply: Reply, now: Optional[datetime] = None
                         ) -> Dict[str, Any]:
         """Reply number `index` of a message reached the customer: add it to the transcript and count it. After

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from datetime import timedelta
 from typing import Dict, List, Mapping, Optional, Set
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.backoff import exponential_delay
 from bot.gateway.adapter import ChannelAdapter, DeliveryError
 from bot.gateway.calls import DatabaseCalls
 from bot.gateway.config import GatewaySettings
@@ -28,7 +28,7 @@ HANDOFF_CHECK_SECONDS = 30.0
 
 def retry_delay(attempts: int, cap: float) -> float:
     """Seconds before attempt number `attempts + 1`: 1, 2, 4, 8 ... up to `cap`, with ±10 % jitter."""
-    return min(cap, 0.5 * (2 ** max(1, attempts))) * random.uniform(0.9, 1.1)
+    return exponential_delay(max(1, attempts), 0.5, cap, jitter=0.1)
 
 
 class InboxWorker:

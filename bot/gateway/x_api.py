@@ -239,6 +239,13 @@ class UserAuth:
             if not await self.run_db(self.tokens.claim_refresh):
                 return await self._refreshed_elsewhere(current)
             try:
+                # Read again under the claim: another process may have refreshed between our read and our claim
+                # (its claim ends when it saves), and its refresh token is the only one still valid.
+                current = await self.run_db(self.tokens.load)
+                if current is None:
+                    raise XAuthError("the X account's token was removed: run `python -m bot x authorize`")
+                if current.access_token != stale.access_token and not current.expiring():
+                    return current
                 if not current.refresh_token:
                     raise XAuthError("X gave no refresh token (authorize with the offline.access scope): run "
                                      "`python -m bot x authorize` again")

@@ -1,0 +1,26 @@
+"""The names the assistant's parts share, each defined once: the retrieval intents and their full answer keys, and
+the intents answered from the customer's own account."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+# Intents answered by a response selector: their answers are keyed "faq/plans", "support/eula" ...
+RETRIEVAL_INTENTS = ("faq", "support")
+
+LOST_ACTIVATION_CODE = "lost_activation_code"    # answered by e-mailing the codes again
+# Account questions answered with figures computed for the verified customer, with no side effect (so agents'
+# suggestions may show them too).
+COMPUTED_ACCOUNT_INTENTS = ("ask_termination_penalty", "ask_account_status", "ask_outstanding_balance",
+                            "ask_my_subscription")
+ACCOUNT_INTENTS = (LOST_ACTIVATION_CODE, *COMPUTED_ACCOUNT_INTENTS)
+
+
+def full_label(parse_data: Mapping[str, Any], intent: Optional[str]) -> str:
+    """"faq/plans" for a retrieval intent (its response selector's pick), else the intent name ("" for none)."""
+    if intent in RETRIEVAL_INTENTS:
+        selector = parse_data.get("response_selector") or {}
+        picked = selector.get(intent) or selector.get("default") or {}
+        key = (picked.get("response") or {}).get("intent_response_key")
+        if key:
+            return str(key)
+    return intent or ""
