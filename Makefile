@@ -13,12 +13,14 @@ GATEWAY_INSTALLED := $(GATEWAY_VENV)/.installed
 # components import, derived by bot/train_inputs.py): retrain only when one of these changed.
 TRAIN_INPUTS := $(shell python3 bot/train_inputs.py)
 
-.PHONY: help install browser train run agent report shell lint test test-unit eval bench audit validate clean
+.PHONY: help install browser train run agent report shell lint test test-unit test-integration test-e2e test-browser \
+        eval bench audit validate clean
 
 help:
 	@echo "make run    set up (venv, install, train if data changed) and serve the assistant"
 	@echo "make test   lint, then every test (unit, data validation, conversations, held-out accuracy)"
 	@echo "make lint   ruff and mypy"
+	@echo "make test-unit / test-integration / test-e2e / test-browser   one tier of the tests"
 	@echo "make shell  talk to the assistant in this terminal"
 	@echo "make train  train models/ksos.tar.gz if data or config changed"
 	@echo "make eval   held-out accuracy per language: our pipeline vs Rasa's default pipeline"
@@ -76,8 +78,19 @@ shell: $(MODEL)
 validate: $(INSTALLED)
 	$(PY) -m pytest -q tests/test_data.py
 
-test-unit: $(INSTALLED) $(GATEWAY_INSTALLED)
-	$(PY) -m pytest -q -m "not model" tests
+# Tiers (pytest.ini, tests/conftest.py): unit = no process, no socket, no PostgreSQL; integration = real servers
+# on loopback; e2e = the trained model behind Rasa and the action server; browser = Chromium. `make test` runs all.
+test-unit: $(INSTALLED)
+	$(PY) -m pytest -q -m unit tests
+
+test-integration: $(INSTALLED) $(GATEWAY_INSTALLED)
+	$(PY) -m pytest -q -m "integration and not model and not browser" tests
+
+test-e2e: $(MODEL) $(GATEWAY_INSTALLED)
+	$(PY) -m pytest -q -m "model and not browser" tests
+
+test-browser: $(MODEL) $(GATEWAY_INSTALLED) $(CHROMIUM)
+	$(PY) -m pytest -q -m browser tests
 
 # ruff (ruff.toml) on every Python file of ours, mypy (mypy.ini) on bot/.
 lint: $(INSTALLED)

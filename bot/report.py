@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import html
 import json
 import statistics
 import sys
@@ -22,6 +21,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
+import jinja2
 from sqlalchemy import and_, case, column, inspect, null, or_, select, table
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.clock import MALAYSIA, now_utc, today
 from bot.database import make_engine
 from bot.gateway.models import EDITED, HANDOFF_REASONS, IGNORED, SHOWN, USED, Conversation, Handoff, SuggestionSet
+from bot.paths import RESOURCES_DIR
 from bot.settings import load_settings
 from bot.vocabulary import RETRIEVAL_INTENTS, full_label
 
@@ -541,18 +542,17 @@ def report_json(report: Report) -> Dict[str, Any]:
 
 
 # --- HTML ---------------------------------------------------------------------------------------------------------
+# The page is a Jinja2 template (resources/templates/report.html.j2, autoescaped); this part lays out its charts.
 
-def escape(text: object) -> str:
-    return html.escape(str(text), quote=True)
+TEMPLATES_DIR = RESOURCES_DIR / "templates"
+BAR_COLOUR = "#0b7a75"
+OUTCOME_COLOURS = {"used": "#0b7a75", "edited": "#6fb3a8", "ignored": "#d9822b", "still open": "#b8bec6"}
+PLOT_WIDTH, ROW_HEIGHT = 300, 24
 
 
 def shortened(text: str, limit: int) -> str:
     """The text, cut to `limit` characters with an ellipsis when longer (chart labels; the tables keep it whole)."""
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
-
-
-BAR_COLOUR = "#0b7a75"
-OUTCOME_COLOURS = {"used": "#0b7a75", "edited": "#6fb3a8", "ignored": "#d9822b", "still open": "#b8bec6"}
 
 
 @dataclass(frozen=True)
@@ -563,93 +563,66 @@ class Bar:
     text: str
 
 
-def svg_bar_chart(title: str, bars: Sequence[Bar], scale: float, label_width: int = 90) -> str:
-    """A horizontal bar chart as inline SVG; bar lengths are value / scale of the plot width."""
-    plot_width, row_height = 300, 24
-    width, height = label_width + plot_width + 70, row_height * len(bars) + 8
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>']
-    for index, bar in enumerate(bars):
-        top = 4 + index * row_height
-        length = plot_width * bar.value / scale if bar.value and scale else 0.0
-        parts.append(f'<text x="{label_width - 6}" y="{top + 16}" text-anchor="end">{escape(bar.label)}</text>'
-                     f'<rect x="{label_width}" y="{top + 4}" width="{length:.1f}" height="16" fill="{BAR_COLOUR}"/>'
-                     f'<text x="{label_width + length + 5:.1f}" y="{top + 16}">{escape(bar.text)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def bar_chart(title: str, bars: Sequence[Bar], scale: float, label_width: int = 90) -> Dict[str, Any]:
+    """A horizontal bar chart's layout: bar lengths are value / scale of the plot width."""
+    return {"kind": "bars", "title": title, "label_width": label_width, "colour": BAR_COLOUR,
+            "width": label_width + PLOT_WIDTH + 70, "height": ROW_HEIGHT * len(bars) + 8,
+            "bars": [{"label": bar.label, "text": bar.text, "top": 4 + index * ROW_HEIGHT,
+                      "length": PLOT_WIDTH * bar.value / scale if bar.value and scale else 0.0}
+                     for index, bar in enumerate(bars)]}
 
 
-def svg_outcome_chart(title: str, rows: Sequence[Tuple[str, SuggestionCounts]]) -> str:
+def outcome_chart(title: str, rows: Sequence[Tuple[str, SuggestionCounts]]) -> Dict[str, Any]:
     """Per segment one bar split into used / edited / ignored / still open suggestion sets, with a legend."""
-    label_width, plot_width, row_height = 90, 300, 24
-    width, height = label_width + plot_width + 70, row_height * (len(rows) + 1) + 8
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>']
-    for index, (name, colour) in enumerate(OUTCOME_COLOURS.items()):
-        left: float = label_width + index * 80
-        parts.append(f'<rect x="{left}" y="6" width="12" height="12" fill="{colour}"/>'
-                     f'<text x="{left + 16}" y="17">{escape(name)}</text>')
+    label_width = 90
+    laid_out = []
     for index, (label, counts) in enumerate(rows):
-        top = 4 + (index + 1) * row_height
-        parts.append(f'<text x="{label_width - 6}" y="{top + 16}" text-anchor="end">{escape(label)}</text>')
-        left = float(label_width)
-        outcomes = (counts.used, counts.edited, counts.ignored, counts.open)
-        for count, colour in zip(outcomes, OUTCOME_COLOURS.values(), strict=True):
-            length = plot_width * count / counts.total if counts.total else 0.0
-            parts.append(f'<rect x="{left:.1f}" y="{top + 4}" width="{length:.1f}" height="16" fill="{colour}"/>')
+        left, parts = float(label_width), []
+        for count, colour in zip((counts.used, counts.edited, counts.ignored, counts.open), OUTCOME_COLOURS.values(),
+                                 strict=True):
+            length = PLOT_WIDTH * count / counts.total if counts.total else 0.0
+            parts.append({"left": left, "length": length, "colour": colour})
             left += length
-        parts.append(f'<text x="{left + 5:.1f}" y="{top + 16}">{escape(counts.total)} sets</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+        laid_out.append({"label": label, "top": 4 + (index + 1) * ROW_HEIGHT, "parts": parts, "end": left,
+                         "total": counts.total})
+    return {"kind": "outcomes", "title": title, "label_width": label_width,
+            "width": label_width + PLOT_WIDTH + 70, "height": ROW_HEIGHT * (len(rows) + 1) + 8,
+            "legend": [{"left": label_width + index * 80, "name": name, "colour": colour}
+                       for index, (name, colour) in enumerate(OUTCOME_COLOURS.items())],
+            "rows": laid_out}
 
 
-def report_charts(report: Report) -> List[Tuple[str, str]]:
-    """(title, SVG) of the charts: containment, handoff and fallback rates by segment, suggestion outcomes by
-    segment, top intents."""
+def report_charts(report: Report) -> List[Dict[str, Any]]:
+    """The charts: containment, handoff and fallback rates by segment, suggestion outcomes by segment, top
+    intents."""
     segments = report.segments()
     charts = []
     for title, rate in (("Containment (conversations without a handoff)", lambda m: m.containment),
                         ("Handoff rate (conversations handed to an agent)", lambda m: m.handoff_rate),
                         ("Fallback rate (customer messages not understood)", lambda m: m.fallback_rate)):
-        bars = [Bar(name, rate(metrics), percent(rate(metrics))) for name, metrics in segments]
-        charts.append((title, svg_bar_chart(title, bars, 1.0)))
-    title = "Agent-assist suggestion outcomes"
-    charts.append((title, svg_outcome_chart(title, [(name, metrics.suggestions) for name, metrics in segments])))
-    title, top = f"Top {TOP_INTENTS} intents (all conversations)", report.overall.top_intents()
-    bars = [Bar(shortened(key, 34), count, str(count)) for key, count in top]
-    charts.append((title, svg_bar_chart(title, bars, max((count for _, count in top), default=1), label_width=240)))
+        charts.append(bar_chart(title, [Bar(name, rate(metrics), percent(rate(metrics)))
+                                        for name, metrics in segments], 1.0))
+    charts.append(outcome_chart("Agent-assist suggestion outcomes",
+                                [(name, metrics.suggestions) for name, metrics in segments]))
+    top = report.overall.top_intents()
+    charts.append(bar_chart(f"Top {TOP_INTENTS} intents (all conversations)",
+                            [Bar(shortened(key, 34), count, str(count)) for key, count in top],
+                            max((count for _, count in top), default=1), label_width=240))
     return charts
 
 
-PAGE_STYLE = """
-body { font: 14px/1.4 system-ui, sans-serif; color: #1d2733; margin: 2rem auto; max-width: 1100px; padding: 0 1rem; }
-h1 { font-size: 1.5rem; margin-bottom: .2rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
-.meta, .note { color: #5a6776; } .note { background: #fff6e5; padding: .4rem .6rem; border-radius: 4px; }
-table { border-collapse: collapse; margin: .5rem 0; } th, td { padding: .25rem .7rem; text-align: right; }
-th:first-child, td:first-child { text-align: left; } thead th { border-bottom: 2px solid #c9d1da; }
-tbody tr:nth-child(even) { background: #f3f6f8; }
-.charts { display: flex; flex-wrap: wrap; gap: 1.5rem; } figure { margin: 0; }
-figcaption { font-weight: 600; margin-bottom: .3rem; } svg text { font: 12px system-ui, sans-serif; fill: #1d2733; }
-"""
+@functools.lru_cache(maxsize=1)
+def _page_template() -> jinja2.Template:
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+                                     autoescape=True, undefined=jinja2.StrictUndefined)
+    return environment.get_template("report.html.j2")
 
 
 def render_html(report: Report) -> str:
     """One self-contained page: inline CSS, the report's tables and inline SVG charts; no scripts, no links."""
-    body = [f"<h1>KSOS support report: {escape(report.period.label())}</h1>",
-            f'<p class="meta">{escape(generated_line(report))}</p>']
-    body += [f'<p class="note">{escape(note)}</p>' for note in report.notes]
-    for tabled in report_tables(report):
-        header = "".join(f"<th>{escape(cell)}</th>" for cell in tabled.header)
-        rows = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in tabled.rows)
-        body.append(f"<h2>{escape(tabled.title)}</h2><table><thead><tr>{header}</tr></thead>"
-                    f"<tbody>{rows or '<tr><td>(none)</td></tr>'}</tbody></table>")
-    body.append('<h2>Charts</h2><div class="charts">')
-    body += [f"<figure><figcaption>{escape(title)}</figcaption>{chart}</figure>"
-             for title, chart in report_charts(report)]
-    body.append("</div>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>KSOS support report: {escape(report.period.label())}</title><style>{PAGE_STYLE}</style></head>"
-            "<body>" + "\n".join(body) + "</body></html>\n")
+    return _page_template().render(period=report.period.label(), generated=generated_line(report),
+                                   notes=report.notes, tables=report_tables(report),
+                                   charts=report_charts(report)) + "\n"
 
 
 # --- command line -------------------------------------------------------------------------------------------------

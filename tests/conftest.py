@@ -27,10 +27,39 @@ def api_path(path: str, token: str) -> str:
     return api_url("", path, token)
 
 
+# Test tiers (pytest.ini): unit (no process, no socket, no PostgreSQL: `make test-unit`), integration (real
+# servers on loopback: PostgreSQL, gateways, local fakes, subprocesses), model (the trained model, Rasa and the
+# action server), browser (Chromium). A unit test that starts a process or opens a socket fails and says so.
+PROCESS_FIXTURES = {"background_loop", "gateway_url", "agent_gateway", "smtp_server"}
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "assistant" in getattr(item, "fixturenames", ()) or "model_path" in getattr(item, "fixturenames", ()):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "browser" in fixtures:
+            item.add_marker(pytest.mark.browser)
+        if fixtures & {"assistant", "model_path"}:
             item.add_marker(pytest.mark.model)
+        callspec = getattr(item, "callspec", None)
+        postgres = callspec is not None and "postgresql" in callspec.params.values()
+        if postgres or fixtures & PROCESS_FIXTURES:
+            item.add_marker(pytest.mark.integration)
+        if not any(item.get_closest_marker(tier) for tier in ("model", "browser", "integration")):
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def unit_tests_start_no_process_and_open_no_socket(request, monkeypatch):
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refused(*args, **kwargs):
+        raise RuntimeError(f"{request.node.nodeid} is a unit test: it may start no process and open no socket "
+                           "(mark it integration)")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refused)
+    monkeypatch.setattr(socket.socket, "connect", refused)
+    monkeypatch.setattr(socket.socket, "bind", refused)
 
 
 IDENTITY_TOKEN_SECRET = "conversation-test-secret"

@@ -5,8 +5,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from bot.accounts.verification import verify_identity_token
 from bot.paths import REPO_ROOT
+
+pytestmark = pytest.mark.integration
 
 
 def bot(*args, env_extra=None):

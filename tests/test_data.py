@@ -165,6 +165,7 @@ def test_no_price_or_url_that_the_seeds_do_not_have():
                 assert url.rstrip(".,") in seed_text, (name, url)
 
 
+@pytest.mark.integration
 def test_stock_rasa_data_validate_is_clean():
     """`rasa data validate` as it comes, with its default paths (domain.yml, config.yml, data/)."""
     result = subprocess.run(

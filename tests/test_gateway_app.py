@@ -3,11 +3,14 @@ channels off without their secrets, the headers on every response, and a widget 
 import asyncio
 import logging
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.gateway.app import CHANNELS, init_app
 from bot.gateway.config import GatewaySettings
 from conftest import TEST_SECRETS, free_port
+
+pytestmark = pytest.mark.integration
 
 
 def settings_for(tmp_path, **extra) -> GatewaySettings:

@@ -260,6 +260,7 @@ def test_rate_limit_waits_from_retry_after_or_the_reset_epoch():
     assert rate_limit_wait({}) is None
 
 
+@pytest.mark.integration
 def test_post_with_retry_waits_a_short_reset_and_hands_a_long_one_to_the_inbox():
     import time
 
@@ -374,6 +375,7 @@ def test_settings_disable_channels_without_secrets_and_read_every_variable():
     assert "FACEBOOK_APP_SECRET" in adapter.disabled_reason()
 
 
+@pytest.mark.integration
 def test_the_gateway_entry_point_redacts_without_loading_tensorflow():
     """spaCy's thinc would import TensorFlow (about 450 MB) just to see that it is there; the gateway runs none.
     `python -m bot gateway` up to the server start, with run_app replaced by a probe of what got imported."""

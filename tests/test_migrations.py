@@ -105,6 +105,7 @@ def test_tables_changed_outside_the_migrations_are_refused(engine):
         upgrade(engine)
 
 
+@pytest.mark.integration
 def test_two_processes_upgrading_one_new_database_at_once_both_succeed(account_store_url):
     env = {**TEST_SECRETS, "DATABASE_URL": account_store_url, "SECRETS_FILE": "/nonexistent", "PATH": "/usr/bin:/bin"}
     processes = [subprocess.Popen([sys.executable, "-m", "bot", "db", "upgrade"], cwd=REPO_ROOT, env=env,

@@ -53,6 +53,8 @@ from gateway_helpers import (
     widget_exchange,
 )
 
+pytestmark = pytest.mark.integration
+
 
 def raw_request(port: int, request: bytes, timeout: float = 10) -> int:
     """Send `request` as bytes (headers in any shape, even non-ASCII) and return the response's status code."""

@@ -88,6 +88,7 @@ def test_the_tracker_store_writes_redacted_events():
     assert redact_event(bot) == bot
 
 
+@pytest.mark.integration
 def test_each_response_is_collected_whole():
     from bot.rasa_channel import WholeMessageCollector
 

@@ -68,6 +68,7 @@ def test_one_refresh_claim_at_a_time_and_a_lapsed_claim_can_be_taken(tokens):
     assert tokens.claim_refresh()
 
 
+@pytest.mark.integration
 def test_two_processes_needing_a_new_token_at_once_refresh_it_once(tokens):
     """Each UserAuth stands for one gateway process (own lock, own HTTP session), sharing the database."""
     fake = FakeX(TWITTER_BOT_USER_ID)
@@ -87,6 +88,7 @@ def test_two_processes_needing_a_new_token_at_once_refresh_it_once(tokens):
     assert not fresh.expiring()
 
 
+@pytest.mark.integration
 def test_a_refused_refresh_token_says_what_to_do(tokens):
     fake = FakeX(TWITTER_BOT_USER_ID)
 

@@ -170,7 +170,7 @@ class InboxWorker:
             offered = await self.db(self.store.last_offered_buttons, row.conversation_id)
             chosen = chosen_option(row.text, offered) if offered else None
             if chosen is not None:
-                logger.info("inbox %s: numbered option %s chosen", row.id, chosen.payload)
+                logger.info("inbox %s (%s): numbered option %s chosen", row.id, row.conversation_id, chosen.payload)
                 return chosen.payload
         if payload and (payload in adapter.ui_payloads
                         or payload in await self.db(self.store.offered_payloads, row.conversation_id)):

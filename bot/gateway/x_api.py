@@ -11,19 +11,16 @@ The V2 Webhooks API takes the app-only bearer token (TWITTER_BEARER_TOKEN).
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
-import hashlib
-import hmac
 import logging
-import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Dict, Mapping, Optional, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
+import oauthlib.oauth1
 from sqlalchemy import or_, update
 
 from bot.accounts.crypto import Cipher
@@ -160,30 +157,17 @@ async def token_request(session: aiohttp.ClientSession, settings: GatewaySetting
     return answer
 
 
-def _encode(value: str) -> str:
-    return quote(str(value), safe="~-._")
-
-
 def oauth1_header(method: str, url: str, params: Mapping[str, str], consumer_key: str, consumer_secret: str,
                   token: str, token_secret: str, nonce: Optional[str] = None,
                   timestamp: Optional[int] = None) -> str:
-    """OAuth 1.0a HMAC-SHA1 Authorization header (RFC 5849). `params`: query/form parameters (a JSON body is
-    not signed)."""
-    oauth = {
-        "oauth_consumer_key": consumer_key,
-        "oauth_nonce": nonce or secrets.token_hex(16),
-        "oauth_signature_method": "HMAC-SHA1",
-        "oauth_timestamp": str(timestamp if timestamp is not None else int(time.time())),
-        "oauth_token": token,
-        "oauth_version": "1.0",
-    }
-    pairs = sorted((_encode(k), _encode(v)) for k, v in {**params, **oauth}.items())
-    parameter_string = "&".join(f"{k}={v}" for k, v in pairs)
-    base = "&".join([method.upper(), _encode(url), _encode(parameter_string)])
-    key = f"{_encode(consumer_secret)}&{_encode(token_secret)}"
-    signature = base64.b64encode(hmac.new(key.encode(), base.encode(), hashlib.sha1).digest()).decode()
-    oauth["oauth_signature"] = signature
-    return "OAuth " + ", ".join(f'{_encode(k)}="{_encode(v)}"' for k, v in sorted(oauth.items()))
+    """OAuth 1.0a HMAC-SHA1 Authorization header (RFC 5849, signed by oauthlib). `params`: query parameters (a
+    JSON body is not signed)."""
+    client = oauthlib.oauth1.Client(consumer_key, client_secret=consumer_secret, resource_owner_key=token,
+                                    resource_owner_secret=token_secret, nonce=nonce,
+                                    timestamp=None if timestamp is None else str(timestamp))
+    signed_url = f"{url}?{urlencode(params, quote_via=quote)}" if params else url
+    _, headers, _ = client.sign(signed_url, http_method=method.upper())
+    return headers["Authorization"]
 
 
 def oauth1_configured(settings: GatewaySettings) -> bool:
