@@ -15,7 +15,7 @@ from bot.database import OutdatedSchema
 from bot.local_secrets import prepare_checkout
 from bot.paths import REPO_ROOT, VAR_DIR
 from bot.services import assistant_services, child_environment, train_command
-from bot.settings import MissingSecret, load_settings
+from bot.settings import InvalidSettings, MissingSecret, load_settings
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
             return PASS_THROUGH[argv[0]][0](argv[1:])
         args = parser.parse_args(argv)
         return args.func(args)
-    except (MissingSecret, OutdatedSchema) as error:
+    except (MissingSecret, OutdatedSchema, InvalidSettings) as error:
         print(f"Cannot start: {error}", file=sys.stderr)
         return 2
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
+from datetime import datetime
+from typing import Any, Dict, List, Mapping, Optional
 
 from bot.local_secrets import read_secrets, secrets_file
 from bot.paths import REPO_ROOT, VAR_DIR
@@ -17,6 +18,60 @@ LOOPBACK = "127.0.0.1"
 
 class MissingSecret(RuntimeError):
     """A service was asked to start without a secret it needs."""
+
+
+class InvalidSettings(ValueError):
+    """One or more variables have values that cannot be used; the message names each, one per line."""
+
+
+class Environment:
+    """Typed reads of the environment that collect every bad value instead of stopping at the first:
+    `check()` then raises InvalidSettings naming them all."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env: Mapping[str, str] = env
+        self.problems: List[str] = []
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.env.get(name, default)
+
+    def number(self, name: str, default: float, kind: type = int, minimum: Optional[float] = None,
+               maximum: Optional[float] = None) -> Any:
+        raw = self.env.get(name, "")
+        if raw.strip() == "":
+            return kind(default)
+        try:
+            value = kind(raw.strip())
+        except ValueError:
+            self.problems.append(f"{name}={raw!r}: not a {'whole ' if kind is int else ''}number")
+            return kind(default)
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            bounds = f"from {minimum:g}" + (f" to {maximum:g}" if maximum is not None else "")
+            self.problems.append(f"{name}={raw!r}: must be {bounds}")
+            return kind(default)
+        return value
+
+    def port(self, name: str, default: int) -> int:
+        return int(self.number(name, default, int, 1, 65535))
+
+    def flag(self, name: str) -> bool:
+        raw = self.env.get(name, "").strip().lower()
+        if raw not in ("", "0", "1", "true", "false", "yes", "no"):
+            self.problems.append(f"{name}={raw!r}: use 1 or 0")
+        return raw in ("1", "true", "yes")
+
+    def day(self, name: str, default: str) -> datetime:
+        """A date as YYYY-MM-DD, as a naive UTC midnight (as bot.clock.now_utc)."""
+        raw = self.env.get(name, "").strip() or default
+        try:
+            return datetime.strptime(raw, "%Y-%m-%d")
+        except ValueError:
+            self.problems.append(f"{name}={raw!r}: a date as YYYY-MM-DD")
+            return datetime.strptime(default, "%Y-%m-%d")
+
+    def check(self) -> None:
+        if self.problems:
+            raise InvalidSettings("invalid settings:\n  " + "\n  ".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -81,13 +136,14 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
     def secret(name: str) -> str:
         return env.get(name) or stored.get(name, "")
 
-    rasa_port = int(env.get("RASA_PORT", "5005"))
-    actions_port = int(env.get("ACTIONS_PORT", "5055"))
+    read = Environment(env)
+    rasa_port = read.port("RASA_PORT", 5005)
+    actions_port = read.port("ACTIONS_PORT", 5055)
     database_url = env.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'ksos.db'}"
     # The tracker store may share the account database (set DATABASE_URL only); the SQLite default keeps the
     # conversation history in its own file so the two don't wait on one another's writes.
     default_tracker = env.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'tracker.db'}"
-    return Settings(
+    settings = Settings(
         rasa_port=rasa_port,
         # Internal services listen on loopback; only the gateway is meant to be reached from outside.
         rasa_interface=env.get("RASA_INTERFACE", LOOPBACK),
@@ -100,12 +156,14 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         identity_token_secret=env.get("IDENTITY_TOKEN_SECRET", ""),
         smtp_url=env.get("SMTP_URL", ""),
         smtp_from=env.get("SMTP_FROM", "KSOS assistant <ksos-assistant@localhost>"),
-        gateway_port=int(env.get("GATEWAY_PORT", "8080")),
+        gateway_port=read.port("GATEWAY_PORT", 8080),
         rasa_url=env.get("RASA_URL", f"http://{LOOPBACK}:{rasa_port}").rstrip("/"),
         rasa_api_token=secret("RASA_API_TOKEN"),
         action_server_token=secret("ACTION_SERVER_TOKEN"),
         data_encryption_key=secret("DATA_ENCRYPTION_KEY"),
         secrets_file=str(path),
-        verification_ttl_minutes=float(env.get("VERIFICATION_TTL_MINUTES", "30")),
-        retention_days=int(env.get("RETENTION_DAYS", "90")),
+        verification_ttl_minutes=read.number("VERIFICATION_TTL_MINUTES", 30, float, minimum=1),
+        retention_days=read.number("RETENTION_DAYS", 90, int, minimum=1),
     )
+    read.check()
+    return settings

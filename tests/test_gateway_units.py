@@ -375,6 +375,24 @@ def test_settings_disable_channels_without_secrets_and_read_every_variable():
     assert "FACEBOOK_APP_SECRET" in adapter.disabled_reason()
 
 
+def test_bad_settings_are_refused_at_start_with_each_variable_named():
+    from bot.settings import InvalidSettings, load_settings
+
+    with pytest.raises(InvalidSettings) as refused:
+        load_settings({"GATEWAY_PORT": "eighty", "RASA_PORT": "70000", "RETENTION_DAYS": "0",
+                       "SECRETS_FILE": "/nonexistent"})
+    lines = str(refused.value).splitlines()[1:]
+    assert [line.split("=")[0].strip() for line in lines] == ["RASA_PORT", "GATEWAY_PORT", "RETENTION_DAYS"]
+    assert "not a whole number" in str(refused.value) and "from 1 to 65535" in str(refused.value)
+    with pytest.raises(InvalidSettings) as refused:
+        GatewaySettings.from_env({"GATEWAY_RATE_LIMIT_PER_MINUTE": "-1", "CONSOLE_INSECURE_COOKIE": "maybe",
+                                  "HANDOFF_WAIT_MINUTES": "soon", "SECRETS_FILE": "/nonexistent"})
+    named = str(refused.value)
+    assert all(name in named for name in ("GATEWAY_RATE_LIMIT_PER_MINUTE", "CONSOLE_INSECURE_COOKIE",
+                                          "HANDOFF_WAIT_MINUTES"))
+    assert GatewaySettings.from_env({"GATEWAY_PORT": " ", "SECRETS_FILE": "/nonexistent"}).port == 8080
+
+
 @pytest.mark.integration
 def test_the_gateway_entry_point_redacts_without_loading_tensorflow():
     """spaCy's thinc would import TensorFlow (about 450 MB) just to see that it is there; the gateway runs none.

@@ -7,20 +7,13 @@ from datetime import datetime
 from typing import Mapping, Optional, Tuple
 
 from bot.gateway.clients import Network, parse_networks
-from bot.settings import Settings, load_settings
+from bot.settings import Environment, Settings, load_settings
 
 FACEBOOK_GRAPH_URL = "https://graph.facebook.com/v21.0"
 TWITTER_API_URL = "https://api.x.com"
 TWITTER_AUTHORIZE_URL = "https://x.com/i/oauth2/authorize"
 # X's Account Activity API reaches end of life on 1 January 2027: its bodies are accepted until then.
 TWITTER_AAA_UNTIL = "2027-01-01"
-
-
-def _utc_date(name: str, value: str) -> datetime:
-    try:
-        return datetime.strptime(value.strip(), "%Y-%m-%d")          # naive UTC, as bot.clock.now_utc
-    except ValueError:
-        raise ValueError(f"{name} must be a date as YYYY-MM-DD, not {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -59,9 +52,10 @@ class GatewaySettings:
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "GatewaySettings":
         env = os.environ if environ is None else environ
-        shared = load_settings(env)          # the database and Rasa's address, with the same defaults as serve
+        shared = load_settings(env)
+        read = Environment(env)          # the database and Rasa's address, with the same defaults as serve
         origins = tuple(o.strip().rstrip("/") for o in env.get("WIDGET_ALLOWED_ORIGINS", "").split(",") if o.strip())
-        return cls(
+        settings = cls(
             shared=shared,
             rasa_url=shared.rasa_url,
             rasa_api_token=shared.rasa_api_token,
@@ -73,7 +67,7 @@ class GatewaySettings:
             facebook_app_secret=env.get("FACEBOOK_APP_SECRET", ""),
             facebook_page_access_token=env.get("FACEBOOK_PAGE_ACCESS_TOKEN", ""),
             facebook_graph_url=env.get("FACEBOOK_GRAPH_URL", FACEBOOK_GRAPH_URL).rstrip("/"),
-            facebook_human_agent_tag=env.get("FACEBOOK_HUMAN_AGENT_TAG", "").lower() in ("1", "true", "yes"),
+            facebook_human_agent_tag=read.flag("FACEBOOK_HUMAN_AGENT_TAG"),
             twitter_consumer_key=env.get("TWITTER_CONSUMER_KEY", ""),
             twitter_consumer_secret=env.get("TWITTER_CONSUMER_SECRET", ""),
             twitter_access_token=env.get("TWITTER_ACCESS_TOKEN", ""),
@@ -85,13 +79,15 @@ class GatewaySettings:
             twitter_bearer_token=env.get("TWITTER_BEARER_TOKEN", ""),
             twitter_redirect_uri=env.get("TWITTER_REDIRECT_URI", ""),
             twitter_authorize_url=env.get("TWITTER_AUTHORIZE_URL", TWITTER_AUTHORIZE_URL),
-            twitter_aaa_until=_utc_date("TWITTER_AAA_UNTIL", env.get("TWITTER_AAA_UNTIL", TWITTER_AAA_UNTIL)),
-            rate_limit_per_minute=int(env.get("GATEWAY_RATE_LIMIT_PER_MINUTE", "20")),
-            retry_max_seconds=float(env.get("GATEWAY_RETRY_MAX_SECONDS", "30")),
-            rasa_timeout_seconds=float(env.get("GATEWAY_RASA_TIMEOUT_SECONDS", "60")),
+            twitter_aaa_until=read.day("TWITTER_AAA_UNTIL", TWITTER_AAA_UNTIL),
+            rate_limit_per_minute=read.number("GATEWAY_RATE_LIMIT_PER_MINUTE", 20, int, minimum=0),
+            retry_max_seconds=read.number("GATEWAY_RETRY_MAX_SECONDS", 30, float, minimum=0.1),
+            rasa_timeout_seconds=read.number("GATEWAY_RASA_TIMEOUT_SECONDS", 60, float, minimum=1),
             # A handoff no agent has taken after this long goes back to the assistant (0: wait for ever).
-            handoff_wait_minutes=float(env.get("HANDOFF_WAIT_MINUTES", "15")),
+            handoff_wait_minutes=read.number("HANDOFF_WAIT_MINUTES", 15, float, minimum=0),
             trusted_proxies=parse_networks(env.get("GATEWAY_TRUSTED_PROXIES", "")),
             # The console's cookie is Secure (HTTPS only) unless this is set, for plain-http development.
-            console_insecure_cookie=env.get("CONSOLE_INSECURE_COOKIE", "").lower() in ("1", "true", "yes"),
+            console_insecure_cookie=read.flag("CONSOLE_INSECURE_COOKIE"),
         )
+        read.check()
+        return settings
