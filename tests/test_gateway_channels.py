@@ -213,8 +213,20 @@ def wait_for_replies(platforms, sender: str, at_least: int = 1, quiet: float = 1
 
 
 def settle(seconds: float = 2.0) -> None:
-    """Give the gateway time to (wrongly) send something more."""
+    """Give the gateway time to (wrongly) send something more, where it cannot tell it is done (Rasa down)."""
     time.sleep(seconds)
+
+
+def idle(gateway, timeout: float = 30) -> None:
+    """Until the gateway has no message left to answer (/healthz, twice in a row), then a moment for a notice
+    still in flight: the point after which nothing more may be sent."""
+    deadline, quiet_polls = time.monotonic() + timeout, 0
+    while quiet_polls < 2:
+        assert time.monotonic() < deadline, "the gateway did not become idle"
+        pending = json.loads(http("GET", gateway.url + "/healthz")[1]).get("pending_messages")
+        quiet_polls = quiet_polls + 1 if pending == 0 else 0
+        time.sleep(0.2)
+    time.sleep(0.5)
 
 
 def new_sender() -> str:
@@ -251,7 +263,7 @@ def test_forged_signatures_are_refused_and_nothing_is_answered(gateway, platform
     # Each header with its own secret: the consumer secret under the OAuth 2.0 header is a forgery too.
     assert x_post(gateway, xaa(v2_dm(sender, "hello")), secret=TWITTER_CONSUMER_SECRET)[0] == 403
     assert twitter_post(gateway, xaa(v2_dm(sender, "hello")), secret=X_CLIENT_SECRET)[0] == 403
-    settle()
+    idle(gateway)
     assert platforms.messages_to(sender) == []
 
 
@@ -297,7 +309,7 @@ def test_echoes_deliveries_and_reads_are_ignored(gateway, platforms):
         {"sender": {"id": customer}, "recipient": {"id": "PAGE_ID"}, "timestamp": 3, "read": {"watermark": 3}},
     )
     assert facebook_post(gateway, body)[0] == 200
-    settle()
+    idle(gateway)
     assert platforms.messages_to(customer) == [] and platforms.messages_to("PAGE_ID") == []
 
 
@@ -308,7 +320,7 @@ def test_a_replayed_event_is_answered_once(gateway, platforms):
     assert facebook_post(gateway, body)[0] == 200               # Meta retries a delivery it thinks failed
     first = wait_for_replies(platforms, sender)
     assert facebook_post(gateway, body)[0] == 200               # and a late replay
-    settle(2)
+    idle(gateway)
     assert len(platforms.messages_to(sender)) == len(first)
 
 
@@ -334,7 +346,7 @@ def test_graph_api_429_and_500_are_retried_and_the_reply_arrives_once(gateway, p
     platforms.fail_next.extend([429, 500])
     facebook_post(gateway, page_body(messaging(sender, "hello")))
     replies = wait_for_replies(platforms, sender)
-    settle(2)
+    idle(gateway)
     assert len(platforms.messages_to(sender)) == len(replies)
     assert not platforms.fail_next
 
@@ -357,7 +369,7 @@ def test_rate_limit_answers_the_first_messages_and_sends_one_notice(gateway, pla
         return [m for m in platforms.messages_to(sender) if m["text"] == notice("rate_limited", "en")]
 
     wait_for(notices)
-    settle(3)
+    idle(gateway)
     assert len(notices()) == 1
 
 
@@ -377,7 +389,7 @@ def test_an_xaa_dm_is_answered_once_in_the_askers_language_through_the_v2_endpoi
     assert set(authorizations(platforms, sender)) == {f"Bearer {token}"}       # OAuth 2.0 user context
     assert x_post(gateway, delivery)[0] == 200                               # redelivered: the same event_uuid
     assert x_post(gateway, xaa(delivery["data"]["payload"]))[0] == 200       # the same DM in a new delivery
-    settle(2)
+    idle(gateway)
     assert len(platforms.messages_to(sender)) == len(sent)
     assert f"delivery {delivery['data']['event_uuid']} already handled" in gateway.log()
 
@@ -400,7 +412,7 @@ def test_x_own_unsubscribed_and_other_users_deliveries_are_not_answered(gateway,
         assert x_post(gateway, delivery)[0] == 200
         assert f"delivery {delivery['data']['event_uuid']} ignored: event type {event_type!r}" in gateway.log()
     assert x_post(gateway, xaa(v2_dm(sender, "hello"), for_user="999"))[0] == 200
-    settle()
+    idle(gateway)
     assert platforms.messages_to(sender) == [] and platforms.x.sends_to(TWITTER_BOT_USER_ID) == []
 
 
@@ -451,7 +463,7 @@ def test_a_customer_who_takes_no_dms_is_logged_once_and_the_next_message_is_answ
                                             "detail": "You cannot send messages to this user."}))
     x_post(gateway, xaa(v2_dm(sender, "what is ksos?")))
     wait_for(lambda: platforms.x.sends_to(sender))
-    settle(3)
+    idle(gateway)
     assert [call.get("failed") for call in platforms.x.sends_to(sender)] == [403]
     assert sum(f"(twitter:{sender}): the customer cannot be sent messages now" in line
                for line in gateway.log().splitlines()) == 1
@@ -709,7 +721,7 @@ def test_messenger_handoff_agent_reply_and_hand_back(gateway, platforms, console
     assert waiting["state"] == "waiting" and waiting["language"] == "en" and waiting["reason"] == "request_human"
 
     facebook_post(gateway, page_body(messaging(sender, "hello? what is the termination penalty?")))
-    settle(2)
+    idle(gateway)
     before = len(texts_to(platforms, sender))
     assert not [t for t in texts_to(platforms, sender) if "penalty" in t.lower()]     # the assistant is silent
 
@@ -726,7 +738,7 @@ def test_messenger_handoff_agent_reply_and_hand_back(gateway, platforms, console
     assert console.call("POST", f"/api/agent/conversations/{conversation}/reply", reply) == (202, {"status": "queued"})
     assert console.call("POST", f"/api/agent/conversations/{conversation}/reply", reply)[1] == {"status": "duplicate"}
     wait_for(lambda: len(texts_to(platforms, sender)) >= before + 2)
-    settle(1.5)
+    idle(gateway)
     assert texts_to(platforms, sender)[before + 1].startswith(top["answer"][:40])
     assert len([t for t in texts_to(platforms, sender) if t.startswith(top["answer"][:40])]) == 1
 
