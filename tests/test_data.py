@@ -1,4 +1,5 @@
 """The knowledge base and training data: contract intents, bilingual parity, sources, limits, seed facts."""
+import functools
 import re
 import subprocess
 import sys
@@ -41,7 +42,9 @@ def contract_labels():
     } | {"greet", "goodbye", "thank", "affirm", "deny"}
 
 
+@functools.lru_cache(maxsize=None)
 def all_responses():
+    """Every response of domain.yml and data/faq/ (read once: the tests below only read it)."""
     responses = dict(yaml.safe_load((REPO_ROOT / "domain.yml").read_text())["responses"])
     for path in sorted((REPO_ROOT / "data" / "faq").glob("*.yml")):
         responses.update(yaml.safe_load(path.read_text()).get("responses") or {})
