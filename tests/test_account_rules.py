@@ -19,6 +19,8 @@ from bot.accounts.rules import (
     termination_penalty,
 )
 
+MONTHS = catalogue().contract_months       # 12, FAQ 2 / FAQ 20 (resources/accounts/plans.yml)
+
 
 @pytest.mark.parametrize("start, months, expected", [
     (date(2026, 1, 31), 1, date(2026, 2, 28)),
@@ -33,8 +35,8 @@ def test_add_months_clamps_to_the_month_end(start, months, expected):
 
 
 def test_contract_end_is_twelve_months_after_the_start():
-    assert contract_end(date(2026, 5, 12)) == date(2027, 5, 12)
-    assert contract_end(date(2024, 2, 29)) == date(2025, 2, 28)
+    assert contract_end(date(2026, 5, 12), MONTHS) == date(2027, 5, 12)
+    assert contract_end(date(2024, 2, 29), MONTHS) == date(2025, 2, 28)
 
 
 @pytest.mark.parametrize("on, remaining", [
@@ -50,40 +52,41 @@ def test_contract_end_is_twelve_months_after_the_start():
     (date(2025, 12, 1), 12),    # before the start (a future start date)
 ])
 def test_remaining_contract_months(on, remaining):
-    assert remaining_contract_months(date(2026, 1, 10), on) == remaining
+    assert remaining_contract_months(date(2026, 1, 10), on, MONTHS) == remaining
 
 
 def test_remaining_months_from_a_month_end_start():
     start = date(2026, 1, 31)
-    assert remaining_contract_months(start, date(2026, 2, 28)) == 11   # a month later (clamped)
-    assert remaining_contract_months(start, date(2026, 2, 27)) == 12
-    assert remaining_contract_months(start, date(2027, 1, 30)) == 1
-    assert remaining_contract_months(start, date(2027, 1, 31)) == 0
+    assert remaining_contract_months(start, date(2026, 2, 28), MONTHS) == 11   # a month later (clamped)
+    assert remaining_contract_months(start, date(2026, 2, 27), MONTHS) == 12
+    assert remaining_contract_months(start, date(2027, 1, 30), MONTHS) == 1
+    assert remaining_contract_months(start, date(2027, 1, 31), MONTHS) == 0
 
 
 def test_remaining_months_from_29_february():
     start = date(2028, 2, 29)
-    assert contract_end(start) == date(2029, 2, 28)
-    assert remaining_contract_months(start, date(2029, 2, 27)) == 1
-    assert remaining_contract_months(start, date(2029, 2, 28)) == 0
-    assert remaining_contract_months(start, date(2028, 3, 29)) == 11
+    assert contract_end(start, MONTHS) == date(2029, 2, 28)
+    assert remaining_contract_months(start, date(2029, 2, 27), MONTHS) == 1
+    assert remaining_contract_months(start, date(2029, 2, 28), MONTHS) == 0
+    assert remaining_contract_months(start, date(2028, 3, 29), MONTHS) == 11
 
 
 def test_penalty_is_fee_times_remaining_months():
-    penalty = termination_penalty("125.00", date(2026, 5, 12), date(2026, 11, 22))
+    penalty = termination_penalty("125.00", date(2026, 5, 12), date(2026, 11, 22), MONTHS)
     assert penalty.months_remaining == 6 and penalty.amount == Decimal("750.00") and penalty.applies
     assert penalty.contract_end == date(2027, 5, 12)
 
 
 def test_penalty_same_day_and_after_twelve_months():
-    assert termination_penalty(Decimal("200"), date(2026, 11, 22), date(2026, 11, 22)).amount == Decimal("2400.00")
-    after = termination_penalty(Decimal("30"), date(2025, 11, 22), date(2026, 11, 22))
+    same_day = termination_penalty(Decimal("200"), date(2026, 11, 22), date(2026, 11, 22), MONTHS)
+    assert same_day.amount == Decimal("2400.00")
+    after = termination_penalty(Decimal("30"), date(2025, 11, 22), date(2026, 11, 22), MONTHS)
     assert after.amount == Decimal("0.00") and after.months_remaining == 0 and not after.applies
 
 
 def test_penalty_restarts_with_a_plan_change():
     # Subscribed 18 months ago, changed plan 2 months and 15 days ago: the new contract has 10 months left.
-    assert termination_penalty("125", date(2026, 9, 7), date(2026, 11, 22)).amount == Decimal("1250.00")
+    assert termination_penalty("125", date(2026, 9, 7), date(2026, 11, 22), MONTHS).amount == Decimal("1250.00")
 
 
 @pytest.mark.parametrize("on, period", [

@@ -89,7 +89,8 @@ def _common(snapshot: AccountSnapshot) -> Dict[str, str]:
 # --- ask_termination_penalty ------------------------------------------------------------------------------
 
 def penalty_total(snapshot: AccountSnapshot, today: date) -> Decimal:
-    return to_ringgit(sum((termination_penalty(s.monthly_fee, s.contract_start, today).amount
+    months = catalogue().contract_months
+    return to_ringgit(sum((termination_penalty(s.monthly_fee, s.contract_start, today, months).amount
                            for s in snapshot.active_subscriptions), Decimal("0")))
 
 
@@ -100,7 +101,7 @@ def termination_penalty_answer(snapshot: AccountSnapshot, today: date, render: R
     lines = [render("utter_account_penalty_header", today=day(today, language), **_common(snapshot))]
     with_penalty = 0
     for s in subscriptions:
-        penalty = termination_penalty(s.monthly_fee, s.contract_start, today)
+        penalty = termination_penalty(s.monthly_fee, s.contract_start, today, catalogue().contract_months)
         values = dict(plan=s.plan_name, fee=money(s.monthly_fee), contract_start=day(s.contract_start, language),
                       contract_end=day(penalty.contract_end, language), months=penalty.months_remaining,
                       penalty=money(penalty.amount))
@@ -235,7 +236,8 @@ def account_summary(snapshot: AccountSnapshot, today: date) -> Dict[str, object]
         "next_bill": next_bill_date(today, snapshot.bill_day).isoformat(),
         "autopay": snapshot.autopay,
         "subscriptions": [
-            {"plan": s.plan_name, "status": s.status, "contract_end": contract_end(s.contract_start).isoformat(),
+            {"plan": s.plan_name, "status": s.status,
+             "contract_end": contract_end(s.contract_start, catalogue().contract_months).isoformat(),
              "monthly_fee": money(s.monthly_fee), "devices": len(s.devices)}
             for s in snapshot.subscriptions
         ],

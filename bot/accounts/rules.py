@@ -11,7 +11,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 SEN = Decimal("0.01")
-CONTRACT_MONTHS = 12  # FAQ 2 / FAQ 20: 12-month contract, renewed on every plan change
 
 
 def to_ringgit(amount) -> Decimal:
@@ -26,7 +25,7 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-def contract_end(contract_start: date, months: int = CONTRACT_MONTHS) -> date:
+def contract_end(contract_start: date, months: int) -> date:
     """The day the minimum contract is over (FAQ 20: 12 months from the start or from the last plan change)."""
     return add_months(contract_start, months)
 
@@ -41,7 +40,7 @@ def months_elapsed(start: date, on: date) -> int:
     return months
 
 
-def remaining_contract_months(contract_start: date, on: date, months: int = CONTRACT_MONTHS) -> int:
+def remaining_contract_months(contract_start: date, on: date, months: int) -> int:
     """Months of the minimum contract left on `on`, a part month counting as a full month (FAQ 33).
 
     Terminating on the start day leaves all 12; on or after the contract end, none (FAQ 32).
@@ -63,7 +62,7 @@ class Penalty:
         return self.amount > 0
 
 
-def termination_penalty(monthly_fee, contract_start: date, on: date, months: int = CONTRACT_MONTHS) -> Penalty:
+def termination_penalty(monthly_fee, contract_start: date, on: date, months: int) -> Penalty:
     """Early-termination penalty of one subscription terminated on `on`: the full monthly subscription fee times
     the remaining contract months (FAQ 33); nothing once the minimum contract is over (FAQ 32)."""
     fee = to_ringgit(monthly_fee)
