@@ -94,7 +94,7 @@ test-browser: $(MODEL) $(GATEWAY_INSTALLED) $(CHROMIUM)
 
 # ruff (ruff.toml) on every Python file of ours, mypy (mypy.ini) on bot/.
 lint: $(INSTALLED)
-	$(PY) -m ruff check bot actions tests
+	$(PY) -m ruff check bot tools actions tests
 	$(PY) -m mypy
 
 test: lint $(MODEL) $(GATEWAY_INSTALLED) $(CHROMIUM)

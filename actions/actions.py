@@ -6,8 +6,8 @@ from typing import Any, Dict, List, Text
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.fallback import CONTACT, UNREADABLE, consecutive_misses, fallback_step, payload_for, rank_candidates
-from bot.handoff import (
+from bot.dialogue.fallback import CONTACT, UNREADABLE, consecutive_misses, fallback_step, payload_for, rank_candidates
+from bot.dialogue.handoff import (
     FALLBACK,
     REQUEST_HUMAN,
     can_hand_over,
@@ -15,8 +15,8 @@ from bot.handoff import (
     handoff_marker,
     handoff_response,
 )
-from bot.input_check import input_problem
-from bot.knowledge import knowledge_base, ui_labels
+from bot.dialogue.knowledge import knowledge_base, ui_labels
+from bot.nlu.input_check import input_problem
 
 # Responses that only custom actions send (so no rule names them; `rasa data validate` reports them unused).
 RESPONSES_SENT_BY_ACTIONS = (

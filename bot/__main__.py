@@ -53,7 +53,7 @@ class OutboxRetry:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     without_ml_frameworks()         # this process only watches the others (and purges old data)
-    from bot.retention import DailyPurge
+    from bot.privacy.retention import DailyPurge
 
     prepare_checkout()
     settings = load_settings()
@@ -152,7 +152,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from bot import evaluation
+    from tools import evaluation
 
     return evaluation.main(args)
 
@@ -182,7 +182,7 @@ def cmd_x(argv: List[str]) -> int:
 
 
 def cmd_bench(argv: List[str]) -> int:
-    from bot import bench
+    from tools import bench
 
     prepare_checkout()
     return bench.main(argv)
@@ -190,7 +190,7 @@ def cmd_bench(argv: List[str]) -> int:
 
 def cmd_purge(argv: List[str]) -> int:
     without_ml_frameworks()
-    from bot.retention import main as purge_main
+    from bot.privacy.retention import main as purge_main
 
     return purge_main(argv)
 
@@ -246,7 +246,7 @@ def main(argv=None) -> int:
     from bot.gateway.agents import add_parser as add_agents_parser
 
     add_agents_parser(commands)
-    from bot.report import add_parser as add_report_parser
+    from bot.analytics.report import add_parser as add_report_parser
 
     add_report_parser(commands)
     from bot.audit import add_parser as add_audit_parser

@@ -3,9 +3,9 @@ agent to send as they are or edit.
 
 The ranking combines two signals for each answer key ('faq/plans', 'ask_termination_penalty' ...):
 - the Rasa model: intent confidence, times the response selector's confidence for retrieval intents
-  (`/model/parse`, the same scores as the "did you mean…?" buttons, bot/fallback.py);
+  (`/model/parse`, the same scores as the "did you mean…?" buttons, bot/dialogue/fallback.py);
 - rapidfuzz similarity of the message to the answer's example questions (the NLU training examples), on the
-  canonical spelling (shortforms expanded, bot/text.py): token-set ratio, averaged over the answer's three
+  canonical spelling (shortforms expanded, bot/nlu/text.py): token-set ratio, averaged over the answer's three
   closest examples (one lucky example says less than three close ones). It still finds an answer when the model
   is unsure or unreachable.
 confidence = MODEL_WEIGHT x model + FUZZY_WEIGHT x similarity, in 0–1. For a verified customer the answers of
@@ -19,9 +19,9 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from rapidfuzz import fuzz, process
 
-from bot.fallback import rank_candidates
-from bot.knowledge import KnowledgeBase, knowledge_base
-from bot.text import canonical_words
+from bot.dialogue.fallback import rank_candidates
+from bot.dialogue.knowledge import KnowledgeBase, knowledge_base
+from bot.nlu.text import canonical_words
 from bot.vocabulary import COMPUTED_ACCOUNT_INTENTS
 
 MODEL_WEIGHT, FUZZY_WEIGHT = 0.7, 0.3

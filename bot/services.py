@@ -40,7 +40,7 @@ def rasa_command(*args: str) -> List[str]:
 
 def train_command(output_dir: str = "models", fixed_name: str = "ksos", config: str = "config.yml") -> List[str]:
     # --force: Rasa's training cache fingerprints config and data but not our components' code or lexicons,
-    # so a cached featurizer could survive a change of bot/text.py; `make` only trains when an input changed.
+    # so a cached featurizer could survive a change of bot/nlu/text.py; `make` only trains when an input changed.
     return rasa_command(
         "train", "--force", "--config", config, "--domain", "domain.yml", "--data", *TRAINING_DATA,
         "--out", output_dir, "--fixed-model-name", fixed_name,

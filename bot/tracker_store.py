@@ -1,7 +1,7 @@
 """Rasa's SQL tracker store, keeping no personal data the customer typed (selected in endpoints.yml).
 
 Rasa keeps every event of every conversation. Before an event is written, what the customer typed is redacted
-with bot/privacy.py (emails, phones, NRIC, passports, card numbers, BRNs, account numbers, activation and
+with bot/privacy/redaction.py (emails, phones, NRIC, passports, card numbers, BRNs, account numbers, activation and
 one-time codes): user messages (text, the parse's text and entity values, metadata), slot values and entity
 events. The actions still see the words of the current turn: Rasa hands them the tracker it holds in memory;
 only what is stored, and so every later turn, the reports and the HTTP API, gets the redacted copy. Metadata
@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import Event
 
-from bot.privacy import redact
+from bot.privacy.redaction import redact
 
 # Metadata for the current turn only: never written to the tracker store.
 TURN_ONLY_METADATA = ("client_ip", "identity_token")

@@ -1,7 +1,7 @@
 """What the trained model depends on, for the Makefile's "retrain only when an input changed": config.yml,
 domain.yml, every file Rasa trains on (data/), the lexicons the NLU components read (resources/lexicon/), and
 every module of bot/ that config.yml's custom components import, directly or not (followed through the imports
-of bot/nlu.py). Standard library only: `python3 bot/train_inputs.py` runs before any environment exists."""
+of bot/nlu/components.py). Standard library only: `python3 bot/train_inputs.py` runs before any environment exists."""
 from __future__ import annotations
 
 import ast
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def component_modules(config: Path) -> Set[str]:
-    """The modules of our custom components named in config.yml ("- name: bot.nlu.ChatNormalizer")."""
+    """The modules of our custom components named in config.yml ("- name: bot.nlu.components.ChatNormalizer")."""
     names = re.findall(r"^\s*-\s*name:\s*(bot\.[\w.]+)", config.read_text(), flags=re.MULTILINE)
     return {name.rpartition(".")[0] for name in names}
 

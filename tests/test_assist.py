@@ -2,7 +2,7 @@
 import pytest
 
 from bot.assist import FUZZY_WEIGHT, MODEL_WEIGHT, ExampleIndex, rank_answers, suggestions
-from bot.knowledge import Answer, KnowledgeBase, knowledge_base
+from bot.dialogue.knowledge import Answer, KnowledgeBase, knowledge_base
 
 KB = KnowledgeBase([
     Answer("faq/plans", "utter_faq/plans", "FAQ 1", {"en": "Plans", "ms": "Pelan"},

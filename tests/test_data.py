@@ -10,7 +10,7 @@ import yaml
 
 from actions.account import RESPONSES_SENT_BY_ACCOUNT_ACTIONS
 from actions.actions import RESPONSES_SENT_BY_ACTIONS
-from bot.knowledge import (
+from bot.dialogue.knowledge import (
     knowledge_base,
     load_knowledge_base,
     parse_examples,
@@ -18,10 +18,10 @@ from bot.knowledge import (
     ui_labels,
     variation_language,
 )
+from bot.nlu.text import normalize_message
 from bot.paths import REPO_ROOT, TESTS_NLU_DIR
 from bot.services import child_environment
 from bot.settings import load_settings
-from bot.text import normalize_message
 
 INTENTS_MD = REPO_ROOT.parent / "shared" / "intents.md"
 MAX_TEXT = 2000  # Messenger's limit
@@ -83,7 +83,7 @@ def test_close_intents_have_more_examples():
 
 
 def test_examples_cover_english_malay_and_mixed():
-    from bot.language import detect_language
+    from bot.nlu.language import detect_language
 
     for label, texts in training_examples().items():
         languages = {detect_language(text) for text in texts}

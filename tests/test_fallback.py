@@ -1,4 +1,4 @@
-from bot.fallback import CONTACT, SUGGEST, consecutive_misses, fallback_step, payload_for, rank_candidates
+from bot.dialogue.fallback import CONTACT, SUGGEST, consecutive_misses, fallback_step, payload_for, rank_candidates
 
 KEYS = ["faq/plans", "faq/multiple_plans", "faq/billing_cutoff", "support/feedback", "ask_my_subscription"]
 

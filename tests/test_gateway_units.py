@@ -407,7 +407,7 @@ def test_the_gateway_entry_point_redacts_without_loading_tensorflow():
               "from aiohttp import web\n"
               "def probe(app, **options):\n"
               "    app.close()\n"
-              "    from bot.privacy import redact\n"
+              "    from bot.privacy.redaction import redact\n"
               "    assert redact('kod 482913') == 'kod [code]'\n"
               "    print(sorted(name for name in ('tensorflow', 'torch', 'jax') if sys.modules.get(name)))\n"
               "web.run_app = probe\n"

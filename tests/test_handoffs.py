@@ -3,12 +3,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot.gateway.agents import LoginThrottle, check_password, hash_password, password_problem
-from bot.gateway.handoffs import DUPLICATE, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, HandoffStore
-from bot.gateway.messages import InboundMessage, Reply
-from bot.gateway.models import EDITED, IGNORED, SHOWN, USED, SuggestionSet
-from bot.gateway.store import ANSWERED, DONE, TO_AGENT, GatewayStore
-from bot.handoff import (
+from bot.dialogue.handoff import (
     REQUEST_HUMAN,
     events_since_last_handoff,
     handoff_language,
@@ -16,6 +11,11 @@ from bot.handoff import (
     handoff_reason,
     handoff_response,
 )
+from bot.gateway.agents import LoginThrottle, check_password, hash_password, password_problem
+from bot.gateway.handoffs import DUPLICATE, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, HandoffStore
+from bot.gateway.messages import InboundMessage, Reply
+from bot.gateway.models import EDITED, IGNORED, SHOWN, USED, SuggestionSet
+from bot.gateway.store import ANSWERED, DONE, TO_AGENT, GatewayStore
 
 T0 = datetime(2026, 11, 22, 12, 0, 0)
 CONVERSATION = "widget:S1"

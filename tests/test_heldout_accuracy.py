@@ -1,5 +1,5 @@
 """The held-out NLU set (tests/nlu/, never trained on) must score >= 0.90 top-1 in every language."""
-from bot.evaluation import LANGUAGE_FILES, accuracy_by_language, load_test_set, predict
+from tools.evaluation import LANGUAGE_FILES, accuracy_by_language, load_test_set, predict
 
 MIN_ACCURACY = 0.90
 

@@ -1,6 +1,6 @@
 import pytest
 
-from bot.input_check import EMPTY, NO_WORDS, UNSUPPORTED_SCRIPT, input_problem
+from bot.nlu.input_check import EMPTY, NO_WORDS, UNSUPPORTED_SCRIPT, input_problem
 
 
 @pytest.mark.parametrize(

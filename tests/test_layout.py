@@ -1,4 +1,4 @@
-"""The shape of `bot/`: no import cycle, counting every import (at the top, inside functions, under
+"""The shape of `bot/` (and `tools/`): no import cycle, counting every import (at the top, inside functions, under
 TYPE_CHECKING alike: a lazy import only hides a cycle); and nothing in the gateway's lower modules imports the app
 that builds them."""
 import ast
@@ -7,7 +7,7 @@ from typing import Dict, List, Set
 
 from bot.paths import REPO_ROOT
 
-PACKAGE = REPO_ROOT / "bot"
+PACKAGES = (REPO_ROOT / "bot", REPO_ROOT / "tools")      # the runtime package, and evaluation and benchmarks
 
 
 def module_name(path: Path) -> str:
@@ -16,7 +16,8 @@ def module_name(path: Path) -> str:
 
 
 def import_graph() -> Dict[str, Set[str]]:
-    modules = {module_name(path): path for path in PACKAGE.rglob("*.py") if "versions" not in path.parts}
+    modules = {module_name(path): path for package in PACKAGES for path in package.rglob("*.py")
+               if "versions" not in path.parts}
     graph: Dict[str, Set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -34,7 +35,7 @@ def import_graph() -> Dict[str, Set[str]]:
             for target in targets:
                 while target and target not in modules:
                     target = target.rpartition(".")[0]
-                if target and target != name and not name.startswith(target + "."):
+                if target and target != name and not name.startswith(target + ".") and target not in ("bot", "tools"):
                     graph[name].add(target)
     return graph
 
@@ -79,6 +80,13 @@ def test_the_cycle_finder_finds_one():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+def test_the_runtime_package_needs_no_evaluation_or_benchmark_code():
+    """Only the command line (python -m bot eval / bench) reaches into tools/."""
+    importers = {name for name, targets in import_graph().items()
+                 if name.startswith("bot") and any(target.startswith("tools") for target in targets)}
+    assert importers <= {"bot.__main__"}, importers
+
+
 def test_only_the_entry_points_import_the_gateway_app():
     importers = {name for name, targets in import_graph().items() if "bot.gateway.app" in targets}
     assert importers <= {"bot.__main__"}, importers
@@ -105,6 +113,6 @@ def test_data_holds_only_what_rasa_trains_on_and_the_training_inputs_are_derived
             keys = set(yaml.safe_load(path.read_text()) or {})
             assert keys <= {"version", "nlu", "rules", "stories", "responses"}, (path, keys)
     inputs = train_inputs()
-    assert {"config.yml", "domain.yml", "data/rules.yml", "resources/lexicon/shortforms.yml", "bot/nlu.py",
-            "bot/text.py", "bot/fallback.py"} <= set(inputs)            # fallback.py: imported by bot/nlu.py
+    assert {"config.yml", "domain.yml", "data/rules.yml", "resources/lexicon/shortforms.yml", "bot/nlu/components.py",
+            "bot/nlu/text.py", "bot/dialogue/fallback.py"} <= set(inputs)   # fallback.py: imported by the components
     assert not any(name.startswith(("resources/accounts", "resources/gateway", "bot/gateway")) for name in inputs)

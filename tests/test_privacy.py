@@ -1,10 +1,11 @@
-"""Personal-data redaction (bot/privacy.py) on the formats customers really type, in English, Malay and a mix."""
+"""Personal-data redaction (bot/privacy/redaction.py) on the formats customers really type, in English, Malay and a
+mix."""
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot import privacy
-from bot.privacy import PLACEHOLDERS, PersonalData, find_personal_data, redact
+from bot.privacy import redaction as privacy
+from bot.privacy.redaction import PLACEHOLDERS, PersonalData, find_personal_data, redact
 
 # (message, [(label, text found)])
 FOUND = [

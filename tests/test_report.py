@@ -9,9 +9,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy.orm import Session
 
-from bot.database import make_engine
-from bot.gateway.models import Base, Conversation, Handoff, SuggestionSet
-from bot.report import (
+from bot.analytics.report import (
     ALL_TIME,
     ConversationRecord,
     HandoffRow,
@@ -32,6 +30,8 @@ from bot.report import (
     render_text,
     report_json,
 )
+from bot.database import make_engine
+from bot.gateway.models import Base, Conversation, Handoff, SuggestionSet
 
 # --- the metrics over hand-made rows --------------------------------------------------------------------------
 

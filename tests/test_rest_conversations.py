@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from bot.knowledge import knowledge_base
+from bot.dialogue.knowledge import knowledge_base
 
 CONTACT_MARKERS = ("help@tm.com.my", "@helpmeunifi", "100")
 

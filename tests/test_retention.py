@@ -1,4 +1,4 @@
-"""The retention job (`python -m bot purge`, bot/retention.py) on SQLite and the real PostgreSQL: what is older
+"""The retention job (`python -m bot purge`, bot/privacy/retention.py) on SQLite and the real PostgreSQL: what is older
 than the retention period goes, what is younger, still open or still needed stays."""
 import json
 from datetime import datetime, timedelta
@@ -8,12 +8,12 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, cr
 
 from bot.accounts import models as accounts
 from bot.accounts.verification import mark_verified
+from bot.dialogue.handoff import REQUEST_HUMAN
 from bot.gateway import models as gateway
 from bot.gateway.handoffs import HandoffStore
 from bot.gateway.messages import InboundMessage, Reply
 from bot.gateway.store import GatewayStore
-from bot.handoff import REQUEST_HUMAN
-from bot.retention import purge
+from bot.privacy.retention import purge
 from bot.settings import load_settings
 from conftest import TEST_SECRETS
 

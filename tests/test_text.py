@@ -1,6 +1,6 @@
 import pytest
 
-from bot.text import MAX_CLASSIFIED_CHARS, canonical_words, normalize_message, shortforms, squeeze_repeats
+from bot.nlu.text import MAX_CLASSIFIED_CHARS, canonical_words, normalize_message, shortforms, squeeze_repeats
 
 
 @pytest.mark.parametrize(

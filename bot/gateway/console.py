@@ -25,7 +25,8 @@ from bot import assist
 from bot.accounts.answers import account_summary
 from bot.accounts.service import AccountService
 from bot.clock import today
-from bot.fallback import rank_candidates
+from bot.dialogue.fallback import rank_candidates
+from bot.dialogue.knowledge import domain_responses, knowledge_base
 from bot.gateway.agents import AGENT_NAME, LoginThrottle, check_password
 from bot.gateway.calls import DatabaseCalls
 from bot.gateway.channels.widget import STATIC_DIR
@@ -46,8 +47,7 @@ from bot.gateway.json_input import BadJson, parse_json_object
 from bot.gateway.messages import MAX_TEXT_CHARS
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.store import GatewayStore
-from bot.knowledge import domain_responses, knowledge_base
-from bot.language import SUPPORTED_LANGUAGES, detect_language
+from bot.nlu.language import SUPPORTED_LANGUAGES, detect_language
 from bot.secret_compare import same_secret
 from bot.vocabulary import RETRIEVAL_INTENTS
 

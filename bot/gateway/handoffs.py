@@ -1,6 +1,6 @@
 """Handoffs to human agents, the agents themselves, their console sessions and the agent-assist suggestion sets.
 
-A conversation is handed over when the assistant says so (its handoff message, see bot/handoff.py): the worker
+A conversation is handed over when the assistant says so (its handoff message, see bot/dialogue/handoff.py): the worker
 opens a Handoff while saving Rasa's replies. From then on the customer's messages are kept for the agents and
 not sent to Rasa (GatewayStore.claim). An agent opens the conversation (taking it when nobody has it), replies
 (queued in the inbox like the assistant's replies, so delivery is retried and never doubled) and resolves it,

@@ -15,7 +15,7 @@ from bot.gateway.messages import MAX_TEXT_CHARS, ROLE_NOTICE, InboundMessage, Re
 from bot.gateway.notices import notice
 from bot.gateway.ratelimit import SenderRateLimiter
 from bot.gateway.store import PENDING, RATE_LIMITED, REJECTED, GatewayStore, Recorded
-from bot.language import SUPPORTED_LANGUAGES, detect_language
+from bot.nlu.language import SUPPORTED_LANGUAGES, detect_language
 
 logger = logging.getLogger("bot.gateway")
 
@@ -61,7 +61,7 @@ class Inbox:
 
     async def receive(self, message: InboundMessage, has_attachments: bool = False) -> Recorded:
         """Store one inbound message durably, then let the worker answer it."""
-        # The conversation's language follows what the customer writes, as the assistant's does (bot/language.py);
+        # The conversation's language follows what the customer writes, as the assistant's does (bot/nlu/language.py);
         # the channel's hint (the widget's UI language) only starts a new conversation off.
         hint = message.metadata.get("language")
         language = detect_language(message.text, statistical=False)

@@ -160,7 +160,7 @@ class WebhookDelivery(Base):
     """A platform delivery already handled, by the platform's own id for it (the X Activity API's `event_uuid`):
     a redelivery is acknowledged and not looked at again. Recorded after its messages are in the inbox, so a
     crash in between costs a second look (the inbox's unique message ids catch it), never a message. Purged
-    after a week (bot/retention.py)."""
+    after a week (bot/privacy/retention.py)."""
     __tablename__ = "gateway_webhook_deliveries"
     channel = Column(String(20), primary_key=True)
     delivery_id = Column(String(100), primary_key=True)

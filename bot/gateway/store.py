@@ -1,6 +1,6 @@
 """The gateway's tables in DATABASE_URL (beside the account store): conversations, the durable inbox, the
-transcript the widget's history, the agent console and the reports read (personal data redacted, bot/privacy.py),
-and widget sessions.
+transcript the widget's history, the agent console and the reports read (personal data redacted,
+bot/privacy/redaction.py), and widget sessions.
 
 The inbox is what makes delivery exactly-once: a message is stored (unique on channel + the channel's message
 id) before the webhook is answered; the worker then moves it pending -> answered (Rasa's replies saved) -> done
@@ -39,7 +39,7 @@ from bot.gateway.models import (  # noqa: F401 - the statuses are part of this m
     WebhookDelivery,
     WidgetSession,
 )
-from bot.privacy import redact
+from bot.privacy.redaction import redact
 from bot.schema import SchemaGuard
 
 # Message ids of the inbox rows that carry agent replies and console notices. No customer's message id can take

@@ -10,6 +10,7 @@ from typing import Dict, List, Mapping, Optional, Set
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.backoff import exponential_delay
+from bot.dialogue.handoff import handoff_language, handoff_reason
 from bot.gateway.adapter import ChannelAdapter, DeliveryError
 from bot.gateway.calls import DatabaseCalls
 from bot.gateway.config import GatewaySettings
@@ -18,7 +19,6 @@ from bot.gateway.inbox import NoticeSender
 from bot.gateway.messages import Reply, as_words, chosen_option
 from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaClient, RasaUnavailable
 from bot.gateway.store import PENDING, GatewayStore, InboxRow
-from bot.handoff import handoff_language, handoff_reason
 
 logger = logging.getLogger(__name__)
 

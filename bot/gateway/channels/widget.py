@@ -28,7 +28,7 @@ from bot.gateway.json_input import BadJson, parse_json
 from bot.gateway.messages import MAX_PAYLOAD_CHARS, MAX_TEXT_CHARS, InboundMessage, Reply, conversation_id
 from bot.gateway.notices import notice
 from bot.gateway.ratelimit import SenderRateLimiter
-from bot.language import SUPPORTED_LANGUAGES
+from bot.nlu.language import SUPPORTED_LANGUAGES
 from bot.paths import REPO_ROOT
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ UI_PAYLOADS = frozenset(f'/switch_language{{"language":"{language}"}}' for langu
 
 def as_sent(entry: Dict[str, Any], text: str) -> Dict[str, Any]:
     """A transcript entry as the open widgets get it live: with the words as written. The transcript keeps them
-    with personal data redacted (bot/privacy.py), which is what a reload's history shows."""
+    with personal data redacted (bot/privacy/redaction.py), which is what a reload's history shows."""
     return {**entry, "text": text}
 
 

@@ -1,6 +1,6 @@
-"""Custom Rasa 3.6 graph components (referenced from config.yml as bot.nlu.<Name>).
+"""Custom Rasa 3.6 graph components (referenced from config.yml as bot.nlu.components.<Name>).
 
-- ChatNormalizer (first): classifies the normalised text (bot.text.normalize_message), keeps the raw text.
+- ChatNormalizer (first): classifies the normalised text (bot.nlu.text.normalize_message), keeps the raw text.
 - InputGuard (after FallbackClassifier): unreadable input (empty, emoji only, another script) -> nlu_fallback.
 - RetrievalPayloadResolver: button payloads such as "/faq/plans" select that answer directly.
 - LanguageTagger (last): adds entity `language` (en/ms) that fills the `language` slot, or the language asked
@@ -27,10 +27,10 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot import language as language_detection
-from bot.fallback import FALLBACK_INTENT
-from bot.input_check import input_problem
-from bot.text import is_payload, normalize_message
+from bot.dialogue.fallback import FALLBACK_INTENT
+from bot.nlu import language as language_detection
+from bot.nlu.input_check import input_problem
+from bot.nlu.text import is_payload, normalize_message
 
 RAW_TEXT = "raw_text"
 LANGUAGE_ENTITY = "language"
@@ -168,7 +168,7 @@ class RetrievalPayloadResolver(GraphComponent):
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
 class LanguageTagger(_StatelessComponent):
-    """Adds entity `language` = 'en' | 'ms' (see bot.language for the rule)."""
+    """Adds entity `language` = 'en' | 'ms' (see bot.nlu.language for the rule)."""
 
     def __init__(self) -> None:
         language_detection.warm_up()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-from bot.language import SUPPORTED_LANGUAGES
+from bot.nlu.language import SUPPORTED_LANGUAGES
 
 # The gateway's channels (bot/gateway/channels/): only these have an agent console behind them.
 HANDOFF_CHANNELS = ("widget", "facebook", "twitter")

@@ -1,4 +1,4 @@
-"""What every benchmark measures with (`make bench`: bot/bench.py, bench_gateway.py, bench_assist.py): the two
+"""What every benchmark measures with (`make bench`: tools/bench.py, bench_gateway.py, bench_assist.py): the two
 ways of asking a bot, latency percentiles, timed concurrent POSTs and resident memory."""
 from __future__ import annotations
 

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-from bot.bench_measure import RasaEndpoints, rss_mb, timed_posts
-from bot.evaluation import load_test_set
 from bot.paths import VAR_DIR
 from bot.services import Service, ServiceGroup, assistant_services, child_environment, rasa_command
 from bot.settings import load_settings
+from tools.bench_measure import RasaEndpoints, rss_mb, timed_posts
+from tools.evaluation import load_test_set
 
 BENCH_DIR = VAR_DIR / "bench"
 STOCK_DIR = BENCH_DIR / "stock-rasa-init"
@@ -52,7 +52,7 @@ def start_and_measure(group: ServiceGroup, env: Dict[str, str], bot: RasaEndpoin
         ready_s = round(time.monotonic() - started, 1)
         results: Dict[str, Any] = dict(measure(bot, messages, requests))
         if with_assist:
-            from bot.bench_assist import measure_assist
+            from tools.bench_assist import measure_assist
 
             results["assist"] = measure_assist(bot.parse_url)
         results["ready_s"] = ready_s
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
                                                                   pg_settings.rasa_api_token), messages,
                                                     args.requests, BENCH_DIR / "logs-ksos-postgres")
     if not args.no_gateway:
-        from bot.bench_gateway import measure_gateway
+        from tools.bench_gateway import measure_gateway
 
         print("Measuring full turns through the gateway (widget, Messenger) next to Rasa asked directly ...",
               flush=True)
@@ -150,13 +150,13 @@ def main(argv=None) -> int:
     if "stock" in report:
         print(format_row("stock `rasa init`", report["stock"]))
     if "gateway" in report:
-        from bot.bench_gateway import format_gateway_table
+        from tools.bench_gateway import format_gateway_table
 
         print("\nFull turns through the gateway (SQLite), next to Rasa asked directly on the same model and machine:")
         print("\n".join(format_gateway_table(report["gateway"])))
         print(f"Gateway RSS: {report['gateway']['gateway_rss_mb']} MB")
     if "assist" in report["ksos"]:
-        from bot.bench_assist import format_assist_table
+        from tools.bench_assist import format_assist_table
 
         print("\nAgent assist on the held-out NLU set (answers of the knowledge base only), top-1 / top-3:")
         print("\n".join(format_assist_table(report["ksos"]["assist"])))

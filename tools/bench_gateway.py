@@ -20,9 +20,9 @@ from typing import Any, Dict, List
 import aiohttp
 from aiohttp import web
 
-from bot.bench_measure import RasaEndpoints, latency_summary, rss_mb, timed_posts
 from bot.services import assistant_services, child_environment
 from bot.settings import load_settings
+from tools.bench_measure import RasaEndpoints, latency_summary, rss_mb, timed_posts
 
 CONCURRENCY = (1, 10, 50)
 APP_SECRET = "bench-app-secret"
@@ -48,7 +48,7 @@ async def run_lanes(lanes: List[List[str]], turn) -> Dict[str, float]:
 
 
 async def rest_path(rasa: RasaEndpoints, lanes: List[List[str]]) -> Dict[str, float]:
-    """The same conversations straight to Rasa (bot.bench.timed_posts keeps each one in order)."""
+    """The same conversations straight to Rasa (tools.bench.timed_posts keeps each one in order)."""
     run = uuid.uuid4().hex[:8]
     bodies = [{"sender": f"bench-rest-{run}-{number}", "message": text}
               for number, texts in enumerate(lanes) for text in texts]

@@ -15,9 +15,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import aiohttp
 
 from bot.assist import SUGGESTIONS, example_index, rank_answers
-from bot.bench_measure import latency_summary
-from bot.evaluation import LANGUAGE_FILES, TestExample, load_test_set
-from bot.knowledge import knowledge_base
+from bot.dialogue.knowledge import knowledge_base
+from tools.bench_measure import latency_summary
+from tools.evaluation import LANGUAGE_FILES, TestExample, load_test_set
 
 RANKINGS = ("assist", "model", "similarity")
 

@@ -17,8 +17,8 @@ from typing import Dict, FrozenSet, List, Optional
 
 import yaml
 
+from bot.nlu.text import canonical_words, is_payload
 from bot.paths import LEXICON_DIR
-from bot.text import canonical_words, is_payload
 
 ENGLISH = "en"
 MALAY = "ms"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Optional
 
-from bot.text import strip_markup
+from bot.nlu.text import strip_markup
 
 EMPTY = "empty"
 NO_WORDS = "no_words"

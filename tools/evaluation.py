@@ -21,8 +21,8 @@ from typing import Any, Dict, Iterable, List, Tuple
 
 import yaml
 
-from bot.fallback import FALLBACK_INTENT
-from bot.knowledge import parse_examples
+from bot.dialogue.fallback import FALLBACK_INTENT
+from bot.dialogue.knowledge import parse_examples
 from bot.paths import REPO_ROOT, TESTS_NLU_DIR, VAR_DIR
 from bot.services import child_environment, rasa_command
 from bot.settings import load_settings

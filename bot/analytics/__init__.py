@@ -1,0 +1,1 @@
+"""`python -m bot report`: containment, fallback, handoff and suggestion outcomes (report.py)."""
