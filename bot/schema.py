@@ -3,8 +3,8 @@
 `python -m bot db upgrade` (run by `make run` and `python -m bot serve`) brings a database to the newest
 revision; every store does the same when it first opens one (SchemaGuard), so a fresh SQLite file or PostgreSQL
 schema needs no step of its own. A database made before migrations existed (tables from `create_all`, no
-`alembic_version`) is taken as the baseline revision and upgraded from there. Two processes never migrate at once:
-PostgreSQL holds an advisory lock, SQLite a lock file beside the database.
+`alembic_version`) is upgraded from the first revision, whose tables are made only where missing. Two processes
+never migrate at once: PostgreSQL holds an advisory lock, SQLite a lock file beside the database.
 """
 from __future__ import annotations
 
@@ -109,8 +109,8 @@ def upgrade(engine: Engine, revision: str = "head") -> Upgraded:
             config = _alembic_config(connection)
             before = current_revision(connection)
             ours = set(_our_tables()) & set(inspect(connection).get_table_names())
-            if before is None and ours:
-                command.stamp(config, BASELINE)          # made by create_all before migrations: the baseline
+            # A database made by create_all before migrations (no alembic_version) is upgraded from the start:
+            # every migration makes only the tables that are missing, so whatever it holds is kept.
             command.upgrade(config, revision)
             reached = current_revision(connection) or ""
     if revision == "head":
