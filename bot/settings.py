@@ -32,9 +32,6 @@ class Environment:
         self.env: Mapping[str, str] = env
         self.problems: List[str] = []
 
-    def text(self, name: str, default: str = "") -> str:
-        return self.env.get(name, default)
-
     def number(self, name: str, default: float, kind: type = int, minimum: Optional[float] = None,
                maximum: Optional[float] = None) -> Any:
         raw = self.env.get(name, "")

@@ -24,8 +24,26 @@ def module_path(module: str) -> Path:
     return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
 
 
+def imported_names(path: Path, module: str) -> List[str]:
+    """Every dotted name an import of `module` (its file at `path`) refers to, wherever the import stands (inside
+    functions and under TYPE_CHECKING too): "a.b" for `import a.b`, "a" and "a.c" for `from a import c`; relative
+    imports resolved against the module's package."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: List[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            names += [base, *(f"{base}.{alias.name}" for alias in node.names)]
+    return names
+
+
 def imported_modules(start: Set[str]) -> Set[str]:
-    """`start` and every bot module it imports, transitively (imports inside functions included)."""
+    """`start` and every bot module it imports, transitively."""
     seen: Set[str] = set()
     todo = sorted(start)
     while todo:
@@ -34,13 +52,8 @@ def imported_modules(start: Set[str]) -> Set[str]:
         if module in seen or not path.exists():
             continue
         seen.add(module)
-        for node in ast.walk(ast.parse(path.read_text())):
-            names: List[str] = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-            todo += [name for name in names if name.startswith("bot.") and module_path(name).exists()]
+        todo += [name for name in imported_names(path, module)
+                 if name.startswith("bot.") and module_path(name).exists()]
     return seen
 
 

@@ -1,11 +1,11 @@
 """The shape of `bot/` (and `tools/`): no import cycle, counting every import (at the top, inside functions, under
 TYPE_CHECKING alike: a lazy import only hides a cycle); and nothing in the gateway's lower modules imports the app
 that builds them."""
-import ast
 from pathlib import Path
 from typing import Dict, List, Set
 
 from bot.paths import REPO_ROOT
+from bot.train_inputs import imported_names
 
 PACKAGES = (REPO_ROOT / "bot", REPO_ROOT / "tools")      # the runtime package, and evaluation and benchmarks
 
@@ -20,23 +20,11 @@ def import_graph() -> Dict[str, Set[str]]:
                if "versions" not in path.parts}
     graph: Dict[str, Set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    base = ".".join([*anchor, base] if base else anchor)
-                targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
-            else:
-                continue
-            for target in targets:
-                while target and target not in modules:
-                    target = target.rpartition(".")[0]
-                if target and target != name and not name.startswith(target + ".") and target not in ("bot", "tools"):
-                    graph[name].add(target)
+        for target in imported_names(path, name):
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name and not name.startswith(target + ".") and target not in ("bot", "tools"):
+                graph[name].add(target)
     return graph
 
 

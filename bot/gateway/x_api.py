@@ -180,6 +180,11 @@ async def run_here(function: Callable[..., T], *args: Any) -> T:
     return function(*args)
 
 
+def _newer(token: StoredToken, than: StoredToken) -> bool:
+    """A token refreshed since `than` was read, and not about to expire."""
+    return token.access_token != than.access_token and not token.expiring()
+
+
 class UserAuth:
     """The Authorization header of a call on the bot account's behalf: its OAuth 2.0 token when one is stored
     (refreshed when it is about to expire or X refused it), otherwise OAuth 1.0a when configured."""
@@ -215,20 +220,16 @@ class UserAuth:
 
     async def refresh(self, stale: StoredToken) -> StoredToken:
         async with self._lock:                       # one refresh per process ...
-            current = await self.run_db(self.tokens.load)
-            if current is not None and current.access_token != stale.access_token and not current.expiring():
+            current = await self._stored()
+            if _newer(current, stale):
                 return current                       # ... done by a caller just before us
-            if current is None:
-                raise XAuthError("the X account's token was removed: run `python -m bot x authorize`")
             if not await self.run_db(self.tokens.claim_refresh):
                 return await self._refreshed_elsewhere(current)
             try:
                 # Read again under the claim: another process may have refreshed between our read and our claim
                 # (its claim ends when it saves), and its refresh token is the only one still valid.
-                current = await self.run_db(self.tokens.load)
-                if current is None:
-                    raise XAuthError("the X account's token was removed: run `python -m bot x authorize`")
-                if current.access_token != stale.access_token and not current.expiring():
+                current = await self._stored()
+                if _newer(current, stale):
                     return current
                 if not current.refresh_token:
                     raise XAuthError("X gave no refresh token (authorize with the offline.access scope): run "
@@ -242,12 +243,18 @@ class UserAuth:
             finally:
                 await self.run_db(self.tokens.release_refresh)
 
+    async def _stored(self) -> StoredToken:
+        token = await self.run_db(self.tokens.load)
+        if token is None:
+            raise XAuthError("the X account's token was removed: run `python -m bot x authorize`")
+        return token
+
     async def _refreshed_elsewhere(self, current: StoredToken) -> StoredToken:
         """... and one per database: another process holds the refresh; wait for its new token."""
         deadline = time.monotonic() + WAIT_FOR_OTHER_REFRESH
         while time.monotonic() < deadline:
             await asyncio.sleep(0.2)
             newer = await self.run_db(self.tokens.load)
-            if newer is not None and newer.access_token != current.access_token and not newer.expiring():
+            if newer is not None and _newer(newer, current):
                 return newer
         raise XAuthError("another gateway process is refreshing the X token and has not finished")
