@@ -112,7 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    from bot.shell import talk
+    from bot.cli.shell import talk
 
     prepare_checkout()
     settings = load_settings()
@@ -196,19 +196,19 @@ def cmd_purge(argv: List[str]) -> int:
 
 
 def cmd_actions(argv: List[str]) -> int:
-    from bot.action_server import main as actions_main
+    from bot.rasa_runtime.action_server import main as actions_main
 
     return actions_main(argv)
 
 
 def cmd_rasa_server(argv: List[str]) -> int:
-    from bot.rasa_cli import server_main
+    from bot.rasa_runtime.launcher import server_main
 
     return server_main(argv)
 
 
 def cmd_rasa(argv: List[str]) -> int:
-    from bot.rasa_cli import cli_main
+    from bot.rasa_runtime.launcher import cli_main
 
     return cli_main(argv)
 
@@ -249,7 +249,7 @@ def main(argv=None) -> int:
     from bot.analytics.report import add_parser as add_report_parser
 
     add_report_parser(commands)
-    from bot.audit import add_parser as add_audit_parser
+    from bot.cli.dependency_audit import add_parser as add_audit_parser
 
     add_audit_parser(commands)
     for name, (_command, help_text) in PASS_THROUGH.items():   # listed in --help; dispatched below

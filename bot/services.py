@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from bot.paths import REPO_ROOT, VAR_DIR
-from bot.rasa_api import api_url
+from bot.rasa_runtime.api import api_url
 from bot.settings import Settings
 
 TRAINING_DATA = ["data"]          # everything Rasa trains on, and nothing else (resources/ holds the rest)
@@ -34,7 +34,7 @@ def child_environment(settings: Settings) -> Dict[str, str]:
 
 
 def rasa_command(*args: str) -> List[str]:
-    """Rasa's command line, through bot/rasa_cli.py (which keeps Rasa's crash reports on this machine)."""
+    """Rasa's command line, through bot/rasa_runtime/launcher.py (which keeps Rasa's crash reports on this machine)."""
     return [sys.executable, "-m", "bot", "rasa", *args]
 
 
@@ -48,13 +48,13 @@ def train_command(output_dir: str = "models", fixed_name: str = "ksos", config: 
 
 
 def actions_command(settings: Settings) -> List[str]:
-    """The private action server (bot/action_server.py): loopback, token required."""
+    """The private action server (bot/rasa_runtime/action_server.py): loopback, token required."""
     return [sys.executable, "-m", "bot", "actions", "--port", str(settings.actions_port),
             "--host", settings.actions_interface]
 
 
 def rasa_server_command(settings: Settings) -> List[str]:
-    """Rasa with its HTTP API behind RASA_API_TOKEN and only our gateway channel (bot/rasa_cli.py)."""
+    """Rasa with its HTTP API behind RASA_API_TOKEN and only our gateway channel (bot/rasa_runtime/launcher.py)."""
     return [sys.executable, "-m", "bot", "rasa-server", "--interface", settings.rasa_interface,
             "--port", str(settings.rasa_port), "--model", settings.model_path]
 

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 import pytest
 
 from bot.paths import REPO_ROOT
-from bot.rasa_api import CHANNEL_PATH, api_url, channel_headers
+from bot.rasa_runtime.api import CHANNEL_PATH, api_url, channel_headers
 from bot.services import assistant_services, child_environment, gateway_command
 from bot.settings import load_settings
 

@@ -251,6 +251,8 @@ def test_five_codes_a_day_per_account_number_then_one_alert(demo_store, number):
 
 
 def test_ten_wrong_codes_a_day_pause_the_account_number(demo_store):
+    start_challenge(demo_store, "1000000001", "early", NOW - timedelta(minutes=2), client_hash="ip-early",
+                    generate=lambda: "864200")             # a code sent before the guessing starts
     alerts = []
     for attempt in range(2):           # two codes, five wrong tries each, from two conversations
         conversation = f"guesser-{attempt}"
@@ -263,7 +265,8 @@ def test_ten_wrong_codes_a_day_pause_the_account_number(demo_store):
     later = NOW + timedelta(minutes=10)
     paused = start_challenge(demo_store, "1000000001", "owner", later)
     assert paused.outcome is Start.ACCOUNT_LIMIT and paused.alert is None      # the owner was told once, rightly
-    # A code sent before the pause stops working too.
+    # A code sent before the pause stops working too; other account numbers are not paused.
+    assert check_code(demo_store, "early", "864200", NOW + timedelta(minutes=5)).outcome is CodeCheck.ACCOUNT_LIMIT
     start_challenge(demo_store, "1000000002", "x", NOW, generate=lambda: "246802")
     assert check_code(demo_store, "x", "246802", NOW + timedelta(minutes=1)).outcome is CodeCheck.VERIFIED
 

@@ -127,8 +127,7 @@ def handed_over_customer(new_page, url: str, text: str = "I want to talk to a hu
                          pattern: re.Pattern = HANDOFF_EN) -> Page:
     customer = open_customer(new_page, url)
     seq = customer_says(customer, text)
-    reply = bot_reply_after(customer, seq, pattern)
-    assert pattern.search(reply), reply
+    bot_reply_after(customer, seq, pattern)                 # waits for the handoff answer
     return customer
 
 

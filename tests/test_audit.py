@@ -1,6 +1,6 @@
-"""`python -m bot audit` (bot/audit.py) and its data file docs/security/dependency-advisories.yml. No network: the
-installed versions and PyPI's answers are faked, except in the tests of the real data file, which read what is
-installed in each environment's venv."""
+"""`python -m bot audit` (bot/cli/dependency_audit.py) and its data file docs/security/dependency-advisories.yml.
+No network: the installed versions and PyPI's answers are faked, except in the tests of the real data file, which
+read what is installed in each environment's venv."""
 import argparse
 import io
 import os
@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from bot import audit
+from bot.cli import dependency_audit as audit
 
 FIXTURE = {
     "reviewed_on": "2026-12-01",

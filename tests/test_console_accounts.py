@@ -6,11 +6,13 @@ from bot.accounts.service import AccountService
 from bot.accounts.store import account_store
 from bot.accounts.verification import mark_verified
 from bot.clock import now_utc
+from bot.gateway.agent_directory import AgentDirectory
 from bot.gateway.calls import DatabaseCalls
 from bot.gateway.config import GatewaySettings
 from bot.gateway.console import Console, parse_suggestion, same_origin
 from bot.gateway.handoffs import HandoffStore
 from bot.gateway.store import GatewayStore
+from bot.gateway.suggestion_log import SuggestionLog
 from conftest import TEST_SECRETS
 
 VERIFIED, ANONYMOUS = "widget:verified-customer", "widget:anonymous-customer"
@@ -35,7 +37,8 @@ def console(demo_store, account_store_url):
     accounts = AccountService(settings.shared, store=account_store(account_store_url,
                                                                    settings.shared.data_encryption_key))
     mark_verified(demo_store, VERIFIED, "1000000003", "code", now_utc(), channel="widget")
-    yield Console(settings, store, db, HandoffStore(store), accounts, rasa=None, wake_worker=lambda: None)
+    yield Console(settings, store, db, AgentDirectory(store), HandoffStore(store), SuggestionLog(store), accounts,
+                  rasa=None, wake_worker=lambda: None)
     store.dispose()
     db.close()
 

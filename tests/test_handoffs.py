@@ -1,4 +1,5 @@
-"""Handoffs, agents, console sessions and suggestion outcomes in the gateway's store, on SQLite and PostgreSQL."""
+"""Handoffs, agents, console sessions, the agents' audit log and suggestion outcomes in the gateway's store, on SQLite
+and PostgreSQL."""
 from datetime import datetime, timedelta
 
 import pytest
@@ -11,11 +12,14 @@ from bot.dialogue.handoff import (
     handoff_reason,
     handoff_response,
 )
+from bot.gateway.agent_audit import AgentAuditLog
+from bot.gateway.agent_directory import AgentDirectory
 from bot.gateway.agents import LoginThrottle, check_password, hash_password, password_problem
 from bot.gateway.handoffs import DUPLICATE, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, HandoffStore
 from bot.gateway.messages import InboundMessage, Reply
 from bot.gateway.models import EDITED, IGNORED, SHOWN, USED, SuggestionSet
 from bot.gateway.store import ANSWERED, DONE, TO_AGENT, GatewayStore
+from bot.gateway.suggestion_log import SuggestionLog
 
 T0 = datetime(2026, 11, 22, 12, 0, 0)
 CONVERSATION = "widget:S1"
@@ -42,9 +46,10 @@ def hand_over(store, now=T0):
     store.record_delivery(row_id, 0, Reply("An agent will join"), now=now)
 
 
-def agents(handoffs):
-    return (handoffs.add_agent("aisyah.r", hash_password("x" * 12, **FAST_HASH), now=T0, display_name="Aisyah"),
-            handoffs.add_agent("ben", hash_password("y" * 12, **FAST_HASH), now=T0))
+def agents(store):
+    directory = AgentDirectory(store)
+    return (directory.add_agent("aisyah.r", hash_password("x" * 12, **FAST_HASH), now=T0, display_name="Aisyah"),
+            directory.add_agent("ben", hash_password("y" * 12, **FAST_HASH), now=T0))
 
 
 def outbound(store):
@@ -75,7 +80,7 @@ def test_a_handoff_holds_the_customers_messages_for_the_agents_until_resolved(st
     assert store.inbox_status("widget", "m2")["status"] == TO_AGENT
     assert [e["text"] for e in store.history(CONVERSATION)][-1] == "are you there?"   # but recorded
 
-    aisyah, _ben = agents(handoffs)
+    aisyah, _ben = agents(store)
     handoffs.take(CONVERSATION, aisyah, now=T0)
     assert handoffs.resolve(CONVERSATION, aisyah, now=T0) == RESOLVED
     assert handoffs.queue(agent_id=aisyah.id) == []
@@ -85,16 +90,20 @@ def test_a_handoff_holds_the_customers_messages_for_the_agents_until_resolved(st
 
 def test_one_open_handoff_per_conversation(stores):
     store, handoffs = stores
+    # A second request for a person already with Rasa when the first one's answer hands the conversation over.
+    in_flight = customer(store, "m-in-flight", "I want to talk to a person")
+    store.claim(in_flight, now=T0)
     hand_over(store)
-    hand_over_again = customer(store, "m-again", "human please")
-    store.claim(hand_over_again, now=T0)         # held: the conversation is with the agents already
+    store.save_replies(in_flight, [Reply("An agent will join")], handoff_reason=REQUEST_HUMAN, now=T0)
+    held = customer(store, "m-again", "human please")
+    assert store.claim(held, now=T0) is None       # held: the conversation is with the agents already
     assert len(handoffs.queue(agent_id=0)) == 1
 
 
 def test_two_agents_open_the_same_conversation_the_first_takes_it(stores):
     store, handoffs = stores
     hand_over(store)
-    aisyah, ben = agents(handoffs)
+    aisyah, ben = agents(store)
     view, taken = handoffs.take(CONVERSATION, aisyah, now=T0)
     assert taken and view["state"] == "assigned" and view["mine"] and view["agent"] == "aisyah.r"
     view, taken = handoffs.take(CONVERSATION, ben, now=T0)
@@ -107,7 +116,7 @@ def test_two_agents_open_the_same_conversation_the_first_takes_it(stores):
 def test_agent_replies_are_delivered_once_in_order_and_refused_after_resolve(stores):
     store, handoffs = stores
     hand_over(store)
-    aisyah, _ben = agents(handoffs)
+    aisyah, _ben = agents(store)
     handoffs.take(CONVERSATION, aisyah, now=T0)
     assert handoffs.reply(CONVERSATION, aisyah, "Hello, I'm Aisyah.", "c1", now=T0) == QUEUED
     assert handoffs.reply(CONVERSATION, aisyah, "Hello, I'm Aisyah.", "c1", now=T0) == DUPLICATE   # double click
@@ -138,7 +147,7 @@ def test_malay_conversations_get_malay_notices(stores):
     assert store.claim(customer(store, "m-ok", "ok", now=T0, language=None), now=T0) is None     # held
     assert store.conversation_language(CONVERSATION) == "ms"
     store.record_delivery(row_id, 0, Reply("Ejen akan menyertai"), now=T0)
-    aisyah, _ben = agents(handoffs)
+    aisyah, _ben = agents(store)
     handoffs.take(CONVERSATION, aisyah, now=T0)
     handoffs.resolve(CONVERSATION, aisyah, now=T0)
     texts = [text for _role, text in outbound(store)]
@@ -149,21 +158,21 @@ def test_malay_conversations_get_malay_notices(stores):
 def test_suggestion_outcomes_used_edited_ignored(stores):
     store, handoffs = stores
     hand_over(store)
-    aisyah, _ben = agents(handoffs)
+    aisyah, _ben = agents(store)
     handoffs.take(CONVERSATION, aisyah, now=T0)
     shown = [{"key": "faq/plans", "source": "FAQ 1", "confidence": 0.8, "answer": "There are 3 plans.",
               "title": "Plans"}]
-    first = handoffs.record_suggestions(CONVERSATION, aisyah, "en", 1, shown, now=T0)
-    second = handoffs.record_suggestions(CONVERSATION, aisyah, "en", 2, shown, now=T0)     # first -> ignored
+    first = SuggestionLog(store).record(CONVERSATION, aisyah, "en", 1, shown, now=T0)
+    second = SuggestionLog(store).record(CONVERSATION, aisyah, "en", 2, shown, now=T0)     # first -> ignored
     handoffs.reply(CONVERSATION, aisyah, "There are 3 plans.\n", "r1", suggestion=(second, 0), now=T0)
-    third = handoffs.record_suggestions(CONVERSATION, aisyah, "en", 3, shown, now=T0)
+    third = SuggestionLog(store).record(CONVERSATION, aisyah, "en", 3, shown, now=T0)
     handoffs.reply(CONVERSATION, aisyah, "There are three plans, see FAQ 1.", "r2", suggestion=(third, 0), now=T0)
-    fourth = handoffs.record_suggestions(CONVERSATION, aisyah, "en", 4, shown, now=T0)
-    fifth = handoffs.record_suggestions(CONVERSATION, aisyah, "en", 5, shown, now=T0)
+    fourth = SuggestionLog(store).record(CONVERSATION, aisyah, "en", 4, shown, now=T0)
+    fifth = SuggestionLog(store).record(CONVERSATION, aisyah, "en", 5, shown, now=T0)
     handoffs.reply(CONVERSATION, aisyah, "My own words", "r3", suggestion=(fifth, 7), now=T0)   # bad index
-    sixth = handoffs.record_suggestions(CONVERSATION, aisyah, "en", 6, shown, now=T0)
+    sixth = SuggestionLog(store).record(CONVERSATION, aisyah, "en", 6, shown, now=T0)
     handoffs.resolve(CONVERSATION, aisyah, now=T0)
-    assert handoffs.record_suggestions("widget:nobody", aisyah, "en", None, shown, now=T0) is None
+    assert SuggestionLog(store).record("widget:nobody", aisyah, "en", None, shown, now=T0) is None
     with store.session() as session:
         outcomes = {row.id: row.outcome for row in session.query(SuggestionSet)}
     assert outcomes == {first: IGNORED, second: USED, third: EDITED, fourth: IGNORED, fifth: IGNORED,
@@ -172,31 +181,32 @@ def test_suggestion_outcomes_used_edited_ignored(stores):
 
 
 def test_agents_sessions_expire_and_end(stores):
-    _store, handoffs = stores
-    aisyah, ben = agents(handoffs)
+    store, _handoffs = stores
+    directory = AgentDirectory(store)
+    aisyah, ben = agents(store)
     with pytest.raises(ValueError):
-        handoffs.add_agent("aisyah.r", hash_password("z" * 12, **FAST_HASH))
-    found, stored = handoffs.password_hash("aisyah.r")
+        directory.add_agent("aisyah.r", hash_password("z" * 12, **FAST_HASH))
+    found, stored = directory.password_hash("aisyah.r")
     assert found == aisyah and check_password("x" * 12, stored) and not check_password("y" * 12, stored)
-    token, csrf = handoffs.create_session(aisyah, now=T0)
-    session = handoffs.session_for(token, now=T0 + timedelta(hours=7))
+    token, csrf = directory.create_session(aisyah, now=T0)
+    session = directory.session_for(token, now=T0 + timedelta(hours=7))
     assert session.agent == aisyah and session.csrf_token == csrf
-    assert handoffs.session_for(token, now=T0 + timedelta(hours=14, minutes=59)) is not None   # kept alive
-    assert handoffs.session_for(token, now=T0 + timedelta(hours=25)) is None                   # 24 h at most
-    assert handoffs.session_for("forged", now=T0) is None and handoffs.session_for(None) is None
-    token, _csrf = handoffs.create_session(aisyah, now=T0)
-    assert handoffs.session_for(token, now=T0 + timedelta(hours=9)) is None                    # idle 8 h
-    token, _csrf = handoffs.create_session(aisyah, now=T0)
-    handoffs.end_session(token)
-    assert handoffs.session_for(token, now=T0) is None
-    token, _csrf = handoffs.create_session(ben, now=T0)
-    assert handoffs.disable_agent("ben", now=T0)
-    assert handoffs.session_for(token, now=T0) is None and handoffs.password_hash("ben") is None
-    token, _csrf = handoffs.create_session(aisyah, now=T0)
-    assert handoffs.set_password("aisyah.r", hash_password("w" * 12, **FAST_HASH))
-    assert handoffs.session_for(token, now=T0) is None              # a new password ends the sessions
-    assert [(a["name"], a["display_name"]) for a in handoffs.list_agents()] == [("aisyah.r", "Aisyah"), ("ben", "")]
-    assert handoffs.set_display_name("ben", "Ben") and not handoffs.set_display_name("nobody", "X")
+    assert directory.session_for(token, now=T0 + timedelta(hours=14, minutes=59)) is not None   # kept alive
+    assert directory.session_for(token, now=T0 + timedelta(hours=25)) is None                   # 24 h at most
+    assert directory.session_for("forged", now=T0) is None and directory.session_for(None) is None
+    token, _csrf = directory.create_session(aisyah, now=T0)
+    assert directory.session_for(token, now=T0 + timedelta(hours=9)) is None                    # idle 8 h
+    token, _csrf = directory.create_session(aisyah, now=T0)
+    directory.end_session(token)
+    assert directory.session_for(token, now=T0) is None
+    token, _csrf = directory.create_session(ben, now=T0)
+    assert directory.disable_agent("ben", now=T0)
+    assert directory.session_for(token, now=T0) is None and directory.password_hash("ben") is None
+    token, _csrf = directory.create_session(aisyah, now=T0)
+    assert directory.set_password("aisyah.r", hash_password("w" * 12, **FAST_HASH))
+    assert directory.session_for(token, now=T0) is None              # a new password ends the sessions
+    assert [(a["name"], a["display_name"]) for a in directory.list_agents()] == [("aisyah.r", "Aisyah"), ("ben", "")]
+    assert directory.set_display_name("ben", "Ben") and not directory.set_display_name("nobody", "X")
 
 
 def test_password_hashes_use_a_slow_salted_kdf():
@@ -258,14 +268,14 @@ def test_login_throttle_per_address_and_window():
 def test_the_joined_notice_never_shows_the_login_name(stores):
     store, handoffs = stores
     hand_over(store)
-    anonymous = handoffs.add_agent("ops.agent7", hash_password("z" * 12, **FAST_HASH), now=T0)
+    anonymous = AgentDirectory(store).add_agent("ops.agent7", hash_password("z" * 12, **FAST_HASH), now=T0)
     handoffs.take(CONVERSATION, anonymous, now=T0)
     assert outbound(store) == [("notice", "A Unifi agent has joined the chat.")]
 
 
 def test_agents_read_only_conversations_handed_over_to_them_and_every_read_is_logged(stores):
     store, handoffs = stores
-    aisyah, ben = agents(handoffs)
+    aisyah, ben = agents(store)
     customer(store, "m-plain", "what plans are there?")                 # never handed over
     assert handoffs.view(CONVERSATION, aisyah.id) is None
     hand_over(store)
@@ -295,7 +305,7 @@ def test_agents_read_only_conversations_handed_over_to_them_and_every_read_is_lo
     assert "m-later" in [e["client_id"] for e in store.history(CONVERSATION)]
     for second in range(5):                                              # the console polls
         handoffs.view(CONVERSATION, aisyah.id, now=T0 + timedelta(minutes=7, seconds=second))
-    log = handoffs.audit_log(CONVERSATION)
+    log = AgentAuditLog(store).entries(CONVERSATION)
     assert [(e["agent"], e["action"]) for e in reversed(log)] == [
         ("ben", "view"), ("aisyah.r", "open"), ("aisyah.r", "resolve"), ("aisyah.r", "view"), ("aisyah.r", "view")]
     assert log[0]["count"] == 5
@@ -336,7 +346,7 @@ def test_a_handoff_nobody_takes_goes_back_to_the_assistant_with_the_contact_chan
     assert notice_text.startswith("Sorry, no Unifi agent is free") and "help@tm.com.my" in notice_text
     row_id = customer(store, "m-after", "what plans are there?", now=T0 + timedelta(minutes=16))
     assert store.claim(row_id, now=T0 + timedelta(minutes=16)) is not None      # the assistant answers again
-    aisyah, _ben = agents(handoffs)
+    aisyah, _ben = agents(store)
     hand_over_taken = customer(store, "m-human-2", "human please", now=T0 + timedelta(minutes=17))
     store.save_replies(hand_over_taken, [], handoff_reason=REQUEST_HUMAN, now=T0 + timedelta(minutes=17))
     handoffs.take(CONVERSATION, aisyah, now=T0 + timedelta(minutes=18))

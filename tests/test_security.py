@@ -24,7 +24,7 @@ from bot.accounts.verification import sign_identity_token
 from bot.gateway.models import InboxMessage, TranscriptEntry
 from bot.gateway.store import widget_session_key
 from bot.paths import REPO_ROOT
-from bot.rasa_api import CHANNEL_PATH
+from bot.rasa_runtime.api import CHANNEL_PATH
 from bot.services import gateway_command
 from conftest import (
     ACTION_SERVER_TOKEN,
@@ -197,12 +197,12 @@ def test_each_response_arrives_whole(assistant):
 
 def test_rasa_reports_no_crashes_to_sentry_even_with_telemetry_on(monkeypatch):
     """Rasa 3.6 sends uncaught exceptions to sentry.io whenever its telemetry is on (RASA_TELEMETRY_ENABLED or
-    `rasa telemetry enable`); our wrapper (bot/rasa_cli.py) switches that off for every Rasa command."""
+    `rasa telemetry enable`); our wrapper (bot/rasa_runtime/launcher.py) switches that off for every Rasa command."""
     import rasa.__main__
     import rasa.telemetry
     import sentry_sdk
 
-    from bot import rasa_cli
+    from bot.rasa_runtime import launcher
 
     calls = []
     monkeypatch.setenv("RASA_TELEMETRY_ENABLED", "true")
@@ -215,7 +215,7 @@ def test_rasa_reports_no_crashes_to_sentry_even_with_telemetry_on(monkeypatch):
     monkeypatch.setattr(rasa.telemetry, "initialize_error_reporting", original)
     # Rasa's main() starts its error reporting before running the command: stand in for it, without telemetry.
     monkeypatch.setattr(rasa.__main__, "main", lambda: rasa.telemetry.initialize_error_reporting())
-    assert rasa_cli.run_rasa(["data", "validate"]) == 0 and calls == []
+    assert launcher.run_rasa(["data", "validate"]) == 0 and calls == []
 
 
 # --- what is kept -----------------------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ from bot.gateway.clients import client_address, masked_address, parse_networks
 from bot.gateway.json_input import BadJson, nesting_depth, parse_json, parse_json_object
 from bot.gateway.messages import as_words
 from bot.local_secrets import ensure_secrets, parse_secrets, read_secrets, secure_var_dir
+from bot.rasa_runtime.tracker_store import redact_event
 from bot.secret_compare import bearer, same_secret
 from bot.settings import MissingSecret, load_settings
-from bot.tracker_store import redact_event
 
 
 def test_same_secret_is_safe_on_anything():
@@ -90,7 +90,7 @@ def test_the_tracker_store_writes_redacted_events():
 
 @pytest.mark.integration
 def test_each_response_is_collected_whole():
-    from bot.rasa_channel import WholeMessageCollector
+    from bot.rasa_runtime.channel import WholeMessageCollector
 
     collector = WholeMessageCollector()
     asyncio.run(collector.send_response("c", {"text": "First.\n\nSecond.", "buttons": [{"title": "A", "payload": "/a"}],

@@ -1,5 +1,5 @@
-"""`make shell` (bot/shell.py) without a server: what is printed and sent for what the user types."""
-from bot import shell
+"""`make shell` (bot/cli/shell.py) without a server: what is printed and sent for what the user types."""
+from bot.cli import shell
 
 
 def test_buttons_are_numbered_and_a_number_sends_the_payload(monkeypatch):

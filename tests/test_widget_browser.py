@@ -119,8 +119,6 @@ def test_reload_shows_the_same_history_without_duplicates(widget):
     for text in ("hi", "how much is the Starter plan?"):
         send(widget, text)
         bot_reply_after(widget, text, re.compile("."))
-    expect(widget.locator(".ksos-typing")).to_be_hidden()
-    widget.wait_for_timeout(500)                       # let any last reply of the turn arrive
     before = [(m.get_attribute("data-seq"), m.get_attribute("data-role"), m.locator(".ksos-text").text_content())
               for m in widget.locator(".ksos-message[data-seq]").all()]
     assert len(before) >= 4
@@ -230,10 +228,12 @@ class FlakyNetwork:
         self.identities = []                   # the tokens of the identity frames the page sent, in order
         self.rewrite = None                    # optional: change a message frame on its way to the gateway
         self.cut_on_next_message = None        # "drop": lose the frame; "deliver": pass it on; then cut
+        self.refused = 0                       # connections refused while down
         page.route_web_socket(re.compile(r"/widget/ws$"), self.route)
 
     def route(self, socket):
         if not self.up:
+            self.refused += 1
             socket.close()
             return
         server = socket.connect_to_server()
@@ -309,7 +309,11 @@ def test_a_message_cut_off_in_flight_is_resent_with_the_same_id_and_shown_once(f
     network.cut_on_next_message = lost
     send(page, "berapa harga pelan Starter?")
     expect(page.locator(".ksos-status")).to_be_visible()
-    page.wait_for_timeout(300)
+    for _ in range(100):                            # until the widget has tried again while the network is down
+        if network.refused:                         # (Playwright runs the route handler while the page waits)
+            break
+        page.wait_for_timeout(50)
+    assert network.refused >= 1
     network.up = True
     reply = bot_reply_after(page, "berapa harga pelan Starter?", re.compile(r"RM\s?\d+ sebulan"))
     assert "RM" in reply
@@ -366,8 +370,7 @@ def test_the_identity_token_is_checked_by_the_gateway_never_sent_with_messages_n
 
 
 def test_including_the_script_twice_adds_one_widget(widget, gateway_url):
-    widget.add_script_tag(url=gateway_url + "/widget.js")
-    widget.wait_for_timeout(300)
+    widget.add_script_tag(url=gateway_url + "/widget.js")          # resolves once the script has run
     expect(widget.locator(".ksos-root")).to_have_count(1)
     expect(widget.locator("style.ksos-style")).to_have_count(1)
     widget.evaluate("() => { KSOSWidget.close(); KSOSWidget.open(); }")

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence
 
 import aiohttp
 
-from bot.rasa_api import CHANNEL_PATH, api_url, channel_headers
+from bot.rasa_runtime.api import CHANNEL_PATH, api_url, channel_headers
 
 
 @dataclass(frozen=True)

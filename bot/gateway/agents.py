@@ -144,19 +144,17 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
-def _handoff_store():
-    from bot.gateway.handoffs import HandoffStore
+def cmd_agents(args: argparse.Namespace) -> int:
+    from bot.gateway.agent_audit import AgentAuditLog
+    from bot.gateway.agent_directory import AgentDirectory
     from bot.gateway.store import GatewayStore
     from bot.settings import load_settings
 
-    return HandoffStore(GatewayStore(load_settings().database_url))
-
-
-def cmd_agents(args: argparse.Namespace) -> int:
-    store = _handoff_store()
+    gateway_store = GatewayStore(load_settings().database_url)
+    store = AgentDirectory(gateway_store)
     try:
         if args.agents_command == "audit":
-            entries = store.audit_log(args.conversation, args.last)
+            entries = AgentAuditLog(gateway_store).entries(args.conversation, args.last)
             for entry in reversed(entries):
                 times = (entry["at"] if entry["count"] == 1
                          else f"{entry['at']} .. {entry['last_at']} ({entry['count']}x)")
@@ -211,7 +209,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
         print(f"password of {args.name} changed; their console sessions have ended")
         return 0
     finally:
-        store.store.dispose()
+        gateway_store.dispose()
 
 
 def add_parser(commands) -> None:

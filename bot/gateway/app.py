@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.accounts.service import AccountService
 from bot.accounts.store import account_store
 from bot.gateway.adapter import ChannelAdapter, ChannelDeps
+from bot.gateway.agent_directory import AgentDirectory
 from bot.gateway.calls import DatabaseCalls
 from bot.gateway.channels.facebook import FacebookAdapter
 from bot.gateway.channels.twitter import TwitterAdapter
@@ -29,6 +30,7 @@ from bot.gateway.inbox import Inbox, NoticeSender
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.ratelimit import SenderRateLimiter
 from bot.gateway.store import GatewayStore
+from bot.gateway.suggestion_log import SuggestionLog
 from bot.gateway.worker import InboxWorker
 
 logger = logging.getLogger("bot.gateway")
@@ -41,6 +43,7 @@ STORE = web.AppKey("store", GatewayStore)
 RASA = web.AppKey("rasa", RasaClient)
 DB = web.AppKey("db", DatabaseCalls)
 CHANNELS = web.AppKey("channels", Dict[str, ChannelAdapter])
+INBOX = web.AppKey("inbox", Inbox)
 
 
 def check_aiohttp() -> None:
@@ -89,6 +92,7 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({
         "status": "ok" if database == "ok" else "degraded",
         "database": database, "rasa": rasa, "pending_messages": pending,
+        "notices_in_flight": request.app[INBOX].notices_in_flight,
         "channels": {name: adapter.enabled for name, adapter in request.app[CHANNELS].items()},
     }, status=200 if database == "ok" else 503)
 
@@ -116,12 +120,13 @@ async def init_app(settings: Optional[GatewaySettings] = None) -> web.Applicatio
         channels[adapter.name] = adapter
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[security_headers])
-    app[STORE], app[RASA], app[DB], app[CHANNELS] = store, rasa, db, channels
+    app[STORE], app[RASA], app[DB], app[CHANNELS], app[INBOX] = store, rasa, db, channels, inbox
     app.on_response_prepare.append(plain_server_header)  # type: ignore[arg-type]  # aiohttp 3.9's Signal typing
     app.router.add_get("/healthz", health)
     for adapter in channels.values():
         adapter.add_routes(app)
-    Console(settings, store, db, handoffs, accounts, rasa, worker.wake).add_routes(app)
+    Console(settings, store, db, AgentDirectory(store), handoffs, SuggestionLog(store), accounts, rasa,
+            worker.wake).add_routes(app)
 
     async def running(_app: web.Application) -> AsyncIterator[None]:
         for adapter in channels.values():

@@ -27,26 +27,19 @@ from bot.accounts.service import AccountService
 from bot.clock import today
 from bot.dialogue.fallback import rank_candidates
 from bot.dialogue.knowledge import domain_responses, knowledge_base
+from bot.gateway.agent_audit import AUDIT_SUGGEST
+from bot.gateway.agent_directory import AgentDirectory, ConsoleSession
 from bot.gateway.agents import AGENT_NAME, LoginThrottle, check_password
 from bot.gateway.calls import DatabaseCalls
 from bot.gateway.channels.widget import STATIC_DIR
 from bot.gateway.clients import client_address, masked_address
 from bot.gateway.config import GatewaySettings
-from bot.gateway.handoffs import (
-    AUDIT_SUGGEST,
-    DUPLICATE,
-    MESSAGES,
-    NOT_FOUND,
-    NOT_OWNER,
-    QUEUED,
-    RESOLVED,
-    ConsoleSession,
-    HandoffStore,
-)
+from bot.gateway.handoffs import DUPLICATE, MESSAGES, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, HandoffStore
 from bot.gateway.json_input import BadJson, parse_json_object
 from bot.gateway.messages import MAX_TEXT_CHARS
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.store import GatewayStore
+from bot.gateway.suggestion_log import SuggestionLog
 from bot.nlu.language import SUPPORTED_LANGUAGES, detect_language
 from bot.secret_compare import same_secret
 from bot.vocabulary import RETRIEVAL_INTENTS
@@ -86,12 +79,15 @@ async def json_body(request: web.Request) -> Dict[str, Any]:
 
 
 class Console:
-    """Given the settings, the store and its thread pool, the handoffs, the account side, Rasa (to parse for agent
-    assist) and a way to wake the inbox worker (an agent's reply or a hand-back is waiting in the inbox)."""
+    """Given the settings, the store and its thread pool, the agents and their sessions, the handoffs, the
+    suggestion log, the account side, Rasa (to parse for agent assist) and a way to wake the inbox worker (an
+    agent's reply or a hand-back is waiting in the inbox)."""
 
-    def __init__(self, settings: GatewaySettings, store: GatewayStore, db: DatabaseCalls, handoffs: HandoffStore,
-                 accounts: AccountService, rasa: RasaClient, wake_worker: Callable[[], None]):
-        self.settings, self.store, self.db, self.handoffs = settings, store, db, handoffs
+    def __init__(self, settings: GatewaySettings, store: GatewayStore, db: DatabaseCalls, agents: AgentDirectory,
+                 handoffs: HandoffStore, suggestions: SuggestionLog, accounts: AccountService, rasa: RasaClient,
+                 wake_worker: Callable[[], None]):
+        self.settings, self.store, self.db = settings, store, db
+        self.agents, self.handoffs, self.suggestions = agents, handoffs, suggestions
         self.accounts, self.rasa, self.wake_worker = accounts, rasa, wake_worker
         self.throttle = LoginThrottle()
 
@@ -131,7 +127,7 @@ class Console:
             if request.method == "POST" and not same_origin(request):
                 return error(403, "csrf", "Cross-site request refused.")
             try:
-                session = await self.db(self.handoffs.session_for, request.cookies.get(COOKIE))
+                session = await self.db(self.agents.session_for, request.cookies.get(COOKIE))
             except SQLAlchemyError:
                 return error(503, "unavailable", "The database is unavailable. Please try again.")
             if session is None:
@@ -161,7 +157,7 @@ class Console:
             response.headers["Retry-After"] = str(seconds)
             return response
         attempt = self.throttle.failed(name, address)      # counted before the 0.1 s check: no burst gets through
-        found = await self.db(self.handoffs.password_hash, name)
+        found = await self.db(self.agents.password_hash, name)
         valid = await asyncio.get_running_loop().run_in_executor(
             None, check_password, password, found[1] if found else None)
         if not found or not valid:
@@ -170,7 +166,7 @@ class Console:
             return error(401, "invalid_credentials")
         self.throttle.succeeded(name, address, attempt)
         agent = found[0]
-        token, csrf = await self.db(self.handoffs.create_session, agent)
+        token, csrf = await self.db(self.agents.create_session, agent)
         response = web.json_response({"agent": agent.to_json(), "csrf_token": csrf})
         response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
                             secure=not self.settings.console_insecure_cookie, max_age=24 * 3600)
@@ -181,7 +177,7 @@ class Console:
         return web.json_response({"agent": session.agent.to_json(), "csrf_token": session.csrf_token})
 
     async def logout(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
-        await self.db(self.handoffs.end_session, request.cookies.get(COOKIE))
+        await self.db(self.agents.end_session, request.cookies.get(COOKIE))
         response = web.json_response({})
         response.del_cookie(COOKIE, path="/")
         return response
@@ -339,7 +335,7 @@ class Console:
         items = [suggestion.to_json() for suggestion in found]
         set_id = None
         if conversation_id is not None and items:
-            set_id = await self.db(self.handoffs.record_suggestions, conversation_id, session.agent,
+            set_id = await self.db(self.suggestions.record, conversation_id, session.agent,
                                            language, customer_seq, items)
         return web.json_response({"set_id": set_id, "language": language, "text": text, "suggestions": items,
                                   "model": parse_data is not None})

@@ -54,6 +54,11 @@ class Inbox:
         self.notices, self.wake_worker = notices, wake_worker
         self._background: Set[asyncio.Task] = set()
 
+    @property
+    def notices_in_flight(self) -> int:
+        """Notices (rejections, rate limits) being sent now; /healthz reports them."""
+        return len(self._background)
+
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
         self._background.add(task)

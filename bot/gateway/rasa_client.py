@@ -1,4 +1,4 @@
-"""Rasa as the gateway uses it: our private gateway channel (bot/rasa_channel.py) for the customers' messages,
+"""Rasa as the gateway uses it: our private gateway channel (bot/rasa_runtime/channel.py) for the customers' messages,
 and the HTTP API (both behind RASA_API_TOKEN) for the one question a retry needs answered: did an earlier attempt
 reach Rasa after all (the connection broke after sending)? Then the replies are read back from the
 conversation's tracker instead of sending the message a second time."""
@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from bot.rasa_api import CHANNEL_PATH, channel_headers
+from bot.rasa_runtime.api import CHANNEL_PATH, channel_headers
 
 GATEWAY_MESSAGE_KEY = "gateway_message_id"
 

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from typing import Callable, Dict, List, Optional
 
-from bot.rasa_api import CHANNEL_PATH, channel_headers
+from bot.rasa_runtime.api import CHANNEL_PATH, channel_headers
 from bot.settings import Settings
 
 STOP_WORDS = ("/stop", "/exit", "/quit")

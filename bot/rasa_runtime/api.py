@@ -1,5 +1,5 @@
 """How our own clients (gateway, shell, bench, tests) reach the private Rasa server: its HTTP API with the token
-in the query (as Rasa's --auth-token expects), and our gateway channel (bot/rasa_channel.py) with the same token
+in the query (as Rasa's --auth-token expects), and our gateway channel (bot/rasa_runtime/channel.py) with the same token
 as a bearer header."""
 from __future__ import annotations
 
