@@ -14,7 +14,7 @@ from typing import Callable, Dict, List, Tuple
 from bot.database import OutdatedSchema
 from bot.local_secrets import prepare_checkout
 from bot.paths import REPO_ROOT, VAR_DIR
-from bot.services import assistant_services, child_environment, train_command
+from bot.services import assistant_services, child_environment, log_dir, status_file, train_command
 from bot.settings import InvalidSettings, MissingSecret, load_settings
 
 
@@ -64,12 +64,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     upgrade(engine)
     engine.dispose()
     group = assistant_services(settings, with_gateway=True)
+    group.status_file = status_file()
     started = time.monotonic()
     stop_requested = []
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))
     try:
-        group.start(child_environment(settings))
-        print("Starting the action server, Rasa and the gateway (logs in var/logs/) ...", flush=True)
+        group.start({**child_environment(settings), "SERVICES_STATUS_FILE": str(group.status_file)}, log_dir())
+        print(f"Starting the action server, Rasa and the gateway (logs in {log_dir()}) ...", flush=True)
         group.wait_ready()
         print(
             f"\nKSOS assistant ready in {time.monotonic() - started:.1f}s.\n"
@@ -87,16 +88,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             + ("                         one-time codes go by SMTP_URL)\n" if settings.smtp_url else
                "                         one-time codes are written to var/logs/outbox.log)\n")
             +
-            "Press Ctrl-C to stop everything.",
+            "A process that stops is started again (var/run/services.json, /healthz). Press Ctrl-C to stop "
+            "everything.",
             flush=True,
         )
         retry_emails = OutboxRetry(settings)
         daily_purge = DailyPurge(settings, report=lambda line: print(line, flush=True))
         while not stop_requested:
-            exited = group.first_exited()
-            if exited:
-                print(f"{exited.name} stopped unexpectedly:\n{exited.log_tail()}", file=sys.stderr)
-                return 1
+            group.supervise(report=lambda line: print(line, file=sys.stderr, flush=True))
             retry_emails.tick()
             daily_purge.tick()
             time.sleep(0.5)
@@ -118,7 +117,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
     settings = load_settings()
     group = assistant_services(settings)
     try:
-        group.start(child_environment(settings))
+        group.start({**child_environment(settings), "SERVICES_STATUS_FILE": str(group.status_file)}, log_dir())
         print("Starting the action server and Rasa (logs in var/logs/) ...", flush=True)
         group.wait_ready()
         return talk(settings)

@@ -1,5 +1,6 @@
 """Exponential backoff, the one formula behind every wait that grows: the inbox's retries (bot/gateway/worker.py),
-a platform POST's retries (bot/gateway/adapter.py) and the console's login delays (bot/gateway/agents.py)."""
+a platform POST's retries (bot/gateway/adapter.py), the console's login delays (bot/gateway/agents.py) and
+the supervisor's restarts (bot/services.py)."""
 from __future__ import annotations
 
 import random

@@ -1,4 +1,8 @@
-"""Start, watch and stop the assistant's processes: the Rasa SDK action server and the Rasa server."""
+"""Start, watch and stop the assistant's processes: the Rasa SDK action server, the Rasa server and the gateway.
+
+`serve` supervises them: a child that exits unexpectedly is started again after a backoff (1, 2, 4 ... 30 s; back to
+1 s once it has run for a minute), which its own log and the supervisor's output say, and which the status file
+(SERVICES_STATUS_FILE, var/run/services.json) records for the gateway's /healthz."""
 from __future__ import annotations
 
 import json
@@ -13,12 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from bot.backoff import exponential_delay
 from bot.paths import REPO_ROOT, VAR_DIR
 from bot.rasa_runtime.api import api_url
 from bot.settings import Settings
 
 TRAINING_DATA = ["data"]          # everything Rasa trains on, and nothing else (resources/ holds the rest)
 LOG_DIR = VAR_DIR / "logs"
+STATUS_FILE = VAR_DIR / "run" / "services.json"
+RESTART_CAP_SECONDS = 30.0
+STABLE_AFTER_SECONDS = 60.0          # a child that ran this long starts again from the shortest backoff
 
 
 def child_environment(settings: Settings) -> Dict[str, str]:
@@ -74,6 +82,11 @@ class Service:
     ready_url: str
     process: Optional[subprocess.Popen] = None
     log_path: Optional[Path] = None
+    restarts: int = 0                       # unexpected exits so far
+    last_exit: Optional[int] = None         # the exit code (negative: the signal) of the last unexpected exit
+    started_at: float = 0.0                 # time.monotonic() of the last start
+    restart_at: Optional[float] = None      # when it is due to start again (None: running or stopped)
+    failures_in_a_row: int = 0
 
     def is_ready(self) -> bool:
         answer = http_json(self.ready_url)
@@ -86,22 +99,42 @@ class Service:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def state(self) -> str:
+        if self.restart_at is not None:
+            return "restarting"
+        return "running" if self.process and self.process.poll() is None else "stopped"
+
+    def to_json(self) -> Dict[str, object]:
+        return {"state": self.state(), "restarts": self.restarts, "last_exit": self.last_exit,
+                "pid": self.process.pid if self.process and self.process.poll() is None else None}
+
 
 @dataclass
 class ServiceGroup:
-    """The running processes; stop() ends them all (also on Ctrl-C via `serve`)."""
+    """The running processes; stop() ends them all (also on Ctrl-C via `serve`); supervise() restarts a child
+    that exited."""
 
     services: List[Service] = field(default_factory=list)
+    env: Dict[str, str] = field(default_factory=dict)
+    status_file: Optional[Path] = None
 
     def start(self, env: Dict[str, str], log_dir: Path = LOG_DIR) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
+        self.env = env
         for service in self.services:
             service.log_path = log_dir / f"{service.name}.log"
-            log = open(service.log_path, "w")
+            self._launch(service, mode="w")
+        self.write_status()
+
+    def _launch(self, service: Service, mode: str = "a") -> None:
+        assert service.log_path is not None
+        with open(service.log_path, mode) as log:     # the child keeps its own copy of the descriptor
             service.process = subprocess.Popen(
-                service.argv, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                service.argv, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        service.started_at = time.monotonic()
+        service.restart_at = None
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
@@ -121,8 +154,48 @@ class ServiceGroup:
     def first_exited(self) -> Optional[Service]:
         return next((s for s in self.services if s.process and s.process.poll() is not None), None)
 
+    def supervise(self, report=print) -> List[str]:
+        """One round of supervision: note each child that exited since the last round and schedule its restart
+        after a backoff; start the ones whose time has come. Returns what happened, one line each (also in the
+        child's log and through `report`)."""
+        now, events = time.monotonic(), []
+        for service in self.services:
+            if service.restart_at is None and service.process and service.process.poll() is not None:
+                code = service.process.returncode
+                ran = now - service.started_at
+                service.failures_in_a_row = 1 if ran >= STABLE_AFTER_SECONDS else service.failures_in_a_row + 1
+                delay = exponential_delay(service.failures_in_a_row - 1, 1.0, RESTART_CAP_SECONDS)
+                service.restarts += 1
+                service.last_exit = code
+                service.restart_at = now + delay
+                events.append(f"{service.name} exited with code {code} after {ran:.1f} s; starting it again in "
+                              f"{delay:.0f} s (restart {service.restarts})")
+            elif service.restart_at is not None and now >= service.restart_at:
+                self._launch(service)
+                events.append(f"{service.name} started again (pid {service.process.pid if service.process else '?'})")
+        for line in events:
+            report(f"supervisor: {line}")
+            name = line.split(" ", 1)[0]
+            service = next(s for s in self.services if s.name == name)
+            if service.log_path:
+                with open(service.log_path, "a") as log:
+                    log.write(f"--- supervisor: {line}\n")
+        if events:
+            self.write_status()
+        return events
+
+    def write_status(self) -> None:
+        """What each child is doing, for the gateway's /healthz (written atomically)."""
+        if self.status_file is None:
+            return
+        self.status_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.status_file.with_suffix(".tmp")
+        partial.write_text(json.dumps({service.name: service.to_json() for service in self.services}))
+        os.replace(partial, self.status_file)
+
     def stop(self) -> None:
         for service in self.services:
+            service.restart_at = None
             if service.process and service.process.poll() is None:
                 os.killpg(service.process.pid, signal.SIGTERM)
         for service in self.services:
@@ -131,6 +204,17 @@ class ServiceGroup:
                     service.process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     os.killpg(service.process.pid, signal.SIGKILL)
+        self.write_status()
+
+
+def log_dir() -> Path:
+    """Where `serve` keeps its children's logs (SERVICES_LOG_DIR; default var/logs)."""
+    return Path(os.environ.get("SERVICES_LOG_DIR") or LOG_DIR)
+
+
+def status_file() -> Path:
+    """Where `serve` writes its children's state (SERVICES_STATUS_FILE; default var/run/services.json)."""
+    return Path(os.environ.get("SERVICES_STATUS_FILE") or STATUS_FILE)
 
 
 def prepare_sqlite_tracker_store(url: str) -> None:

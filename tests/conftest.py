@@ -151,12 +151,9 @@ def assistant(test_settings, model_path, tmp_path_factory):
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def account_store_url(request, tmp_path):
-    """An empty account database: a SQLite file, or a fresh schema in the real local PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'accounts.db'}"
-        return
+@contextlib.contextmanager
+def postgres_schema():
+    """The URL of a fresh schema in the real local PostgreSQL, dropped afterwards."""
     import uuid
 
     from sqlalchemy import create_engine, text
@@ -171,6 +168,16 @@ def account_store_url(request, tmp_path):
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def account_store_url(request, tmp_path):
+    """An empty account database: a SQLite file, or a fresh schema in the real local PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'accounts.db'}"
+        return
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import aiohttp
 import pytest
 from aiohttp import web
+from fake_platforms import FakePlatforms, serve_app
 from sqlalchemy import delete
 
 from bot.accounts.crypto import Cipher
@@ -43,7 +44,6 @@ from fake_x import APP_BEARER as X_APP_BEARER
 from fake_x import CLIENT_ID as X_CLIENT_ID
 from fake_x import CLIENT_SECRET as X_CLIENT_SECRET
 from fake_x import REDIRECT_URI as X_REDIRECT_URI
-from fake_x import FakeX
 from gateway_helpers import (
     bot_texts,
     dm_body,
@@ -67,45 +67,6 @@ RATE_LIMIT = 8
 
 
 # --- local fakes ----------------------------------------------------------------------------------------------
-
-class FakePlatforms:
-    """Graph API (/me/messages) and the X API v2 (FakeX) on one local server. Records every call; `fail_next`
-    makes the next N Messenger sends answer with a given status (429, 500 ...), `x.fail_next` the next X sends."""
-
-    def __init__(self):
-        self.calls: List[Dict] = []
-        self.fail_next: List[int] = []
-        self.x = FakeX(TWITTER_BOT_USER_ID, consumer_key="test-consumer-key")
-
-    async def graph_messages(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        if "message" in body and self.fail_next:
-            status = self.fail_next.pop(0)
-            self.calls.append({"api": "graph", "failed": status, "body": body})
-            return web.json_response({"error": {"message": "slow down", "code": 4}}, status=status)
-        self.calls.append({"api": "graph", "body": body, "token": request.query.get("access_token")})
-        return web.json_response({"recipient_id": body["recipient"]["id"], "message_id": f"m_{uuid.uuid4().hex}"})
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/v21.0/me/messages", self.graph_messages)
-        self.x.add_routes(app)
-        return app
-
-    def messages_to(self, recipient: str) -> List[Dict]:
-        """Message bodies (not sender actions, not failed attempts) sent to `recipient` on either platform."""
-        found = []
-        for call in list(self.calls):
-            body = call["body"]
-            if call.get("failed") or body.get("recipient", {}).get("id") != recipient or "message" not in body:
-                continue
-            found.append({"text": body["message"].get("text", ""), "buttons": body["message"].get("quick_replies", []),
-                          "raw": body})
-        for call in self.x.sends_to(recipient):
-            if not call.get("failed"):
-                found.append({"text": call["body"]["text"], "raw": call})
-        return found
-
 
 class RasaSwitch:
     """A reverse proxy to the real Rasa that can be switched off: while off, nothing listens on its port
@@ -146,18 +107,11 @@ class RasaSwitch:
             self.loop.run(self._down())
 
 
-async def _serve(app: web.Application, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
-
-
 @pytest.fixture(scope="module")
 def platforms(background_loop):
     fake = FakePlatforms()
     port = free_port()
-    runner = background_loop.run(_serve(fake.app(), port))
+    runner = background_loop.run(serve_app(fake.app(), port))
     fake.url = f"http://127.0.0.1:{port}"
     yield fake
     background_loop.run(runner.cleanup())

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from bot.gateway.messages import Button, InboundMessage, Reply
-from bot.gateway.store import ANSWERED, DONE, PENDING, RATE_LIMITED, GatewayStore, widget_session_key
+from bot.gateway.store import ANSWERED, DONE, PENDING, RATE_LIMITED, GatewayStore, LeaseLost, widget_session_key
 
 T0 = datetime(2026, 11, 22, 12, 0, 0)
 
@@ -56,7 +56,7 @@ def test_a_failed_attempt_waits_for_its_retry_time_and_a_restart_frees_claims(ga
     assert gateway_store.due_messages(["facebook"], now=T0 + timedelta(seconds=5)) == []
     row = gateway_store.claim(row_id, now=T0 + timedelta(seconds=11))
     assert row.attempts == 1 and not row.rasa_sent            # never reached Rasa: safe to send
-    assert gateway_store.release_all_claims() == 1            # this attempt broke off (the gateway stopped)
+    assert gateway_store.release_claims() == 1                # this attempt broke off (the gateway stopped)
     row = gateway_store.claim(row_id, now=T0 + timedelta(seconds=11))
     assert row.rasa_sent                                      # may have reached Rasa: look in the tracker first
 
@@ -65,6 +65,7 @@ def test_hold_notice_once_per_outage(gateway_store):
     row_id = gateway_store.record_inbound(message("m1"), now=T0).inbox_id
     assert gateway_store.take_hold_notice("facebook:U1", now=T0)
     assert not gateway_store.take_hold_notice("facebook:U1", now=T0)
+    gateway_store.claim(row_id, now=T0)
     gateway_store.save_replies(row_id, [Reply("Hi")], now=T0)      # Rasa is back
     assert gateway_store.take_hold_notice("facebook:U1", now=T0)
 
@@ -119,3 +120,97 @@ def test_personal_data_is_redacted_in_what_is_kept(gateway_store):
                                             now=T0).inbox_id
     with gateway_store.session() as session:
         assert session.get(InboxMessage, rejected).text.endswith("akaun [account number]")
+
+
+# --- several gateway replicas on one database: claims are leases ------------------------------------------------
+
+@pytest.fixture
+def replicas(account_store_url):
+    lease = timedelta(seconds=30)
+    first, second = GatewayStore(account_store_url, "r1", lease), GatewayStore(account_store_url, "r2", lease)
+    yield first, second
+    first.dispose()
+    second.dispose()
+
+
+def test_a_claim_is_a_lease_another_replica_takes_over_once_it_runs_out(replicas):
+    r1, r2 = replicas
+    row_id = r1.record_inbound(message("m1"), now=T0).inbox_id
+    assert r1.claim(row_id, now=T0) is not None
+    assert r2.claim(row_id, now=T0 + timedelta(seconds=29)) is None           # r1's lease
+    assert r1.renew_leases([row_id], now=T0 + timedelta(seconds=20)) == {row_id}
+    assert r2.claim(row_id, now=T0 + timedelta(seconds=49)) is None           # renewed until T0 + 50 s
+    taken = r2.claim(row_id, now=T0 + timedelta(seconds=51))                  # r1 stalled: r2 takes over
+    assert taken is not None and taken.rasa_sent                              # and looks in Rasa's tracker first
+    assert r1.renew_leases([row_id], now=T0 + timedelta(seconds=52)) == set()
+    with pytest.raises(LeaseLost):                                            # r1 wakes up: it writes nothing
+        r1.save_replies(row_id, [Reply("late")], now=T0 + timedelta(seconds=52))
+    with pytest.raises(LeaseLost):
+        r1.schedule_retry(row_id, 5, "late", now=T0 + timedelta(seconds=52))
+    r2.save_replies(row_id, [Reply("Hi")], now=T0 + timedelta(seconds=52))
+    with pytest.raises(LeaseLost):
+        r1.record_delivery(row_id, 0, Reply("Hi"), now=T0 + timedelta(seconds=53))
+    r2.record_delivery(row_id, 0, Reply("Hi"), now=T0 + timedelta(seconds=53))
+    assert r1.inbox_status("facebook", "m1") == {"status": DONE, "attempts": 0, "delivered_count": 1}
+    assert [entry["text"] for entry in r1.history("facebook:U1")] == ["hello", "Hi"]
+
+
+def test_one_conversation_is_worked_on_by_one_replica_at_a_time_in_order(replicas):
+    r1, r2 = replicas
+    first = r1.record_inbound(message("a1", sender="A"), now=T0).inbox_id
+    second = r1.record_inbound(message("a2", sender="A"), now=T0).inbox_id
+    other = r1.record_inbound(message("b1", sender="B"), now=T0).inbox_id
+    assert r2.claim(second, now=T0) is None                 # a1 comes first, whoever asks
+    assert r1.claim(first, now=T0) is not None
+    assert r2.claim(second, now=T0) is None                 # ... and is being answered by r1
+    assert r2.claim(other, now=T0) is not None              # another conversation goes on meanwhile
+    r1.save_replies(first, [Reply("one")], now=T0)
+    r1.record_delivery(first, 0, Reply("one"), now=T0)
+    assert r2.claim(second, now=T0) is not None             # a1 done: a2 is next, for any replica
+
+
+def test_a_restarted_replica_frees_only_its_own_claims(replicas, account_store_url):
+    r1, r2 = replicas
+    mine = r1.record_inbound(message("a1", sender="A"), now=T0).inbox_id
+    theirs = r1.record_inbound(message("b1", sender="B"), now=T0).inbox_id
+    r1.claim(mine, now=T0)
+    r2.claim(theirs, now=T0)
+    if r1.postgres:
+        assert r1.release_claims() == 1                     # r2 is alive: its claim stays
+        assert r2.claim(theirs, now=T0) is None and r1.claim(mine, now=T0) is not None
+    else:                                                   # SQLite: one gateway process, every claim its own
+        assert r1.release_claims() == 2
+
+
+def test_a_replica_name_is_held_by_one_live_process(replicas, account_store_url):
+    r1, r2 = replicas
+    assert r1.hold_replica_name() and r2.hold_replica_name()
+    twin = GatewayStore(account_store_url, "r1")
+    try:
+        assert twin.hold_replica_name() is (not r1.postgres)    # PostgreSQL: r1 is taken while r1 lives
+        r1.dispose()
+        assert twin.hold_replica_name()
+    finally:
+        twin.dispose()
+
+
+def test_replicas_claiming_at_once_take_each_message_exactly_once(replicas):
+    import threading
+
+    r1, r2 = replicas
+    ids = [r1.record_inbound(message(f"m{i}", sender=f"S{i}"), now=T0).inbox_id for i in range(40)]
+    won = {"r1": [], "r2": []}
+    start = threading.Barrier(2)
+
+    def take_all(store):
+        start.wait()
+        for row_id in ids:
+            if store.claim(row_id, now=T0) is not None:
+                won[store.replica].append(row_id)
+
+    threads = [threading.Thread(target=take_all, args=(store,)) for store in (r1, r2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(won["r1"] + won["r2"]) == ids

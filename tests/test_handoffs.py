@@ -18,7 +18,7 @@ from bot.gateway.agents import LoginThrottle, check_password, hash_password, pas
 from bot.gateway.handoffs import DUPLICATE, NOT_FOUND, NOT_OWNER, QUEUED, RESOLVED, HandoffStore
 from bot.gateway.messages import InboundMessage, Reply
 from bot.gateway.models import EDITED, IGNORED, SHOWN, USED, SuggestionSet
-from bot.gateway.store import ANSWERED, DONE, TO_AGENT, GatewayStore
+from bot.gateway.store import ANSWERED, DONE, TO_AGENT, GatewayStore, open_handoff
 from bot.gateway.suggestion_log import SuggestionLog
 
 T0 = datetime(2026, 11, 22, 12, 0, 0)
@@ -36,6 +36,13 @@ def stores(account_store_url):
 def customer(store, message_id, text="hello", now=T0, language="en"):
     return store.record_inbound(InboundMessage("widget", "S1", message_id, text=text), language=language,
                                 now=now).inbox_id
+
+
+def answer(store, row_id, text="Here you are", now=T0):
+    """The assistant answers a customer's message and the answer is delivered."""
+    assert store.claim(row_id, now=now) is not None
+    store.save_replies(row_id, [Reply(text)], now=now)
+    store.record_delivery(row_id, 0, Reply(text), now=now)
 
 
 def hand_over(store, now=T0):
@@ -84,19 +91,19 @@ def test_a_handoff_holds_the_customers_messages_for_the_agents_until_resolved(st
     handoffs.take(CONVERSATION, aisyah, now=T0)
     assert handoffs.resolve(CONVERSATION, aisyah, now=T0) == RESOLVED
     assert handoffs.queue(agent_id=aisyah.id) == []
+    assert [role for role, _text in outbound(store)] == ["notice", "notice"]     # joined, handed back
     after = customer(store, "m3", "what plans are there?", now=T0 + timedelta(minutes=2))
     assert store.claim(after, now=T0 + timedelta(minutes=2)).rasa_text == "what plans are there?"
 
 
 def test_one_open_handoff_per_conversation(stores):
     store, handoffs = stores
-    # A second request for a person already with Rasa when the first one's answer hands the conversation over.
-    in_flight = customer(store, "m-in-flight", "I want to talk to a person")
-    store.claim(in_flight, now=T0)
     hand_over(store)
-    store.save_replies(in_flight, [Reply("An agent will join")], handoff_reason=REQUEST_HUMAN, now=T0)
+    with store.session() as session:            # asked again while one is open: nothing new opens
+        assert open_handoff(session, CONVERSATION, REQUEST_HUMAN, T0) is None
     held = customer(store, "m-again", "human please")
     assert store.claim(held, now=T0) is None       # held: the conversation is with the agents already
+    assert store.inbox_status("widget", "m-again")["status"] == TO_AGENT
     assert len(handoffs.queue(agent_id=0)) == 1
 
 
@@ -144,9 +151,9 @@ def test_malay_conversations_get_malay_notices(stores):
                        now=T0)
     assert store.conversation_language(CONVERSATION) == "ms"
     assert handoffs.queue(agent_id=0)[0]["language"] == "ms"
+    store.record_delivery(row_id, 0, Reply("Ejen akan menyertai"), now=T0)
     assert store.claim(customer(store, "m-ok", "ok", now=T0, language=None), now=T0) is None     # held
     assert store.conversation_language(CONVERSATION) == "ms"
-    store.record_delivery(row_id, 0, Reply("Ejen akan menyertai"), now=T0)
     aisyah, _ben = agents(store)
     handoffs.take(CONVERSATION, aisyah, now=T0)
     handoffs.resolve(CONVERSATION, aisyah, now=T0)
@@ -276,7 +283,7 @@ def test_the_joined_notice_never_shows_the_login_name(stores):
 def test_agents_read_only_conversations_handed_over_to_them_and_every_read_is_logged(stores):
     store, handoffs = stores
     aisyah, ben = agents(store)
-    customer(store, "m-plain", "what plans are there?")                 # never handed over
+    answer(store, customer(store, "m-plain", "what plans are there?"))    # never handed over
     assert handoffs.view(CONVERSATION, aisyah.id) is None
     hand_over(store)
     assert handoffs.view(CONVERSATION, ben.id)["state"] == "waiting"     # open: any agent may look
@@ -345,9 +352,10 @@ def test_a_handoff_nobody_takes_goes_back_to_the_assistant_with_the_contact_chan
     (notice_text,) = [text for _role, text in outbound(store)]
     assert notice_text.startswith("Sorry, no Unifi agent is free") and "help@tm.com.my" in notice_text
     row_id = customer(store, "m-after", "what plans are there?", now=T0 + timedelta(minutes=16))
-    assert store.claim(row_id, now=T0 + timedelta(minutes=16)) is not None      # the assistant answers again
+    answer(store, row_id, now=T0 + timedelta(minutes=16))                        # the assistant answers again
     aisyah, _ben = agents(store)
     hand_over_taken = customer(store, "m-human-2", "human please", now=T0 + timedelta(minutes=17))
+    store.claim(hand_over_taken, now=T0 + timedelta(minutes=17))
     store.save_replies(hand_over_taken, [], handoff_reason=REQUEST_HUMAN, now=T0 + timedelta(minutes=17))
     handoffs.take(CONVERSATION, aisyah, now=T0 + timedelta(minutes=18))
     assert handoffs.expire_waiting(timedelta(minutes=15), now=T0 + timedelta(hours=5)) == []   # an agent has it

@@ -4,9 +4,15 @@ adapter, the worker and the console only what it uses. Nothing below this module
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
+import os
+import socket
 import sys
-from typing import AsyncIterator, Dict, List, Optional
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, AsyncIterator, Dict, List, Optional
 
 import aiohttp
 from aiohttp import web
@@ -44,6 +50,7 @@ RASA = web.AppKey("rasa", RasaClient)
 DB = web.AppKey("db", DatabaseCalls)
 CHANNELS = web.AppKey("channels", Dict[str, ChannelAdapter])
 INBOX = web.AppKey("inbox", Inbox)
+SETTINGS = web.AppKey("settings", GatewaySettings)
 
 
 def check_aiohttp() -> None:
@@ -89,19 +96,40 @@ async def health(request: web.Request) -> web.Response:
         rasa = "ok" if status == 200 else f"HTTP {status}"
     except (aiohttp.ClientError, asyncio.TimeoutError):
         rasa = "unreachable"
-    return web.json_response({
+    body = {
         "status": "ok" if database == "ok" else "degraded",
         "database": database, "rasa": rasa, "pending_messages": pending,
         "notices_in_flight": request.app[INBOX].notices_in_flight,
         "channels": {name: adapter.enabled for name, adapter in request.app[CHANNELS].items()},
-    }, status=200 if database == "ok" else 503)
+    }
+    supervised = services_status(request.app[SETTINGS].services_status_file)
+    if supervised is not None:                 # a restarting Rasa or action server: answers wait, none is lost
+        body["services"] = supervised
+        if any(isinstance(child, dict) and child.get("state") != "running" for child in supervised.values()):
+            body["status"] = "degraded"
+    return web.json_response(body, status=200 if database == "ok" else 503)
+
+
+def services_status(path: str) -> Optional[Dict[str, Any]]:
+    """What `serve` reports of its children (state, restarts, last exit), when it runs this gateway."""
+    if not path:
+        return None
+    try:
+        found = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+class ReplicaNameTaken(RuntimeError):
+    """Another live gateway process has this replica's name."""
 
 
 async def init_app(settings: Optional[GatewaySettings] = None) -> web.Application:
     """The gateway: every service made here, once, and given to what uses it."""
     settings = settings or GatewaySettings.from_env()
     check_aiohttp()
-    store = GatewayStore(settings.database_url)
+    store = GatewayStore(settings.database_url, settings.replica_id, timedelta(seconds=settings.lease_seconds))
     db = DatabaseCalls()
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     rasa = RasaClient(settings.rasa_url, settings.rasa_api_token, http, settings.rasa_timeout_seconds)
@@ -121,6 +149,7 @@ async def init_app(settings: Optional[GatewaySettings] = None) -> web.Applicatio
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[security_headers])
     app[STORE], app[RASA], app[DB], app[CHANNELS], app[INBOX] = store, rasa, db, channels, inbox
+    app[SETTINGS] = settings
     app.on_response_prepare.append(plain_server_header)  # type: ignore[arg-type]  # aiohttp 3.9's Signal typing
     app.router.add_get("/healthz", health)
     for adapter in channels.values():
@@ -129,6 +158,10 @@ async def init_app(settings: Optional[GatewaySettings] = None) -> web.Applicatio
             worker.wake).add_routes(app)
 
     async def running(_app: web.Application) -> AsyncIterator[None]:
+        if not await db(store.hold_replica_name):
+            raise ReplicaNameTaken(f"GATEWAY_REPLICA_ID={settings.replica_id!r} is in use by a running gateway: give "
+                                   "each gateway replica its own")
+        logger.info("gateway replica %s, leases of %g s", settings.replica_id, settings.lease_seconds)
         for adapter in channels.values():
             if adapter.enabled:
                 logger.info("%s channel enabled", adapter.name)
@@ -163,6 +196,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"Cannot start the gateway: {problem}", file=sys.stderr)
         return 2
     settings.shared.require("RASA_API_TOKEN", "DATA_ENCRYPTION_KEY")
-    web.run_app(init_app(settings), host=args.host or settings.host, port=args.port or settings.port,
-                access_log_class=PathOnlyAccessLogger, print=lambda *_: None, shutdown_timeout=10)
+    if args.port and not os.environ.get("GATEWAY_REPLICA_ID", "").strip():    # named after the port it listens on
+        settings = dataclasses.replace(settings, replica_id=f"{socket.gethostname()}:{args.port}")
+    try:
+        web.run_app(init_app(settings), host=args.host or settings.host, port=args.port or settings.port,
+                    access_log_class=PathOnlyAccessLogger, print=lambda *_: None, shutdown_timeout=10)
+    except ReplicaNameTaken as taken:
+        print(f"Cannot start the gateway: {taken}", file=sys.stderr)
+        return 2
     return 0

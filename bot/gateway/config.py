@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping, Optional, Tuple
@@ -48,6 +49,9 @@ class GatewaySettings:
     handoff_wait_minutes: float
     trusted_proxies: Tuple[Network, ...]
     console_insecure_cookie: bool
+    replica_id: str                  # this gateway among those sharing the database (its claims' owner)
+    lease_seconds: float             # how long a claim lasts unless its replica renews it
+    services_status_file: str        # written by `serve` (bot/services.py): its children's state, for /healthz
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "GatewaySettings":
@@ -88,6 +92,10 @@ class GatewaySettings:
             trusted_proxies=parse_networks(env.get("GATEWAY_TRUSTED_PROXIES", "")),
             # The console's cookie is Secure (HTTPS only) unless this is set, for plain-http development.
             console_insecure_cookie=read.flag("CONSOLE_INSECURE_COOKIE"),
+            replica_id=(env.get("GATEWAY_REPLICA_ID", "").strip()
+                        or f"{socket.gethostname()}:{shared.gateway_port}")[:100],
+            lease_seconds=read.number("GATEWAY_LEASE_SECONDS", 30, float, minimum=3),
+            services_status_file=env.get("SERVICES_STATUS_FILE", ""),
         )
         read.check()
         return settings

@@ -17,7 +17,7 @@ PENDING, ANSWERED, DONE = "pending", "answered", "done"
 RATE_LIMITED, REJECTED = "rate_limited", "rejected"     # recorded, never sent to Rasa
 TO_AGENT = "to_agent"          # arrived while an agent owned the conversation: recorded for the agent, not sent to Rasa
 OPEN_STATUSES = (PENDING, ANSWERED)
-CLAIM_LEASE = timedelta(minutes=5)
+CLAIM_LEASE = timedelta(seconds=30)     # a claim's lease (GATEWAY_LEASE_SECONDS), renewed while its replica works
 
 
 class Conversation(Base):
@@ -43,7 +43,11 @@ class InboxMessage(Base):
     status = Column(String(20), nullable=False, index=True)
     attempts = Column(Integer, nullable=False, default=0)
     next_attempt_at = Column(DateTime, nullable=False)
+    # A claim is a lease: the replica that took the message (claimed_by, GATEWAY_REPLICA_ID) and until when
+    # (claimed_until, the lease's end, renewed while it works). The column keeps its name from before replicas so
+    # that old and new gateways can run side by side during a rolling upgrade.
     claimed_until = Column(DateTime)
+    claimed_by = Column(String(100))
     rasa_sent_at = Column(DateTime)        # a request may have reached Rasa: look in its tracker before re-sending
     replies = Column(JSON)
     delivered_count = Column(Integer, nullable=False, default=0)

@@ -14,11 +14,12 @@ import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from bot.clock import now_utc
 from bot.database import make_engine
@@ -129,14 +130,45 @@ def entry_json(entry: TranscriptEntry) -> Dict[str, Any]:
     }
 
 
+class LeaseLost(RuntimeError):
+    """Another replica holds the message now (this one's lease ran out): whatever this one was doing with it
+    stops, and nothing of it is written."""
+
+
 class GatewayStore:
-    def __init__(self, url: str):
-        self.url = url
+    """The gateway's tables. `replica` names this gateway process among those sharing the database (its claims
+    are leases taken in its name); `lease` is how long a claim lasts unless renewed."""
+
+    def __init__(self, url: str, replica: str = "gateway", lease: timedelta = CLAIM_LEASE):
+        self.url, self.replica, self.lease = url, replica, lease
         self.engine = make_engine(url)
+        self.postgres = self.engine.url.get_backend_name() == "postgresql"
         SchemaGuard(self.engine).ensure()
+        self._replica_lock: Optional[Connection] = None
 
     def dispose(self) -> None:
+        if self._replica_lock is not None:
+            self._replica_lock.close()
+            self._replica_lock = None
         self.engine.dispose()
+
+    def hold_replica_name(self) -> bool:
+        """PostgreSQL: take this replica's name for as long as the process lives (a session advisory lock on a
+        connection of its own); False when a live process already has it. Two processes with one name would
+        take each other's claims for their own. SQLite (one process per database): always True."""
+        if not self.postgres:
+            return True
+        if self._replica_lock is None:
+            connection = self.engine.connect()
+            key = int.from_bytes(hashlib.sha256(f"ksos-replica:{self.replica}".encode()).digest()[:8], "big",
+                                 signed=True)
+            taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
+            connection.commit()
+            if not taken:
+                connection.close()
+                return False
+            self._replica_lock = connection
+        return True
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -217,18 +249,36 @@ class GatewayStore:
         return due
 
     def claim(self, row_id: int, now: Optional[datetime] = None) -> Optional[InboxRow]:
-        """Take a message for processing (a lease, so a second gateway process would not take it too)."""
+        """Take a message for processing: a lease in this replica's name, if the message is still open, unclaimed
+        (or its lease ran out) and the oldest open one of its conversation, so that one conversation is worked
+        on by one replica at a time, in order. PostgreSQL skips a row another replica is claiming at this very
+        moment (SELECT ... FOR UPDATE SKIP LOCKED) instead of waiting for it."""
         now = now or now_utc()
+        candidate = aliased(InboxMessage, name="candidate")
         with self.session() as session:
-            claimed = session.execute(
-                update(InboxMessage)
-                .where(InboxMessage.id == row_id, InboxMessage.status.in_(OPEN_STATUSES))
-                .where((InboxMessage.claimed_until.is_(None)) | (InboxMessage.claimed_until < now))
-                .values(claimed_until=now + CLAIM_LEASE)
-            ).rowcount
-            if not claimed:
+            older = select(InboxMessage.id).where(
+                InboxMessage.conversation_id == candidate.conversation_id, InboxMessage.status.in_(OPEN_STATUSES),
+                InboxMessage.id < candidate.id).exists()
+            row = session.scalars(
+                select(candidate).where(candidate.id == row_id, candidate.status.in_(OPEN_STATUSES),
+                                        (candidate.claimed_until.is_(None)) | (candidate.claimed_until < now),
+                                        ~older)
+                .with_for_update(skip_locked=True, of=candidate)
+            ).one_or_none()
+            if row is None:
                 return None
-            row = session.get(InboxMessage, row_id)
+            if not self.postgres:
+                # SQLite has no row locks: the conditional update is what makes two claims of one row exclusive.
+                taken = session.execute(
+                    update(InboxMessage).where(InboxMessage.id == row_id,
+                                               (InboxMessage.claimed_until.is_(None))
+                                               | (InboxMessage.claimed_until < now))
+                    .values(claimed_until=now + self.lease, claimed_by=self.replica)
+                    .execution_options(synchronize_session=False)).rowcount
+                if not taken:
+                    return None
+                session.refresh(row)
+            row.claimed_until, row.claimed_by = now + self.lease, self.replica
             conversation = session.get(Conversation, row.conversation_id)
             rasa_sent = row.rasa_sent_at is not None
             if row.status == PENDING and not rasa_sent and open_handoff_of(session, row.conversation_id):
@@ -248,6 +298,27 @@ class GatewayStore:
                 rasa_sent=rasa_sent, replies=row.replies, delivered_count=row.delivered_count,
             )
 
+    def renew_leases(self, row_ids: Sequence[int], now: Optional[datetime] = None) -> Set[int]:
+        """Extend this replica's leases on the messages it is working on; returns the ids still its own (a
+        missing one was taken over by another replica after its lease ran out)."""
+        if not row_ids:
+            return set()
+        now = now or now_utc()
+        with self.session() as session:
+            session.execute(update(InboxMessage).where(
+                InboxMessage.id.in_(list(row_ids)), InboxMessage.claimed_by == self.replica,
+                InboxMessage.status.in_(OPEN_STATUSES)).values(claimed_until=now + self.lease))
+            return set(session.scalars(select(InboxMessage.id).where(
+                InboxMessage.id.in_(list(row_ids)), InboxMessage.claimed_by == self.replica)))
+
+    def _owned(self, session: Session, row_id: int) -> InboxMessage:
+        """The message, if this replica still holds its claim (else LeaseLost): the fence on every write a
+        replica makes while working on a message."""
+        row = session.get(InboxMessage, row_id, with_for_update=self.postgres)
+        if row is None or row.claimed_by != self.replica:
+            raise LeaseLost(f"inbox {row_id} is claimed by {row.claimed_by if row else 'nobody'!s} now")
+        return row
+
     def save_replies(self, row_id: int, replies: List[Reply], handoff_reason: Optional[str] = None,
                      handoff_language: Optional[str] = None, now: Optional[datetime] = None) -> None:
         """Rasa answered: keep its replies (delivery can now be retried without asking Rasa again) and end any
@@ -255,7 +326,7 @@ class GatewayStore:
         (`handoff_reason`), the handoff opens in the same transaction."""
         now = now or now_utc()
         with self.session() as session:
-            row = session.get(InboxMessage, row_id)
+            row = self._owned(session, row_id)
             if handoff_reason:
                 open_handoff(session, row.conversation_id, handoff_reason, now, handoff_language)
             row.replies = [reply.to_json() for reply in replies]
@@ -273,20 +344,23 @@ class GatewayStore:
         """Try again later; returns the number of failed attempts so far."""
         now = now or now_utc()
         with self.session() as session:
-            row = session.get(InboxMessage, row_id)
+            row = self._owned(session, row_id)
             row.attempts += 1
             row.next_attempt_at = now + timedelta(seconds=delay_seconds)
-            row.claimed_until = None
+            row.claimed_until, row.claimed_by = None, None
             row.last_error = error[:300]
             if not reached_rasa and row.status == PENDING:
                 row.rasa_sent_at = None
             return row.attempts
 
-    def release_all_claims(self) -> int:
-        """On start: messages a stopped gateway had taken are free again (one gateway process per database)."""
+    def release_claims(self) -> int:
+        """On start: the messages this replica had claimed before it stopped are free again at once (another
+        replica's claims run out with their leases). SQLite has one gateway process: every claim is its own."""
         with self.session() as session:
+            mine = (InboxMessage.claimed_by == self.replica if self.postgres
+                    else InboxMessage.claimed_until.is_not(None))
             return session.execute(
-                update(InboxMessage).where(InboxMessage.claimed_until.is_not(None)).values(claimed_until=None)
+                update(InboxMessage).where(mine).values(claimed_until=None, claimed_by=None)
             ).rowcount
 
     def record_delivery(self, row_id: int, index: int, reply: Reply, now: Optional[datetime] = None
@@ -295,7 +369,7 @@ class GatewayStore:
         the last one the message is done and its metadata (which may hold an identity token) is dropped."""
         now = now or now_utc()
         with self.session() as session:
-            row = session.get(InboxMessage, row_id)
+            row = self._owned(session, row_id)
             # An agent's reply keeps the console's client id, so the console can match it to what it sent.
             client_id = row.message_id[len(OUTBOUND_PREFIX):] if reply.role == ROLE_AGENT else None
             entry = self._add_transcript_entry(session, row.conversation_id, reply, now, inbox_id=row_id,
@@ -307,13 +381,13 @@ class GatewayStore:
 
     def finish(self, row_id: int, now: Optional[datetime] = None) -> None:
         with self.session() as session:
-            self._finish(session.get(InboxMessage, row_id), now or now_utc())
+            self._finish(self._owned(session, row_id), now or now_utc())
 
     @staticmethod
     def _finish(row: InboxMessage, now: datetime, status: str = DONE) -> None:
         row.status = status
         row.done_at = now
-        row.claimed_until = None
+        row.claimed_until, row.claimed_by = None, None
         row.message_metadata = {}
 
     def record_notice(self, conversation_id: str, reply: Reply, now: Optional[datetime] = None) -> Dict[str, Any]:

@@ -1,5 +1,10 @@
 """The inbox worker: takes each stored message exactly once to Rasa and delivers the replies, in order per
-conversation, retrying with backoff while Rasa or a platform API is down."""
+conversation, retrying with backoff while Rasa or a platform API is down.
+
+Several gateway replicas may share one PostgreSQL database: each claims a message as a lease in its own name
+(GatewayStore.claim), renews the leases of what it is working on every third of the lease time, and stops working
+on a message whose lease another replica took over (LeaseLost: its own lease ran out, e.g. the process stalled).
+A replica that dies loses its leases when they run out, and another one finishes its messages."""
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +23,7 @@ from bot.gateway.handoffs import HandoffStore
 from bot.gateway.inbox import NoticeSender
 from bot.gateway.messages import Reply, as_words, chosen_option
 from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaClient, RasaUnavailable
-from bot.gateway.store import PENDING, GatewayStore, InboxRow
+from bot.gateway.store import PENDING, GatewayStore, InboxRow, LeaseLost
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +47,8 @@ class InboxWorker:
         self.concurrency = concurrency
         self._wake = asyncio.Event()
         self._active: Set[str] = set()
+        self._leased: Set[int] = set()          # the inbox rows this replica is working on
+        self._lost: Set[int] = set()            # ... of which another replica has taken over
         self._tasks: Set[asyncio.Task] = set()
         self._stopping = False
 
@@ -50,14 +57,18 @@ class InboxWorker:
 
     async def run(self) -> None:
         store = self.store
-        released = await self.db(store.release_all_claims)
+        released = await self.db(store.release_claims)
         if released:
             logger.info("inbox: %d message(s) left unfinished by the previous run are pending again", released)
-        next_handoff_check = 0.0
+        loop = asyncio.get_running_loop()
+        next_handoff_check = next_renewal = 0.0
         while not self._stopping:
             self._wake.clear()
-            if asyncio.get_running_loop().time() >= next_handoff_check:
-                next_handoff_check = asyncio.get_running_loop().time() + HANDOFF_CHECK_SECONDS
+            if loop.time() >= next_renewal:
+                next_renewal = loop.time() + store.lease.total_seconds() / 3
+                await self._renew_leases()
+            if loop.time() >= next_handoff_check:
+                next_handoff_check = loop.time() + HANDOFF_CHECK_SECONDS
                 await self._expire_waiting_handoffs()
             channels = [name for name, adapter in self.channels.items() if adapter.enabled]
             try:
@@ -76,6 +87,20 @@ class InboxWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
             except asyncio.TimeoutError:
                 pass
+
+    async def _renew_leases(self) -> None:
+        working = set(self._leased)
+        if not working:
+            return
+        try:
+            kept = await self.db(self.store.renew_leases, sorted(working))
+        except SQLAlchemyError as error:
+            logger.error("inbox: leases not renewed, database unavailable (%s)", type(error).__name__)
+            return
+        for row_id in working - kept - self._lost:
+            if row_id in self._leased:          # not finished meanwhile
+                logger.warning("inbox %s: another replica has taken it over; this one stops working on it", row_id)
+                self._lost.add(row_id)
 
     async def _expire_waiting_handoffs(self) -> None:
         minutes = self.settings.handoff_wait_minutes
@@ -100,16 +125,21 @@ class InboxWorker:
         try:
             row = await self.db(self.store.claim, row_id)
             if row is not None:
+                self._leased.add(row_id)
                 await self._handle(row)
+        except LeaseLost as lost:
+            logger.warning("inbox %s: stopped, %s", row_id, lost)
         except SQLAlchemyError as error:
             logger.error("inbox %s: database error %s; will retry", row_id, type(error).__name__)
         except Exception:  # noqa: BLE001 - one bad message must not stop the worker
             logger.exception("inbox %s: unexpected error; will retry", row_id)
             try:
                 await self.db(self.store.schedule_retry, row_id, 30.0, "unexpected error")
-            except SQLAlchemyError:
+            except (SQLAlchemyError, LeaseLost):
                 pass
         finally:
+            self._leased.discard(row_id)
+            self._lost.discard(row_id)
             self._active.discard(conversation_id)
             self.wake()
 
@@ -192,6 +222,8 @@ class InboxWorker:
                     recorded["entry"] = await self.db(store.record_delivery, row.id, index, reply)
                 return recorded["entry"]  # type: ignore[return-value]
 
+            if row.id in self._lost:
+                raise LeaseLost(f"another replica took it over before reply {index + 1} of {len(replies)}")
             try:
                 await adapter.deliver(row.sender_id, reply, record)
             except DeliveryError as error:
