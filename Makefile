@@ -13,7 +13,7 @@ GATEWAY_INSTALLED := $(GATEWAY_VENV)/.installed
 # components import, derived by bot/train_inputs.py): retrain only when one of these changed.
 TRAIN_INPUTS := $(shell python3 bot/train_inputs.py)
 
-.PHONY: help install browser train run agent report shell lint test test-unit test-integration test-e2e test-browser \
+.PHONY: help install browser train run cluster agent report shell lint test test-unit test-integration test-e2e test-browser \
         eval bench audit validate clean
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make test   lint, then every test (unit, data validation, conversations, held-out accuracy)"
 	@echo "make lint   ruff and mypy"
 	@echo "make test-unit / test-integration / test-e2e / test-browser   one tier of the tests"
+	@echo "make cluster  two gateways, two Rasa, two action servers behind HAProxy (PostgreSQL, Redis)"
 	@echo "make shell  talk to the assistant in this terminal"
 	@echo "make train  train models/ksos.tar.gz if data or config changed"
 	@echo "make eval   held-out accuracy per language: our pipeline vs Rasa's default pipeline"
@@ -51,6 +52,16 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 browser: $(CHROMIUM)
+
+# `make cluster` and its fault tests put Debian's HAProxy in front of the replicas.
+HAPROXY := /usr/sbin/haproxy
+$(HAPROXY):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq haproxy
+
+# Two gateways, two Rasa servers and two action servers behind HAProxy, on the local PostgreSQL and Redis.
+cluster: $(MODEL) $(GATEWAY_INSTALLED) $(HAPROXY)
+	$(PY) -m bot cluster
 
 $(MODEL): $(INSTALLED) $(TRAIN_INPUTS)
 	$(PY) -m bot train
@@ -83,10 +94,10 @@ validate: $(INSTALLED)
 test-unit: $(INSTALLED)
 	$(PY) -m pytest -q -m unit tests
 
-test-integration: $(INSTALLED) $(GATEWAY_INSTALLED)
+test-integration: $(INSTALLED) $(GATEWAY_INSTALLED) $(HAPROXY)
 	$(PY) -m pytest -q -m "integration and not model and not browser" tests
 
-test-e2e: $(MODEL) $(GATEWAY_INSTALLED)
+test-e2e: $(MODEL) $(GATEWAY_INSTALLED) $(HAPROXY)
 	$(PY) -m pytest -q -m "model and not browser" tests
 
 test-browser: $(MODEL) $(GATEWAY_INSTALLED) $(CHROMIUM)
@@ -97,7 +108,7 @@ lint: $(INSTALLED)
 	$(PY) -m ruff check bot tools actions tests
 	$(PY) -m mypy
 
-test: lint $(MODEL) $(GATEWAY_INSTALLED) $(CHROMIUM)
+test: lint $(MODEL) $(GATEWAY_INSTALLED) $(CHROMIUM) $(HAPROXY)
 	$(PY) -m pytest tests
 
 eval: $(MODEL)

@@ -110,6 +110,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    without_ml_frameworks()         # this process only watches the others
+    from bot.cluster import run
+
+    prepare_checkout()
+    return run(report=lambda line: print(line, flush=True))
+
+
 def cmd_shell(args: argparse.Namespace) -> int:
     from bot.cli.shell import talk
 
@@ -117,8 +125,8 @@ def cmd_shell(args: argparse.Namespace) -> int:
     settings = load_settings()
     group = assistant_services(settings)
     try:
-        group.start({**child_environment(settings), "SERVICES_STATUS_FILE": str(group.status_file)}, log_dir())
-        print("Starting the action server and Rasa (logs in var/logs/) ...", flush=True)
+        group.start(child_environment(settings), log_dir())
+        print(f"Starting the action server and Rasa (logs in {log_dir()}) ...", flush=True)
         group.wait_ready()
         return talk(settings)
     finally:
@@ -229,6 +237,8 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("train", help="train the model into models/ksos.tar.gz").set_defaults(func=cmd_train)
     commands.add_parser("serve", help="run the action server, Rasa and the gateway").set_defaults(func=cmd_serve)
+    commands.add_parser("cluster", help="two of everything behind HAProxy, on PostgreSQL and Redis "
+                        "(make cluster)").set_defaults(func=cmd_cluster)
     commands.add_parser("shell", help="talk to the assistant in this terminal").set_defaults(func=cmd_shell)
     evaluate = commands.add_parser("eval", help="held-out NLU accuracy per language")
     evaluate.add_argument("--baseline", action="store_true", help="also train and evaluate Rasa's default pipeline")

@@ -87,6 +87,7 @@ class Service:
     started_at: float = 0.0                 # time.monotonic() of the last start
     restart_at: Optional[float] = None      # when it is due to start again (None: running or stopped)
     failures_in_a_row: int = 0
+    env: Dict[str, str] = field(default_factory=dict)     # on top of the group's environment
 
     def is_ready(self) -> bool:
         answer = http_json(self.ready_url)
@@ -117,20 +118,26 @@ class ServiceGroup:
     services: List[Service] = field(default_factory=list)
     env: Dict[str, str] = field(default_factory=dict)
     status_file: Optional[Path] = None
+    log_dir: Path = LOG_DIR
 
-    def start(self, env: Dict[str, str], log_dir: Path = LOG_DIR) -> None:
+    def start(self, env: Dict[str, str], log_dir: Path = LOG_DIR, only: Optional[List[str]] = None) -> None:
+        """Start the services (those named in `only`, the others later with start_more)."""
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.env = env
+        self.env, self.log_dir = env, log_dir
+        self.start_more(only if only is not None else [service.name for service in self.services])
+
+    def start_more(self, names: List[str]) -> None:
         for service in self.services:
-            service.log_path = log_dir / f"{service.name}.log"
-            self._launch(service, mode="w")
+            if service.name in names and service.process is None:
+                service.log_path = self.log_dir / f"{service.name}.log"
+                self._launch(service, mode="w")
         self.write_status()
 
     def _launch(self, service: Service, mode: str = "a") -> None:
         assert service.log_path is not None
         with open(service.log_path, mode) as log:     # the child keeps its own copy of the descriptor
             service.process = subprocess.Popen(
-                service.argv, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                service.argv, cwd=REPO_ROOT, env={**self.env, **service.env}, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         service.started_at = time.monotonic()
@@ -138,7 +145,7 @@ class ServiceGroup:
 
     def wait_ready(self, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
-        pending = list(self.services)
+        pending = [service for service in self.services if service.process is not None]
         while pending:
             for service in list(pending):
                 if service.process and service.process.poll() is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from bot.local_secrets import read_secrets, secrets_file
 from bot.paths import REPO_ROOT, VAR_DIR
@@ -86,12 +86,14 @@ class Settings:
     smtp_from: str
     gateway_port: int
     rasa_url: str
+    rasa_urls: Tuple[str, ...]       # every Rasa server the gateway may use (RASA_URLS; default: RASA_URL)
     rasa_api_token: str
     action_server_token: str
     data_encryption_key: str
     secrets_file: str
     verification_ttl_minutes: float
     retention_days: int
+    redis_url: str                   # empty: no Redis (one process of each kind)
 
     def require(self, *names: str) -> None:
         """Raise MissingSecret naming every secret of `names` (environment variable names) that is empty."""
@@ -122,6 +124,8 @@ class Settings:
             # The gateway reaches Rasa here and listens on GATEWAY_PORT.
             "RASA_URL": self.rasa_url,
             "GATEWAY_PORT": str(self.gateway_port),
+            # Rasa's lock store (endpoints.yml) and the gateway's cross-replica messages.
+            "REDIS_URL": self.redis_url,
         }
 
 
@@ -140,6 +144,10 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
     # The tracker store may share the account database (set DATABASE_URL only); the SQLite default keeps the
     # conversation history in its own file so the two don't wait on one another's writes.
     default_tracker = env.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'tracker.db'}"
+    rasa_url = env.get("RASA_URL", f"http://{LOOPBACK}:{rasa_port}").rstrip("/")
+    redis_url = env.get("REDIS_URL", "").strip()
+    if redis_url and not redis_url.startswith(("redis://", "rediss://")):
+        read.problems.append(f"REDIS_URL={redis_url!r}: a redis:// or rediss:// URL")
     settings = Settings(
         rasa_port=rasa_port,
         # Internal services listen on loopback; only the gateway is meant to be reached from outside.
@@ -154,13 +162,16 @@ def load_settings(environ: Optional[Mapping[str, str]] = None) -> Settings:
         smtp_url=env.get("SMTP_URL", ""),
         smtp_from=env.get("SMTP_FROM", "KSOS assistant <ksos-assistant@localhost>"),
         gateway_port=read.port("GATEWAY_PORT", 8080),
-        rasa_url=env.get("RASA_URL", f"http://{LOOPBACK}:{rasa_port}").rstrip("/"),
+        rasa_url=rasa_url,
+        rasa_urls=tuple(url.strip().rstrip("/") for url in env.get("RASA_URLS", "").split(",") if url.strip())
+        or (rasa_url,),
         rasa_api_token=secret("RASA_API_TOKEN"),
         action_server_token=secret("ACTION_SERVER_TOKEN"),
         data_encryption_key=secret("DATA_ENCRYPTION_KEY"),
         secrets_file=str(path),
         verification_ttl_minutes=read.number("VERIFICATION_TTL_MINUTES", 30, float, minimum=1),
         retention_days=read.number("RETENTION_DAYS", 90, int, minimum=1),
+        redis_url=redis_url,
     )
     read.check()
     return settings

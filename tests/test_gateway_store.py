@@ -2,8 +2,13 @@
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from bot.gateway.agents import LoginThrottle
 from bot.gateway.messages import Button, InboundMessage, Reply
+from bot.gateway.models import WindowEvent
+from bot.gateway.ratelimit import SenderRateLimiter
+from bot.gateway.shared_windows import DatabaseWindow, shared_rate_limiter
 from bot.gateway.store import ANSWERED, DONE, PENDING, RATE_LIMITED, GatewayStore, LeaseLost, widget_session_key
 
 T0 = datetime(2026, 11, 22, 12, 0, 0)
@@ -214,3 +219,53 @@ def test_replicas_claiming_at_once_take_each_message_exactly_once(replicas):
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(won["r1"] + won["r2"]) == ids
+
+
+# --- rate limits and the login throttle, counted together by the replicas -------------------------------------
+
+def test_a_database_window_is_one_count_for_every_replica(replicas):
+    r1, r2 = replicas
+    first, second = DatabaseWindow(r1, 60, "test:"), DatabaseWindow(r2, 60, "test:")
+    other = DatabaseWindow(r2, 60, "other:")
+    first.add("sender", now=1000.0)
+    second.add("sender", now=1010.0)
+    assert first.recent("sender", now=1020.0) == second.recent("sender", now=1020.0) == [1000.0, 1010.0]
+    assert other.recent("sender", now=1020.0) == []                     # another limiter's keys are apart
+    assert second.recent("sender", now=1065.0) == [1010.0]               # the first one left the window
+    second.remove("sender", 1010.0)
+    assert first.recent("sender", now=1065.0) == []
+    first.add("sender", now=1100.0)
+    first.clear("sender")
+    assert second.recent("sender", now=1100.0) == []
+    other.add("old", now=0.0)
+    other.forget_idle(now=1000.0)
+    with r1.session() as session:
+        assert session.scalars(select(WindowEvent.key)).all() == []
+
+
+def test_a_sender_is_limited_across_replicas_and_told_once(replicas):
+    r1, r2 = replicas
+    now = [1000.0]
+    on_r1, on_r2 = (SenderRateLimiter(limit=3, window=60, clock=lambda: now[0],
+                                      hits=DatabaseWindow(store, 60, "sender:", lambda: now[0]),
+                                      notices=DatabaseWindow(store, 60, "sender-notice:", lambda: now[0]))
+                    for store in (r1, r2))
+    assert [on_r1.check("facebook:A"), on_r2.check("facebook:A"), on_r1.check("facebook:A")] == [(True, False)] * 3
+    assert on_r2.check("facebook:A") == (False, True)                   # the 4th, wherever it lands: one notice
+    assert on_r1.check("facebook:A") == (False, False)
+    assert on_r1.check("facebook:B") == (True, False)
+    now[0] += 61
+    assert on_r2.check("facebook:A") == (True, False)
+    assert shared_rate_limiter(r1, "sender", 3, 60).shared is r1.postgres
+
+
+def test_password_guesses_on_one_replica_slow_logins_on_the_other(replicas):
+    r1, r2 = replicas
+    one = LoginThrottle(failures=DatabaseWindow(r1, 900, "login:"))
+    two = LoginThrottle(failures=DatabaseWindow(r2, 900, "login:"))
+    for i in range(3):
+        one.failed("aisyah.r", "10.0.0.9", now=1000.0 + i)
+    assert two.wait("aisyah.r", "10.0.0.9", now=1002.5) > 0             # a 4th guess waits, on either replica
+    attempt = two.failed("aisyah.r", "10.0.0.9", now=1010.0)
+    two.succeeded("aisyah.r", "10.0.0.9", attempt)                     # the agent's own login clears it
+    assert one.wait("aisyah.r", "10.0.0.9", now=1011.0) == 0

@@ -12,6 +12,7 @@ from bot.dialogue.handoff import REQUEST_HUMAN
 from bot.gateway import models as gateway
 from bot.gateway.handoffs import HandoffStore
 from bot.gateway.messages import InboundMessage, Reply
+from bot.gateway.shared_windows import DatabaseWindow
 from bot.gateway.store import GatewayStore
 from bot.privacy.retention import purge
 from bot.settings import load_settings
@@ -60,6 +61,9 @@ def populated(demo_store, account_store_url):
     store.save_replies(waiting, [Reply("an agent will join")], handoff_reason=REQUEST_HUMAN, now=OLD)
     pending = store.record_inbound(InboundMessage("widget", "waiting", "m-w2", text="hello?"), now=OLD).inbox_id
     store.remember_delivery("twitter", "uuid-yesterday", now=NOW - timedelta(days=1))
+    events = DatabaseWindow(store, 900, "login:")
+    events.add("aisyah", now=unix(NOW - timedelta(days=2)))
+    events.add("ben", now=unix(NOW - timedelta(minutes=5)))
     mark_verified(demo_store, "expired", "1000000001", "code", NOW - timedelta(hours=1))
     mark_verified(demo_store, "live", "1000000001", "code", NOW - timedelta(minutes=5))
     engine = create_engine(account_store_url)
@@ -82,6 +86,8 @@ def test_purge_deletes_what_is_older_than_the_retention_period(populated, demo_s
     assert counts["verification challenges"] == 1 and counts["verification alerts"] == 1
     assert counts["expired verifications"] == 1 and counts["widget sessions"] == 1
     assert counts["webhook delivery ids"] == 2                     # after a week, whatever the retention
+    assert counts["rate-limit events"] == 1                        # after a day
+    assert DatabaseWindow(store, 900, "login:").recent("ben", now=unix(NOW)) == [unix(NOW - timedelta(minutes=5))]
     assert not store.delivery_seen("twitter", "uuid-new") and store.delivery_seen("twitter", "uuid-yesterday")
     assert counts["conversations"] == 1                            # "old"; "waiting" keeps its open handoff
     assert count(store, gateway.Conversation) == 2

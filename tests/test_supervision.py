@@ -128,10 +128,13 @@ def all_running(health: dict) -> bool:
 
 def test_serve_starts_a_killed_rasa_action_server_and_gateway_again(model_path, tmp_path):
     rasa_port, actions_port, gateway_port = free_port(), free_port(), free_port()
+    ours = ("RASA_", "GATEWAY_", "ACTION", "REDIS_", "SERVICES_", "DATABASE_", "TRACKER_")
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith(ours)}
     env = {
-        **os.environ, **TEST_SECRETS,
+        **inherited, **TEST_SECRETS,
         "SECRETS_FILE": str(tmp_path / "no-secrets.env"),
         "RASA_PORT": str(rasa_port), "ACTIONS_PORT": str(actions_port), "GATEWAY_PORT": str(gateway_port),
+        "RASA_URL": f"http://127.0.0.1:{rasa_port}",
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{actions_port}/webhook",
         "TRACKER_STORE_URL": f"sqlite:///{tmp_path / 'tracker.db'}",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'assistant.db'}",

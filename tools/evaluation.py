@@ -68,11 +68,18 @@ def predicted_labels(parse_data: Dict) -> Tuple[str, str]:
 
 
 def predict(model_path: str, examples: Iterable[TestExample]) -> Tuple[List[Prediction], float]:
-    """Parse every example with the model in-process; returns predictions and mean parse time (ms)."""
-    os.environ.update({k: v for k, v in child_environment(load_settings()).items() if k not in os.environ})
-    from rasa.core.agent import Agent
+    """Parse every example with the model in-process; returns predictions and mean parse time (ms). The model is
+    loaded with the variables our processes get (bot/services.py), set for the load only: the caller's
+    environment is left as it was (an in-process caller, such as a test session, keeps its own)."""
+    added = {k: v for k, v in child_environment(load_settings()).items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        from rasa.core.agent import Agent
 
-    agent = Agent.load(model_path)
+        agent = Agent.load(model_path)
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
     async def run() -> Tuple[List[Prediction], float]:
         predictions, elapsed = [], 0.0

@@ -68,6 +68,9 @@ class ChannelAdapter(abc.ABC):
         self.settings, self.http, self.db, self.store = deps.settings, deps.http, deps.db, deps.store
         self.receive = deps.receive
 
+    async def start(self) -> None:
+        """Once the gateway runs (before the first request): connect what the channel keeps open."""
+
     def missing_settings(self) -> Dict[str, bool]:
         """Settings this channel needs, mapped to whether each is missing. Any missing → the channel is off."""
         return {}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Dict, Optional
 
 from bot.backoff import exponential_delay
-from bot.gateway.ratelimit import SlidingWindow
+from bot.gateway.ratelimit import SlidingWindow, Window
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 15, 8, 1          # about 32 MB and 0.1 s per hash on this machine class
 SCRYPT_MAXMEM = 64 * 1024 * 1024
@@ -77,6 +77,7 @@ class Backoff:
         return 0.0 if failures < self.free else exponential_delay(failures - self.free, self.base, self.cap)
 
 
+LOGIN_WINDOW_SECONDS = 900.0
 PAIR_BACKOFF = Backoff(3, 300.0)        # one address guessing one name
 ADDRESS_BACKOFF = Backoff(10, 300.0)    # one address trying many names
 NAME_BACKOFF = Backoff(10, 30.0)        # many addresses at one name: capped low, for the agent themself
@@ -90,10 +91,16 @@ class LoginThrottle:
     never waits longer than that. A success clears the name's counts."""
 
     def __init__(self, pair: Backoff = PAIR_BACKOFF, per_address: Backoff = ADDRESS_BACKOFF,
-                 per_name: Backoff = NAME_BACKOFF, window: float = 900.0):
+                 per_name: Backoff = NAME_BACKOFF, window: float = LOGIN_WINDOW_SECONDS,
+                 failures: Optional[Window] = None):
         self.rules = {"pair": pair, "ip": per_address, "name": per_name}
         self.window = window
-        self._failures = SlidingWindow(window)
+        self._failures: Window = failures or SlidingWindow(window)
+
+    @property
+    def shared(self) -> bool:
+        """Counted in the database with the other replicas (the calls block: run them in the thread pool)."""
+        return self._failures.blocking
 
     @staticmethod
     def _keys(name: str, address: str) -> Dict[str, str]:
@@ -107,7 +114,7 @@ class LoginThrottle:
 
     def wait(self, name: str, address: str, now: Optional[float] = None) -> float:
         """Seconds before a login as `name` from `address` may be tried (0: now)."""
-        now = time.monotonic() if now is None else now
+        now = time.time() if now is None else now
         waits = [0.0]
         for kind, key in self._keys(name, address).items():
             failures = self._failures.recent(key, now)
@@ -119,7 +126,7 @@ class LoginThrottle:
         """Count an attempt as failed. The console counts every attempt so before it checks the password (which
         takes 0.1 s): guesses sent all at once are counted as they arrive, not let through together. Returns the
         attempt's time, for succeeded()."""
-        now = time.monotonic() if now is None else now
+        now = time.time() if now is None else now
         for key in self._keys(name, address).values():
             self._failures.add(key, now)
         return now

@@ -31,10 +31,11 @@ from bot.gateway.channels.widget import WidgetAdapter
 from bot.gateway.clients import masked_address
 from bot.gateway.config import GatewaySettings
 from bot.gateway.console import Console
+from bot.gateway.fanout import Fanout
 from bot.gateway.handoffs import HandoffStore
 from bot.gateway.inbox import Inbox, NoticeSender
 from bot.gateway.rasa_client import RasaClient
-from bot.gateway.ratelimit import SenderRateLimiter
+from bot.gateway.shared_windows import shared_rate_limiter
 from bot.gateway.store import GatewayStore
 from bot.gateway.suggestion_log import SuggestionLog
 from bot.gateway.worker import InboxWorker
@@ -51,6 +52,7 @@ DB = web.AppKey("db", DatabaseCalls)
 CHANNELS = web.AppKey("channels", Dict[str, ChannelAdapter])
 INBOX = web.AppKey("inbox", Inbox)
 SETTINGS = web.AppKey("settings", GatewaySettings)
+FANOUT = web.AppKey("fanout", Fanout)
 
 
 def check_aiohttp() -> None:
@@ -96,10 +98,13 @@ async def health(request: web.Request) -> web.Response:
         rasa = "ok" if status == 200 else f"HTTP {status}"
     except (aiohttp.ClientError, asyncio.TimeoutError):
         rasa = "unreachable"
-    body = {
-        "status": "ok" if database == "ok" else "degraded",
+    fanout = request.app[FANOUT].state()
+    body: Dict[str, Any] = {
+        "status": "ok" if database == "ok" and not fanout.startswith("degraded") else "degraded",
         "database": database, "rasa": rasa, "pending_messages": pending,
         "notices_in_flight": request.app[INBOX].notices_in_flight,
+        "rasa_servers": request.app[RASA].servers_state(),
+        "fanout": fanout,                      # degraded: answering still, other replicas' sockets get it later
         "channels": {name: adapter.enabled for name, adapter in request.app[CHANNELS].items()},
     }
     supervised = services_status(request.app[SETTINGS].services_status_file)
@@ -132,7 +137,7 @@ async def init_app(settings: Optional[GatewaySettings] = None) -> web.Applicatio
     store = GatewayStore(settings.database_url, settings.replica_id, timedelta(seconds=settings.lease_seconds))
     db = DatabaseCalls()
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-    rasa = RasaClient(settings.rasa_url, settings.rasa_api_token, http, settings.rasa_timeout_seconds)
+    rasa = RasaClient(settings.rasa_urls, settings.rasa_api_token, http, settings.rasa_timeout_seconds)
     handoffs = HandoffStore(store)
     # The account side (same database): website identity tokens, and what the console shows agents.
     accounts = AccountService(settings.shared, store=account_store(settings.database_url,
@@ -140,16 +145,17 @@ async def init_app(settings: Optional[GatewaySettings] = None) -> web.Applicatio
     channels: Dict[str, ChannelAdapter] = {}
     notices = NoticeSender(store, db, channels)
     worker = InboxWorker(settings, store, db, rasa, handoffs, channels, notices)
-    inbox = Inbox(store, db, SenderRateLimiter(limit=settings.rate_limit_per_minute, window=60.0), notices,
+    inbox = Inbox(store, db, shared_rate_limiter(store, "sender", settings.rate_limit_per_minute, 60.0), notices,
                   worker.wake)
     deps = ChannelDeps(settings, http, db, store, inbox.receive)
-    adapters: List[ChannelAdapter] = [WidgetAdapter(deps, accounts), FacebookAdapter(deps), TwitterAdapter(deps)]
+    widget = WidgetAdapter(deps, accounts)
+    adapters: List[ChannelAdapter] = [widget, FacebookAdapter(deps), TwitterAdapter(deps)]
     for adapter in adapters:
         channels[adapter.name] = adapter
 
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[security_headers])
     app[STORE], app[RASA], app[DB], app[CHANNELS], app[INBOX] = store, rasa, db, channels, inbox
-    app[SETTINGS] = settings
+    app[SETTINGS], app[FANOUT] = settings, widget.fanout
     app.on_response_prepare.append(plain_server_header)  # type: ignore[arg-type]  # aiohttp 3.9's Signal typing
     app.router.add_get("/healthz", health)
     for adapter in channels.values():
@@ -163,12 +169,15 @@ async def init_app(settings: Optional[GatewaySettings] = None) -> web.Applicatio
                                    "each gateway replica its own")
         logger.info("gateway replica %s, leases of %g s", settings.replica_id, settings.lease_seconds)
         for adapter in channels.values():
+            await adapter.start()
             if adapter.enabled:
                 logger.info("%s channel enabled", adapter.name)
             else:
                 logger.warning(adapter.disabled_reason())
         work = asyncio.create_task(worker.run())
+        watch = asyncio.create_task(rasa.watch())
         yield
+        watch.cancel()
         await worker.stop()
         work.cancel()
         for adapter in channels.values():

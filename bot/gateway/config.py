@@ -21,6 +21,7 @@ TWITTER_AAA_UNTIL = "2027-01-01"
 class GatewaySettings:
     shared: Settings                 # the settings every process reads (database, secrets, verification)
     rasa_url: str
+    rasa_urls: Tuple[str, ...]
     rasa_api_token: str
     port: int
     host: str
@@ -62,6 +63,7 @@ class GatewaySettings:
         settings = cls(
             shared=shared,
             rasa_url=shared.rasa_url,
+            rasa_urls=shared.rasa_urls,
             rasa_api_token=shared.rasa_api_token,
             port=shared.gateway_port,
             host=env.get("GATEWAY_HOST", "0.0.0.0"),

@@ -29,7 +29,7 @@ from bot.dialogue.fallback import rank_candidates
 from bot.dialogue.knowledge import domain_responses, knowledge_base
 from bot.gateway.agent_audit import AUDIT_SUGGEST
 from bot.gateway.agent_directory import AgentDirectory, ConsoleSession
-from bot.gateway.agents import AGENT_NAME, LoginThrottle, check_password
+from bot.gateway.agents import AGENT_NAME, LOGIN_WINDOW_SECONDS, LoginThrottle, check_password
 from bot.gateway.calls import DatabaseCalls
 from bot.gateway.channels.widget import STATIC_DIR
 from bot.gateway.clients import client_address, masked_address
@@ -38,6 +38,8 @@ from bot.gateway.handoffs import DUPLICATE, MESSAGES, NOT_FOUND, NOT_OWNER, QUEU
 from bot.gateway.json_input import BadJson, parse_json_object
 from bot.gateway.messages import MAX_TEXT_CHARS
 from bot.gateway.rasa_client import RasaClient
+from bot.gateway.ratelimit import counted
+from bot.gateway.shared_windows import window_for
 from bot.gateway.store import GatewayStore
 from bot.gateway.suggestion_log import SuggestionLog
 from bot.nlu.language import SUPPORTED_LANGUAGES, detect_language
@@ -89,7 +91,7 @@ class Console:
         self.settings, self.store, self.db = settings, store, db
         self.agents, self.handoffs, self.suggestions = agents, handoffs, suggestions
         self.accounts, self.rasa, self.wake_worker = accounts, rasa, wake_worker
-        self.throttle = LoginThrottle()
+        self.throttle = LoginThrottle(failures=window_for(store, LOGIN_WINDOW_SECONDS, "login:"))
 
     def add_routes(self, app: web.Application) -> None:
         static = STATIC_DIR
@@ -149,14 +151,16 @@ class Console:
         if not isinstance(name, str) or not isinstance(password, str) or len(name) > 80 or len(password) > 1000:
             return error(400, "bad_request", "Name and password are required.")
         address = client_address(request, self.settings.trusted_proxies)
-        wait = self.throttle.wait(name, address)
+        shared = self.throttle.shared
+        wait = await counted(self.db, shared, self.throttle.wait, name, address)
         if wait > 0:
             seconds = math.ceil(wait)
             response = error(429, "too_many_attempts",
                              f"Too many failed attempts. Try again in {seconds} second{'s' if seconds > 1 else ''}.")
             response.headers["Retry-After"] = str(seconds)
             return response
-        attempt = self.throttle.failed(name, address)      # counted before the 0.1 s check: no burst gets through
+        # Counted before the 0.1 s check, so that guesses sent all at once do not get through together.
+        attempt = await counted(self.db, shared, self.throttle.failed, name, address)
         found = await self.db(self.agents.password_hash, name)
         valid = await asyncio.get_running_loop().run_in_executor(
             None, check_password, password, found[1] if found else None)
@@ -164,7 +168,7 @@ class Console:
             logger.warning("console: failed login for %s from %s", repr(name[:40]) if AGENT_NAME.match(name)
                            else "a name no agent can have", masked_address(address))
             return error(401, "invalid_credentials")
-        self.throttle.succeeded(name, address, attempt)
+        await counted(self.db, shared, self.throttle.succeeded, name, address, attempt)
         agent = found[0]
         token, csrf = await self.db(self.agents.create_session, agent)
         response = web.json_response({"agent": agent.to_json(), "csrf_token": csrf})

@@ -13,7 +13,7 @@ from bot.gateway.adapter import ChannelAdapter, DeliveryError
 from bot.gateway.calls import DatabaseCalls
 from bot.gateway.messages import MAX_TEXT_CHARS, ROLE_NOTICE, InboundMessage, Reply
 from bot.gateway.notices import notice
-from bot.gateway.ratelimit import SenderRateLimiter
+from bot.gateway.ratelimit import SenderRateLimiter, counted
 from bot.gateway.store import PENDING, RATE_LIMITED, REJECTED, GatewayStore, Recorded
 from bot.nlu.language import SUPPORTED_LANGUAGES, detect_language
 
@@ -75,7 +75,8 @@ class Inbox:
             rejection = "too_long"
         elif not message.payload and not message.text.strip():
             rejection = "unsupported_attachment" if has_attachments else "empty"
-        allowed, notify = self.rate_limiter.check(message.conversation_id)
+        allowed, notify = await counted(self.db, self.rate_limiter.shared, self.rate_limiter.check,
+                                        message.conversation_id)
         status = REJECTED if rejection else PENDING if allowed else RATE_LIMITED
         try:
             recorded = await self.db(self.store.record_inbound, message, status, language,

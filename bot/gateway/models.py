@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 
 from bot.database import Base
 
@@ -184,3 +184,13 @@ class ChannelToken(Base):
     expires_at = Column(DateTime, nullable=False)
     refresh_claimed_until = Column(DateTime)
     updated_at = Column(DateTime, nullable=False)
+
+
+class WindowEvent(Base):
+    """One event counted by a rate limit or the login throttle when several gateway replicas share the database
+    (bot/gateway/ratelimit.py, DatabaseWindow): who (the limiter's key) and when (seconds since the epoch)."""
+    __tablename__ = "gateway_window_events"
+    id = Column(Integer, primary_key=True)
+    key = Column(String(250), nullable=False)
+    at = Column(Float, nullable=False)
+    __table_args__ = (Index("gateway_window_events_key_at", "key", "at"),)

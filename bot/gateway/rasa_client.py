@@ -1,10 +1,19 @@
 """Rasa as the gateway uses it: our private gateway channel (bot/rasa_runtime/channel.py) for the customers' messages,
 and the HTTP API (both behind RASA_API_TOKEN) for the one question a retry needs answered: did an earlier attempt
 reach Rasa after all (the connection broke after sending)? Then the replies are read back from the
-conversation's tracker instead of sending the message a second time."""
+conversation's tracker instead of sending the message a second time.
+
+Several Rasa servers (RASA_URLS, sharing one tracker store and lock store) are used round-robin. A server that
+refuses connections is left out for a few seconds and the message goes to the next one at once (it certainly
+never arrived); `watch()` checks the ones left out and takes them back when their /status answers."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+import asyncio
+import itertools
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 from urllib.parse import quote
 
 import aiohttp
@@ -12,6 +21,10 @@ import aiohttp
 from bot.rasa_runtime.api import CHANNEL_PATH, channel_headers
 
 GATEWAY_MESSAGE_KEY = "gateway_message_id"
+LEFT_OUT_SECONDS = 5.0          # a server that refused a connection is not asked for this long (unless all are down)
+WATCH_SECONDS = 2.0
+
+logger = logging.getLogger(__name__)
 
 
 class RasaUnavailable(Exception):
@@ -23,12 +36,51 @@ class RasaUnavailable(Exception):
         self.reached = reached
 
 
+@dataclass
+class RasaServer:
+    url: str
+    down_until: float = 0.0            # time.monotonic() until which it is left out (0: in use)
+    failures: int = 0
+
+    @property
+    def up(self) -> bool:
+        return self.down_until <= time.monotonic()
+
+
 class RasaClient:
-    def __init__(self, base_url: str, token: str, session: aiohttp.ClientSession, timeout_seconds: float = 60.0):
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, base_urls: Sequence[str], token: str, session: aiohttp.ClientSession,
+                 timeout_seconds: float = 60.0):
+        if isinstance(base_urls, str):
+            base_urls = [base_urls]
+        self.servers = [RasaServer(url.rstrip("/")) for url in base_urls]
+        self._turn = itertools.cycle(range(len(self.servers)))
         self.token = token
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds, connect=5)
+
+    @property
+    def base_url(self) -> str:
+        """The next server's address (round-robin over those in use)."""
+        return self._next().url
+
+    def _next(self, exclude: Sequence[RasaServer] = ()) -> RasaServer:
+        candidates = [server for server in self.servers if server not in exclude] or self.servers
+        for _ in range(len(self.servers)):
+            server = self.servers[next(self._turn)]
+            if server in candidates and server.up:
+                return server
+        return min(candidates, key=lambda server: server.down_until)      # all left out: the soonest back
+
+    def _left_out(self, server: RasaServer, why: str) -> None:
+        if len(self.servers) > 1 and server.up:
+            logger.warning("Rasa %s left out for %g s: %s", server.url, LEFT_OUT_SECONDS, why)
+        server.down_until = time.monotonic() + LEFT_OUT_SECONDS
+        server.failures += 1
+
+    def _back(self, server: RasaServer) -> None:
+        if not server.up and len(self.servers) > 1:
+            logger.info("Rasa %s is back", server.url)
+        server.down_until, server.failures = 0.0, 0
 
     @property
     def api_params(self) -> Dict[str, str]:
@@ -44,16 +96,59 @@ class RasaClient:
             data = await response.json(content_type=None)
             return data if isinstance(data, dict) else None
 
-    async def status(self, timeout: aiohttp.ClientTimeout) -> int:
-        """The HTTP status of Rasa's /status (200: up, with a model)."""
-        async with self.session.get(f"{self.base_url}/status", params=self.api_params, timeout=timeout) as response:
+    async def _status_of(self, server: RasaServer, timeout: aiohttp.ClientTimeout) -> int:
+        async with self.session.get(f"{server.url}/status", params=self.api_params, timeout=timeout) as response:
             return response.status
+
+    async def status(self, timeout: aiohttp.ClientTimeout) -> int:
+        """The HTTP status of a Rasa server's /status (200: up, with a model): the first that answers 200."""
+        found: Optional[int] = None
+        for server in sorted(self.servers, key=lambda s: not s.up):
+            try:
+                found = await self._status_of(server, timeout)
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                continue
+            if found == 200:
+                return 200
+        if found is None:
+            raise aiohttp.ClientConnectionError("no Rasa server answers")
+        return found
+
+    def servers_state(self) -> Dict[str, str]:
+        return {server.url: "in use" if server.up else "left out" for server in self.servers}
+
+    async def watch(self) -> None:
+        """For as long as the gateway runs: check the servers left out, and take back each that answers."""
+        timeout = aiohttp.ClientTimeout(total=2)
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            for server in self.servers:
+                if server.up:
+                    continue
+                try:
+                    if await self._status_of(server, timeout) == 200:
+                        self._back(server)
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
 
     async def send(self, conversation_id: str, text: str, channel: str,
                    metadata: Mapping[str, Any]) -> List[Dict[str, Any]]:
+        """One turn. A server that refuses the connection is left out and the next one asked at once; once the
+        request may have arrived, only the worker's retry (which reads the tracker first) tries again."""
         body = {"sender": conversation_id, "message": text, "input_channel": channel, "metadata": dict(metadata)}
+        tried: List[RasaServer] = []
+        while True:
+            server = self._next(exclude=tried)
+            tried.append(server)
+            try:
+                return await self._send_to(server, body)
+            except RasaUnavailable as error:
+                if error.reached or len(tried) >= len(self.servers):
+                    raise
+
+    async def _send_to(self, server: RasaServer, body: Dict[str, Any]) -> List[Dict[str, Any]]:
         try:
-            async with self.session.post(f"{self.base_url}{CHANNEL_PATH}", json=body,
+            async with self.session.post(f"{server.url}{CHANNEL_PATH}", json=body,
                                          headers=channel_headers(self.token), timeout=self.timeout) as response:
                 if response.status >= 500:
                     raise RasaUnavailable(f"Rasa answered HTTP {response.status}", reached=True)
@@ -63,9 +158,11 @@ class RasaClient:
                     raise RasaUnavailable(f"Rasa answered HTTP {response.status}", reached=False)
                 replies = await response.json(content_type=None)
         except aiohttp.ClientConnectorError as error:
+            self._left_out(server, "cannot connect")
             raise RasaUnavailable(f"cannot connect to Rasa: {error.os_error or error}", reached=False) from error
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+        except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, ValueError) as error:
             raise RasaUnavailable(f"Rasa request failed: {type(error).__name__}", reached=True) from error
+        self._back(server)
         return [r for r in replies if isinstance(r, dict)] if isinstance(replies, list) else []
 
     async def replies_already_given(self, conversation_id: str, gateway_message_id: str
@@ -81,7 +178,7 @@ class RasaClient:
                 tracker = await response.json(content_type=None)
         except aiohttp.ClientConnectorError as error:
             raise RasaUnavailable(f"cannot connect to Rasa: {error}", reached=True) from error
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+        except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, ValueError) as error:
             raise RasaUnavailable(f"tracker request failed: {type(error).__name__}", reached=True) from error
         return replies_after_message(tracker.get("events") or [], gateway_message_id)
 

@@ -4,7 +4,8 @@
 Deleted when older than DAYS: Rasa's conversation events (TRACKER_STORE_URL), the gateway's transcripts, answered
 inbox messages, closed handoffs, suggestion sets, widget sessions and conversations with nothing left, the email
 outbox, verification challenges and alerts. Deleted as soon as they are useless, whatever DAYS is: expired
-verifications, identity-token records and console sessions; platform delivery ids after a week. The agents'
+verifications, identity-token records and console sessions; rate-limit counts after a day; platform delivery ids
+after a week. The agents'
 audit log is kept a year (AUDIT_DAYS): it holds no message text, only who read which conversation when.
 Messages still to be answered and open handoffs are never deleted.
 """
@@ -26,6 +27,7 @@ from bot.gateway.store import GatewayStore
 from bot.settings import Settings, load_settings
 
 WEBHOOK_DELIVERY_DAYS = 7
+WINDOW_EVENT_SECONDS = 86_400
 AUDIT_DAYS = 365
 MIN_DAYS = 2            # the verification limits look back 24 hours
 MAX_DAYS = 36_500
@@ -73,6 +75,10 @@ def purge_gateway(store: GatewayStore, cutoff: datetime, now: datetime) -> Dict[
             # Platforms redeliver within hours; a week of delivery ids is plenty.
             "webhook delivery ids": session.execute(delete(gateway.WebhookDelivery).where(
                 gateway.WebhookDelivery.received_at < now - timedelta(days=WEBHOOK_DELIVERY_DAYS))).rowcount,
+            # The longest window a limiter counts over is 15 minutes (the login throttle).
+            "rate-limit events": session.execute(delete(gateway.WindowEvent).where(
+                gateway.WindowEvent.at < (now - datetime(1970, 1, 1)).total_seconds() - WINDOW_EVENT_SECONDS)
+            ).rowcount,
         }
         counts["conversations"] = session.execute(delete(conversation).where(
             conversation.updated_at < cutoff,

@@ -24,10 +24,12 @@ from aiohttp import WSMsgType, web
 from bot.accounts.service import AccountService
 from bot.gateway.adapter import ChannelAdapter, ChannelDeps, RecordDelivery
 from bot.gateway.clients import client_address, masked_address
+from bot.gateway.fanout import Fanout
 from bot.gateway.json_input import BadJson, parse_json
 from bot.gateway.messages import MAX_PAYLOAD_CHARS, MAX_TEXT_CHARS, InboundMessage, Reply, conversation_id
 from bot.gateway.notices import notice
-from bot.gateway.ratelimit import SenderRateLimiter
+from bot.gateway.ratelimit import counted
+from bot.gateway.shared_windows import shared_rate_limiter
 from bot.nlu.language import SUPPORTED_LANGUAGES
 from bot.paths import REPO_ROOT
 
@@ -58,11 +60,16 @@ class WidgetAdapter(ChannelAdapter):
         super().__init__(deps)
         self.accounts = accounts
         self.sockets: Dict[str, Set[web.WebSocketResponse]] = defaultdict(set)   # sender (session) -> sockets
+        self.shown: Dict[web.WebSocketResponse, int] = {}     # socket -> the highest transcript seq it was sent
+        # Replies worked out by another replica reach this one's sockets through Redis (REDIS_URL).
+        self.fanout = Fanout(deps.settings.shared.redis_url, deps.settings.replica_id, self.push_local,
+                             self.catch_up)
         # Per client address: new sessions (each would start a fresh per-conversation rate limit) and messages
         # over all its sessions (3 customers' worth, for an office behind one address).
         per_minute = deps.settings.rate_limit_per_minute
-        self.new_sessions = SenderRateLimiter(limit=NEW_SESSIONS_PER_ADDRESS if per_minute > 0 else 0, window=600.0)
-        self.address_messages = SenderRateLimiter(limit=3 * per_minute, window=60.0)
+        self.new_sessions = shared_rate_limiter(deps.store, "widget-sessions",
+                                                NEW_SESSIONS_PER_ADDRESS if per_minute > 0 else 0, 600.0)
+        self.address_messages = shared_rate_limiter(deps.store, "widget-address", 3 * per_minute, 60.0)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.demo_page)
@@ -134,6 +141,7 @@ class WidgetAdapter(ChannelAdapter):
                 else:
                     await self._error(socket, self._client_id(data), "bad_request", session)
         finally:
+            self.shown.pop(socket, None)
             if session is not None:
                 self.sockets[session].discard(socket)
                 if not self.sockets[session]:
@@ -147,7 +155,8 @@ class WidgetAdapter(ChannelAdapter):
         asked = asked if isinstance(asked, str) and 0 < len(asked) <= 64 else None
         resumed = await self.db(self.store.widget_session, asked, create=False) if asked else None
         if resumed is None:
-            if address and not self.new_sessions.check(address)[0]:     # an unknown address: no such limit
+            if address and not (await counted(self.db, self.new_sessions.shared, self.new_sessions.check,
+                                              address))[0]:     # an unknown address: no such limit
                 logger.warning("widget: too many new sessions from %s; refused", masked_address(address))
                 await self._error(socket, None, "rate_limited", previous)
                 return None
@@ -163,6 +172,7 @@ class WidgetAdapter(ChannelAdapter):
         history = await self.db(self.store.history, conversation_id(self.name, key), after)
         await socket.send_json({"type": "session", "session": secret})
         await socket.send_json({"type": "history", "messages": history})
+        self.shown[socket] = max([after, *(entry["seq"] for entry in history)])
         return key
 
     @staticmethod
@@ -202,7 +212,8 @@ class WidgetAdapter(ChannelAdapter):
         if len(text) > MAX_TEXT_CHARS and not payload:
             await self._error(socket, client_id, "too_long", session)
             return
-        if address and not self.address_messages.check(address)[0]:
+        if address and not (await counted(self.db, self.address_messages.shared, self.address_messages.check,
+                                          address))[0]:
             await self._error(socket, client_id, "rate_limited", session)
             return
         metadata = self._metadata(data.get("metadata"))
@@ -231,13 +242,37 @@ class WidgetAdapter(ChannelAdapter):
         await socket.send_json({"type": "error", "id": client_id, "code": code, "text": notice(code, language)})
 
     async def push(self, session: str, frame: Dict[str, Any]) -> None:
+        """To every socket of the session: this replica's, and through Redis the other replicas'."""
+        await self.push_local(session, frame)
+        await self.fanout.publish(session, frame)
+
+    async def push_local(self, session: str, frame: Dict[str, Any]) -> None:
+        seq = frame["message"].get("seq") if frame.get("type") == "message" else None
         for socket in list(self.sockets.get(session, ())):
             if socket.closed:
                 continue
             try:
                 await socket.send_json(frame)
             except (ConnectionError, RuntimeError):
-                pass        # the socket is going away; the client catches up from history on reconnect
+                continue    # the socket is going away; the client catches up from history on reconnect
+            if isinstance(seq, int):
+                self.shown[socket] = max(self.shown.get(socket, 0), seq)
+
+    async def catch_up(self) -> None:
+        """After a Redis outage: send each socket of this replica what its transcript gained since it was last
+        sent something (frames another replica published meanwhile were lost; the widget shows each seq once)."""
+        for session, sockets in list(self.sockets.items()):
+            for socket in list(sockets):
+                after = self.shown.get(socket, 0)
+                missed = await self.db(self.store.history, conversation_id(self.name, session), after)
+                for entry in missed:
+                    if socket.closed:
+                        break
+                    try:
+                        await socket.send_json({"type": "message", "message": entry})
+                    except (ConnectionError, RuntimeError):
+                        break
+                    self.shown[socket] = max(self.shown.get(socket, 0), entry["seq"])
 
     # --- adapter ------------------------------------------------------------------------------------------------
 
@@ -251,7 +286,11 @@ class WidgetAdapter(ChannelAdapter):
         entry = await record()            # the transcript is the widget's mailbox
         await self.push(sender_id, {"type": "message", "message": as_sent(entry, reply.text)})
 
+    async def start(self) -> None:
+        await self.fanout.start()
+
     async def close(self) -> None:
+        await self.fanout.close()
         for sockets in list(self.sockets.values()):
             for socket in list(sockets):
                 await socket.close()
