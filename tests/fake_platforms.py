@@ -1,12 +1,15 @@
 """Local fakes of the platforms the gateway sends to: Messenger's Send API and the X API v2 (tests/fake_x.py) on
 one aiohttp server, recording every call."""
 import uuid
+from datetime import datetime, timezone
 from typing import Dict, List
 
 from aiohttp import web
 
 from conftest import TWITTER_BOT_USER_ID
 from fake_x import FakeX
+
+PAGE_ID = "1029384756"
 
 
 class FakePlatforms:
@@ -24,12 +27,26 @@ class FakePlatforms:
             status = self.fail_next.pop(0)
             self.calls.append({"api": "graph", "failed": status, "body": body})
             return web.json_response({"error": {"message": "slow down", "code": 4}}, status=status)
-        self.calls.append({"api": "graph", "body": body, "token": request.query.get("access_token")})
+        self.calls.append({"api": "graph", "body": body, "token": request.query.get("access_token"),
+                           "at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")})
         return web.json_response({"recipient_id": body["recipient"]["id"], "message_id": f"m_{uuid.uuid4().hex}"})
+
+    async def graph_conversations(self, request: web.Request) -> web.Response:
+        """The Conversations API as Meta answers it: the page's conversation with user_id, newest message first."""
+        user = request.query.get("user_id", "")
+        sent = [{"id": f"m_{index}", "message": call["body"]["message"].get("text", ""),
+                 "from": {"id": PAGE_ID, "name": "Unifi"}, "created_time": call["at"]}
+                for index, call in enumerate(self.calls)
+                if not call.get("failed") and call["body"].get("recipient", {}).get("id") == user
+                and "message" in call["body"]]
+        if not sent:
+            return web.json_response({"data": []})
+        return web.json_response({"data": [{"id": f"t_{user}", "messages": {"data": sent[::-1][:10]}}]})
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v21.0/me/messages", self.graph_messages)
+        app.router.add_get("/v21.0/me/conversations", self.graph_conversations)
         self.x.add_routes(app)
         return app
 

@@ -4,6 +4,7 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -12,7 +13,7 @@ from typing import Callable, Dict, List, Optional
 
 import aiohttp
 
-from conftest import FACEBOOK_APP_SECRET, TWITTER_BOT_USER_ID, TWITTER_CONSUMER_SECRET, GatewayProcess
+from conftest import FACEBOOK_APP_SECRET, TWITTER_BOT_USER_ID, TWITTER_CONSUMER_SECRET, GatewayProcess, free_port
 from fake_x import CLIENT_SECRET as X_CLIENT_SECRET
 
 
@@ -141,3 +142,26 @@ def widget_exchange(background_loop, url: str, frames: List[Dict], origin: Optio
 
 def bot_texts(frames: List[Dict]) -> List[str]:
     return [f["message"]["text"] for f in frames if f["type"] == "message" and f["message"]["role"] == "bot"]
+
+
+class OwnRedis:
+    """A redis-server of this test's own on a free loopback port (never the shared one)."""
+
+    def __init__(self, folder):
+        self.port, self.folder, self.process = free_port(), folder, None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
+                                        text=True).stdout.strip() == "PONG", timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)

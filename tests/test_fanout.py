@@ -4,7 +4,6 @@ answering and /healthz says "degraded"; once Redis is back, the tab that missed 
 import asyncio
 import json
 import shutil
-import subprocess
 import uuid
 from typing import Any, Dict, List
 
@@ -12,33 +11,10 @@ import aiohttp
 import pytest
 
 from conftest import GatewayProcess, free_port, gateway_environment, postgres_schema
-from gateway_helpers import http, wait_for
+from gateway_helpers import OwnRedis, http, wait_for
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")]
-
-
-class OwnRedis:
-    """A redis-server of this test's own on a free loopback port (never the shared one)."""
-
-    def __init__(self, folder):
-        self.port, self.folder, self.process = free_port(), folder, None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
-                                        text=True).stdout.strip() == "PONG", timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(5)
 
 
 class Tab:

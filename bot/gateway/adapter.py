@@ -10,6 +10,7 @@ import inspect
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Awaitable, Callable, Dict, FrozenSet, Mapping, Optional, Union
 
 import aiohttp
@@ -118,6 +119,11 @@ class ChannelAdapter(abc.ABC):
     async def deliver(self, sender_id: str, reply: Reply, record: RecordDelivery) -> None:
         """Get `reply` to the customer and call `record()` once it is delivered (for the widget, recording in the
         transcript IS the delivery). Raise DeliveryError if it could not be delivered."""
+
+    async def already_delivered(self, sender_id: str, reply: Reply, since: datetime) -> Optional[bool]:
+        """After an interrupted attempt: did `reply` reach the customer after `since` (naive UTC)? True or False
+        when the platform can tell, None when it cannot (the reply is then sent, and may arrive twice)."""
+        return None
 
     async def close(self) -> None:
         """Release the adapter's resources on shutdown."""

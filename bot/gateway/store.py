@@ -110,6 +110,10 @@ class InboxRow:
     rasa_sent: bool
     replies: Optional[List[Dict[str, Any]]]
     delivered_count: int
+    # The previous attempt broke off mid-work (its replica died, stalled or was restarted): the reply it was
+    # sending when it stopped may or may not have reached the customer (ChannelAdapter.already_delivered).
+    interrupted: bool = False
+    answered_at: Optional[datetime] = None
 
     @property
     def rasa_text(self) -> str:
@@ -267,6 +271,7 @@ class GatewayStore:
             ).one_or_none()
             if row is None:
                 return None
+            previous_owner = row.claimed_by
             if not self.postgres:
                 # SQLite has no row locks: the conditional update is what makes two claims of one row exclusive.
                 taken = session.execute(
@@ -278,6 +283,7 @@ class GatewayStore:
                 if not taken:
                     return None
                 session.refresh(row)
+            interrupted = previous_owner is not None          # finished or retried claims end with None
             row.claimed_until, row.claimed_by = now + self.lease, self.replica
             conversation = session.get(Conversation, row.conversation_id)
             rasa_sent = row.rasa_sent_at is not None
@@ -296,6 +302,7 @@ class GatewayStore:
                 conversation_id=row.conversation_id, message_id=row.message_id, text=row.text, payload=row.payload,
                 metadata=dict(row.message_metadata or {}), status=row.status, attempts=row.attempts,
                 rasa_sent=rasa_sent, replies=row.replies, delivered_count=row.delivered_count,
+                interrupted=interrupted, answered_at=row.answered_at,
             )
 
     def renew_leases(self, row_ids: Sequence[int], now: Optional[datetime] = None) -> Set[int]:
@@ -355,12 +362,13 @@ class GatewayStore:
 
     def release_claims(self) -> int:
         """On start: the messages this replica had claimed before it stopped are free again at once (another
-        replica's claims run out with their leases). SQLite has one gateway process: every claim is its own."""
+        replica's claims run out with their leases). SQLite has one gateway process: every claim is its own. The
+        claim's owner stays, marking the next attempt as interrupted."""
         with self.session() as session:
             mine = (InboxMessage.claimed_by == self.replica if self.postgres
                     else InboxMessage.claimed_until.is_not(None))
             return session.execute(
-                update(InboxMessage).where(mine).values(claimed_until=None, claimed_by=None)
+                update(InboxMessage).where(mine, InboxMessage.status.in_(OPEN_STATUSES)).values(claimed_until=None)
             ).rowcount
 
     def record_delivery(self, row_id: int, index: int, reply: Reply, now: Optional[datetime] = None

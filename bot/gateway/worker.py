@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Dict, List, Mapping, Optional, Set
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -153,10 +153,29 @@ class InboxWorker:
         else:
             replies = [Reply.from_json(reply) for reply in row.replies or []]
             delivered = row.delivered_count
+            if row.interrupted and delivered < len(replies):
+                delivered = await self._already_delivered(row, replies, delivered)
         try:
             await self._deliver(row, replies, delivered)
         finally:
             await adapter.hide_typing(row.sender_id)
+
+    async def _already_delivered(self, row: InboxRow, replies: List[Reply], delivered: int) -> int:
+        """The attempt before this one broke off while sending reply `delivered`: if the platform shows it reached
+        the customer, count it as delivered instead of sending it again. Returns the next reply to send."""
+        adapter, reply = self.channels[row.channel], replies[delivered]
+        since = row.answered_at or datetime(1970, 1, 1)
+        reached = await adapter.already_delivered(row.sender_id, reply, since)
+        if reached:
+            await self.db(self.store.record_delivery, row.id, delivered, reply)
+            logger.info("inbox %s (%s): reply %d of %d had reached the customer before the interruption; not sent "
+                        "again", row.id, row.conversation_id, delivered + 1, len(replies))
+            return delivered + 1
+        if reached is None:
+            logger.warning("inbox %s (%s): %s cannot tell whether reply %d of %d reached the customer before the "
+                           "interruption; sending it (it may arrive twice)", row.id, row.conversation_id,
+                           row.channel, delivered + 1, len(replies))
+        return delivered
 
     async def _ask_rasa(self, row: InboxRow) -> Optional[List[Reply]]:
         store = self.store

@@ -5,14 +5,19 @@ hub.challenge); POST bodies must carry X-Hub-Signature-256 = "sha256=" + hex HMA
 Every entry and every messaging event is handled; echoes, deliveries and reads are ignored; a quick-reply
 payload or a postback payload is preferred over the text. Outbound: POST {graph}/me/messages with
 messaging_type RESPONSE, text split at 2,000 characters, at most 13 quick replies with titles of at most 20.
+After an attempt that broke off (its gateway died while sending), GET {graph}/me/conversations shows whether the
+reply it was sending reached the customer, so that it is not sent twice.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
+import aiohttp
 from aiohttp import web
 
 from bot.gateway.adapter import ChannelAdapter, DeliveryError, RecordDelivery, post_with_retry
@@ -105,6 +110,16 @@ def render(recipient: str, reply: Reply, human_agent_tag: bool = False) -> List[
     return bodies
 
 
+RECENT_MESSAGES = 10
+CLOCK_SKEW = timedelta(seconds=60)      # between Meta's clock and ours
+
+
+def sent_at(created_time: str) -> datetime:
+    """A Graph API created_time (2026-12-02T14:00:00+0000) as naive UTC."""
+    moment = datetime.strptime(created_time, "%Y-%m-%dT%H:%M:%S%z")
+    return moment.astimezone(timezone.utc).replace(tzinfo=None)
+
+
 class FacebookAdapter(ChannelAdapter):
     name = "facebook"
 
@@ -158,6 +173,31 @@ class FacebookAdapter(ChannelAdapter):
                                   json={"recipient": {"id": sender_id}, "sender_action": action})
         except DeliveryError as error:
             logger.info("facebook: %s for %s not sent: %s", action, sender_id, error)
+
+    async def already_delivered(self, sender_id: str, reply: Reply, since: datetime) -> Optional[bool]:
+        """Whether the page's conversation with the customer (Graph API, Conversations: GET /me/conversations
+        with platform=messenger, user_id and its latest messages) holds this reply's first message, sent by the
+        page after `since`. None when the Graph API does not answer it (e.g. the token lacks the permission)."""
+        first = render(sender_id, reply)[0]["message"]["text"]
+        params = {**self._params(), "platform": "messenger", "user_id": sender_id,
+                  "fields": f"messages.limit({RECENT_MESSAGES}){{message,from,created_time}}"}
+        try:
+            async with self.http.get(f"{self.settings.facebook_graph_url}/me/conversations", params=params,
+                                     timeout=aiohttp.ClientTimeout(total=10)) as response:
+                if response.status != 200:
+                    logger.info("facebook: conversations for %s: HTTP %s", sender_id, response.status)
+                    return None
+                data = await response.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+            logger.info("facebook: conversations for %s: %s", sender_id, type(error).__name__)
+            return None
+        try:
+            messages = [m for conversation in data.get("data") or []
+                        for m in ((conversation.get("messages") or {}).get("data") or [])]
+            return any(message.get("message") == first and (message.get("from") or {}).get("id") != sender_id
+                       and sent_at(message.get("created_time", "")) >= since - CLOCK_SKEW for message in messages)
+        except (AttributeError, TypeError, ValueError):
+            return None
 
     async def deliver(self, sender_id: str, reply: Reply, record: RecordDelivery) -> None:
         for body in render(sender_id, reply, self.settings.facebook_human_agent_tag):

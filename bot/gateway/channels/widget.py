@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
+from datetime import datetime
 from typing import Any, Dict, Mapping, Optional, Set
 from urllib.parse import urlsplit
 
@@ -281,6 +282,11 @@ class WidgetAdapter(ChannelAdapter):
 
     async def hide_typing(self, sender_id: str) -> None:
         await self.push(sender_id, {"type": "typing", "on": False})
+
+    async def already_delivered(self, sender_id: str, reply: Reply, since: datetime) -> Optional[bool]:
+        """Never: a reply is pushed only after its transcript entry is written, and that entry counts it
+        delivered; an attempt that broke off before it had shown the customer nothing."""
+        return False
 
     async def deliver(self, sender_id: str, reply: Reply, record: RecordDelivery) -> None:
         entry = await record()            # the transcript is the widget's mailbox
