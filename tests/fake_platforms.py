@@ -70,3 +70,16 @@ async def serve_app(app: web.Application, port: int) -> web.AppRunner:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner
+
+
+def running_platforms(background_loop):
+    """The fakes served on a free loopback port for as long as the fixture lives (each module makes its own:
+    `platforms = pytest.fixture(scope="module")(running_platforms)`)."""
+    from conftest import free_port
+
+    fake = FakePlatforms()
+    port = free_port()
+    runner = background_loop.run(serve_app(fake.app(), port))
+    fake.url = f"http://127.0.0.1:{port}"
+    yield fake
+    background_loop.run(runner.cleanup())

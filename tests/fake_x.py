@@ -19,6 +19,7 @@ import hmac
 import secrets
 import time
 import uuid
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlencode, urlparse
 
@@ -196,7 +197,7 @@ class FakeX:
         body = await request.json()
         authorization = request.headers.get("Authorization", "")
         call = {"api": "x", "participant": participant, "body": body, "authorization": authorization,
-                "at": time.monotonic()}
+                "at": time.monotonic(), "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")}
         oauth1 = authorization.startswith("OAuth ") and f'oauth_consumer_key="{self.consumer_key}"' in authorization
         if self._user_of(request) is None and not oauth1:
             self.calls.append({**call, "failed": 401})
@@ -212,6 +213,20 @@ class FakeX:
         return web.json_response({"data": {"dm_conversation_id": f"{participant}-{self.bot_user_id}",
                                            "dm_event_id": str(uuid.uuid4().int)[:19]}}, status=201)
 
+    async def dm_events(self, request: web.Request) -> web.Response:
+        """GET /2/dm_conversations/with/{participant_id}/dm_events: the conversation's latest events, newest first
+        (the bot account's messages here; the customer's are not kept by this fake)."""
+        participant = request.match_info["participant_id"]
+        authorization = request.headers.get("Authorization", "")
+        oauth1 = authorization.startswith("OAuth ") and f'oauth_consumer_key="{self.consumer_key}"' in authorization
+        if self._user_of(request) is None and not oauth1:
+            return unauthorized()
+        sent = [{"id": str(index), "event_type": "MessageCreate", "text": call["body"]["text"],
+                 "sender_id": self.bot_user_id, "created_at": call["created_at"]}
+                for index, call in enumerate(self.sends_to(participant)) if not call.get("failed")]
+        limit = int(request.query.get("max_results", "100"))
+        return web.json_response({"data": sent[::-1][:limit], "meta": {"result_count": min(len(sent), limit)}})
+
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/2/oauth2/token", self.token)
         app.router.add_get("/2/users/me", self.users_me)
@@ -222,3 +237,4 @@ class FakeX:
         app.router.add_post("/2/activity/subscriptions", self.create_subscription)
         app.router.add_put("/2/activity/subscriptions/{subscription_id}", self.update_subscription)
         app.router.add_post("/2/dm_conversations/with/{participant_id}/messages", self.send_dm)
+        app.router.add_get("/2/dm_conversations/with/{participant_id}/dm_events", self.dm_events)

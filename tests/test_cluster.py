@@ -20,7 +20,7 @@ from typing import Dict, List
 
 import aiohttp
 import pytest
-from fake_platforms import FakePlatforms, serve_app
+from fake_platforms import running_platforms
 
 from bot.gateway.notices import notice
 from bot.gateway.store import GatewayStore
@@ -29,7 +29,6 @@ from conftest import (
     FACEBOOK_VERIFY_TOKEN,
     TEST_SECRETS,
     RestClient,
-    free_port,
     postgres_schema,
 )
 from gateway_helpers import OwnRedis, facebook_post, http, messaging, page_body, wait_for
@@ -65,14 +64,7 @@ def health(url: str) -> Dict:
         return {}
 
 
-@pytest.fixture(scope="module")
-def platforms(background_loop):
-    fake = FakePlatforms()
-    port = free_port()
-    runner = background_loop.run(serve_app(fake.app(), port))
-    fake.url = f"http://127.0.0.1:{port}"
-    yield fake
-    background_loop.run(runner.cleanup())
+platforms = pytest.fixture(scope="module", name="platforms")(running_platforms)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ answering and /healthz says "degraded"; once Redis is back, the tab that missed 
 import asyncio
 import json
 import shutil
+import time
 import uuid
 from typing import Any, Dict, List
 
@@ -100,6 +101,7 @@ def run_scenario(a, b, redis, background_loop):
         assert "RM" in " ".join(first.answers().values())
 
         redis.stop()
+        outage = time.monotonic()
         wait_for(lambda: health(a)["status"] == "degraded" and health(b)["status"] == "degraded", timeout=30)
         assert health(a)["fanout"].startswith("degraded")
         before = len(second.answers())
@@ -107,6 +109,7 @@ def run_scenario(a, b, redis, background_loop):
         wait_for(lambda: len(first.answers()) > before or len(second.answers()) > before, timeout=30)
         wait_for(lambda: health(a)["pending_messages"] == 0, timeout=30)
 
+        time.sleep(max(0.0, 10 - (time.monotonic() - outage)))           # Redis is away for 10 s
         redis.start()                                                     # back on the same port
         wait_for(lambda: health(a)["fanout"] == "ok" and health(b)["fanout"] == "ok", timeout=30)
         wait_for(lambda: len(first.answers()) > before and first.answers() == second.answers(), timeout=30)

@@ -20,7 +20,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import aiohttp
 import pytest
 from aiohttp import web
-from fake_platforms import FakePlatforms, serve_app
+from fake_platforms import running_platforms
 from sqlalchemy import delete
 
 from bot.accounts.crypto import Cipher
@@ -107,14 +107,7 @@ class RasaSwitch:
             self.loop.run(self._down())
 
 
-@pytest.fixture(scope="module")
-def platforms(background_loop):
-    fake = FakePlatforms()
-    port = free_port()
-    runner = background_loop.run(serve_app(fake.app(), port))
-    fake.url = f"http://127.0.0.1:{port}"
-    yield fake
-    background_loop.run(runner.cleanup())
+platforms = pytest.fixture(scope="module", name="platforms")(running_platforms)
 
 
 @pytest.fixture(scope="module")

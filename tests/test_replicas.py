@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Dict, List
 
 import pytest
-from fake_platforms import FakePlatforms, serve_app
+from fake_platforms import running_platforms
 from sqlalchemy import create_engine, text
 
 from conftest import (
@@ -32,14 +32,7 @@ CONVERSATIONS = 12
 LEASE_SECONDS = 3
 
 
-@pytest.fixture(scope="module")
-def platforms(background_loop):
-    fake = FakePlatforms()
-    port = free_port()
-    runner = background_loop.run(serve_app(fake.app(), port))
-    fake.url = f"http://127.0.0.1:{port}"
-    yield fake
-    background_loop.run(runner.cleanup())
+platforms = pytest.fixture(scope="module", name="platforms")(running_platforms)
 
 
 @pytest.fixture
@@ -208,3 +201,54 @@ def test_without_the_conversations_api_the_reply_is_sent_and_may_arrive_twice(te
             return await adapter.already_delivered("123", Reply("hello"), datetime(2026, 1, 1))
 
     assert asyncio.run(scenario()) is None
+
+
+def test_x_shows_whether_an_interrupted_reply_went_out(tmp_path):
+    """The DM conversation's events (X API v2) tell the replica taking over whether the bot account already sent
+    the reply: yes for one it sent after the reply was saved, no for one it never sent or sent before."""
+    import asyncio
+
+    from aiohttp import ClientSession, web
+
+    from bot.clock import now_utc
+    from bot.gateway.adapter import ChannelDeps
+    from bot.gateway.calls import DatabaseCalls
+    from bot.gateway.channels.twitter import TwitterAdapter
+    from bot.gateway.config import GatewaySettings
+    from bot.gateway.messages import Reply
+    from bot.gateway.store import GatewayStore
+    from conftest import TEST_SECRETS, TWITTER_BOT_USER_ID, local_server
+    from fake_x import FakeX
+
+    fake = FakeX(TWITTER_BOT_USER_ID, consumer_key="test-consumer-key")
+    store = GatewayStore(f"sqlite:///{tmp_path / 'gateway.db'}")
+
+    async def scenario():
+        app = web.Application()
+        fake.add_routes(app)
+        async with local_server(app) as url, ClientSession() as http_session:
+            settings = GatewaySettings.from_env({
+                **TEST_SECRETS, "SECRETS_FILE": "/nonexistent", "DATABASE_URL": store.url, "TWITTER_API_URL": url,
+                "TWITTER_CONSUMER_KEY": "test-consumer-key", "TWITTER_CONSUMER_SECRET": "consumer-secret",
+                "TWITTER_ACCESS_TOKEN": "access-token", "TWITTER_ACCESS_TOKEN_SECRET": "access-secret",
+                "TWITTER_BOT_USER_ID": TWITTER_BOT_USER_ID})
+            db = DatabaseCalls()
+            adapter = TwitterAdapter(ChannelDeps(settings, http_session, db, store, None))
+            saved = now_utc()
+            before = await adapter.already_delivered("777", Reply("Our plans are …"), saved)
+
+            async def record():
+                return {}
+
+            await adapter.deliver("777", Reply("Our plans are …"), record)        # then the gateway died
+            after = await adapter.already_delivered("777", Reply("Our plans are …"), saved)
+            other = await adapter.already_delivered("777", Reply("Something else"), saved)
+            later = await adapter.already_delivered("777", Reply("Our plans are …"),
+                                                    saved + timedelta(minutes=10))  # an older copy is not it
+            db.close()
+            return before, after, other, later
+
+    try:
+        assert asyncio.run(scenario()) == (False, True, False, False)
+    finally:
+        store.dispose()

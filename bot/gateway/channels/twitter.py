@@ -15,19 +15,24 @@ Outbound: POST /2/dm_conversations/with/{sender}/messages {"text"} in the bot ac
 (bot/gateway/x_api.py). v2 DMs have no quick replies: buttons become a numbered list under a hint in the
 conversation's language, and a reply of "2" or of an option's words is taken as that button (the worker does it
 for every adapter with `numbered_options`). 429s wait for x-rate-limit-reset; a recipient who takes no DMs
-from us (403) is logged once and that answer dropped.
+from us (403) is logged once and that answer dropped. After an attempt that broke off (its gateway died while
+sending), GET /2/dm_conversations/with/{sender}/dm_events shows whether the reply it was sending went out, so
+that it is not sent twice.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+import aiohttp
 from aiohttp import web
 
 from bot.clock import now_utc
@@ -47,9 +52,17 @@ SUBSCRIBED_EVENT = "dm.received"
 SIGNATURE_HEADER_OAUTH2 = "X-Twitter-Webhooks-Signature-OAuth2"
 SIGNATURE_HEADER = "X-Twitter-Webhooks-Signature"
 SEND_PATH = "/2/dm_conversations/with/{participant_id}/messages"
+EVENTS_PATH = "/2/dm_conversations/with/{participant_id}/dm_events"
+RECENT_EVENTS = 10
+CLOCK_SKEW = timedelta(seconds=60)      # between X's clock and ours
 AUTH_RETRY_SECONDS = 300.0      # the answers wait this long while the X account's authorization is broken
 # 403s that are about our app (scopes, enrolment), not about the customer: the answer waits for the operator.
 APP_PROBLEMS = ("client-forbidden", "client-not-enrolled", "unsupported authentication", "scope")
+
+
+def created_at(value: str) -> datetime:
+    """An X API v2 created_at (2026-12-02T14:00:00.000Z) as naive UTC."""
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _hmac_base64(secret: str, data: bytes) -> str:
@@ -284,6 +297,32 @@ class TwitterAdapter(ChannelAdapter):
             if delivery.event_uuid:
                 await self.db(store.remember_delivery, self.name, delivery.event_uuid)
         return web.Response(status=200)
+
+    async def already_delivered(self, sender_id: str, reply: Reply, since: datetime) -> Optional[bool]:
+        """Whether the DM conversation with the customer (GET /2/dm_conversations/with/{id}/dm_events, in the
+        bot account's user context) holds this reply's first message, sent by the bot account after `since`.
+        None when X does not answer it."""
+        language = await self.db(self.store.conversation_language, conversation_id(self.name, sender_id))
+        first = render(reply, notice("numbered_options", language))[0]
+        url = (self.settings.twitter_api_url + EVENTS_PATH.format(participant_id=quote(sender_id, safe=""))
+               + "?" + urlencode({"dm_event.fields": "text,sender_id,created_at", "event_types": "MessageCreate",
+                                  "max_results": str(RECENT_EVENTS)}))
+        try:
+            headers = await self.auth.headers("GET", url)
+            async with self.http.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=10)) as response:
+                if response.status != 200:
+                    logger.info("twitter: DM events with %s: HTTP %s", sender_id, response.status)
+                    return None
+                data = await response.json(content_type=None)
+        except (XAuthError, aiohttp.ClientError, asyncio.TimeoutError, ValueError) as error:
+            logger.info("twitter: DM events with %s: %s", sender_id, type(error).__name__)
+            return None
+        try:
+            return any(event.get("text") == first and event.get("sender_id") != sender_id
+                       and created_at(event.get("created_at", "")) >= since - CLOCK_SKEW
+                       for event in data.get("data") or [])
+        except (AttributeError, TypeError, ValueError):
+            return None
 
     async def deliver(self, sender_id: str, reply: Reply, record: RecordDelivery) -> None:
         language = await self.db(self.store.conversation_language,
