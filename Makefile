@@ -14,7 +14,7 @@ GATEWAY_INSTALLED := $(GATEWAY_VENV)/.installed
 TRAIN_INPUTS := $(shell python3 bot/train_inputs.py)
 
 .PHONY: help install browser train run cluster agent report shell lint test test-unit test-integration test-e2e test-browser \
-        eval bench audit validate clean
+        eval bench bench-cluster audit validate clean
 
 help:
 	@echo "make run    set up (venv, install, train if data changed) and serve the assistant"
@@ -26,6 +26,7 @@ help:
 	@echo "make train  train models/ksos.tar.gz if data or config changed"
 	@echo "make eval   held-out accuracy per language: our pipeline vs Rasa's default pipeline"
 	@echo "make bench  latency, throughput, memory: ours vs a stock rasa init bot; agent-assist accuracy"
+	@echo "make bench-cluster  turns/s at 10/50/200 conversations: 1 vs 2 replicas of each vs stock Rasa"
 	@echo "make agent NAME=aisyah   create an agent for the console at /agent"
 	@echo "make report              containment, fallback, handoff, suggestion acceptance (text + var/report.html)"
 	@echo "make audit               known advisories of the pinned dependencies and why each is unreachable"
@@ -119,6 +120,10 @@ BENCH_POSTGRES ?= postgresql://postgres@127.0.0.1:5432/test
 
 bench: $(MODEL) $(GATEWAY_INSTALLED)
 	$(PY) -m bot bench $(if $(BENCH_POSTGRES),--postgres $(BENCH_POSTGRES))
+
+# One and two replicas of each process behind HAProxy (make cluster) next to one stock Rasa server.
+bench-cluster: $(MODEL) $(GATEWAY_INSTALLED) $(HAPROXY)
+	$(PY) -m bot bench-cluster
 
 # Known advisories of the dependencies Rasa 3.6 pins, and what keeps each unreachable (docs/security/).
 audit: $(INSTALLED)

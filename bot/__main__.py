@@ -195,6 +195,13 @@ def cmd_bench(argv: List[str]) -> int:
     return bench.main(argv)
 
 
+def cmd_bench_cluster(argv: List[str]) -> int:
+    from tools import bench_cluster
+
+    prepare_checkout()
+    return bench_cluster.main(argv)
+
+
 def cmd_purge(argv: List[str]) -> int:
     without_ml_frameworks()
     from bot.privacy.retention import main as purge_main
@@ -228,6 +235,7 @@ PASS_THROUGH: Dict[str, Tuple[Callable[[List[str]], int], str]] = {
     "rasa-server": (cmd_rasa_server, "Rasa with its API behind RASA_API_TOKEN (127.0.0.1:5005)"),
     "rasa": (cmd_rasa, "Rasa's own command line, with its crash reports kept here"),
     "bench": (cmd_bench, "latency/throughput vs a stock `rasa init` bot"),
+    "bench-cluster": (cmd_bench_cluster, "1 vs 2 replicas of each behind HAProxy vs a stock Rasa server"),
     "purge": (cmd_purge, "delete conversations, transcripts and emails older than RETENTION_DAYS (90)"),
 }
 

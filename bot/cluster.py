@@ -36,7 +36,7 @@ HAPROXY_TEMPLATE = RESOURCES_DIR / "cluster" / "haproxy.cfg.tmpl"
 CLUSTER_DIR = VAR_DIR / "cluster"
 DEFAULT_DATABASE = "postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3Dksos_cluster"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
-REPLICAS = 2
+REPLICAS = 2                # of each process; CLUSTER_REPLICAS (1-4) for the benchmark's comparison
 
 
 @dataclass(frozen=True)
@@ -54,11 +54,12 @@ class Topology:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Topology":
         offset = int(env.get("CLUSTER_PORT_OFFSET", "0") or 0)
+        replicas = min(4, max(1, int(env.get("CLUSTER_REPLICAS", "") or REPLICAS)))
         return cls(
             public_host=env.get("CLUSTER_PUBLIC_HOST", "127.0.0.1"), public_port=8080 + offset,
-            gateway_ports=[8081 + offset + i for i in range(REPLICAS)],
-            rasa_ports=[5005 + offset + i for i in range(REPLICAS)],
-            actions_ports=[5055 + offset + i for i in range(REPLICAS)],
+            gateway_ports=[8081 + offset + i for i in range(replicas)],
+            rasa_ports=[5005 + offset + i for i in range(replicas)],
+            actions_ports=[5055 + offset + i for i in range(replicas)],
             actions_proxy_port=5050 + offset,
             database_url=env.get("CLUSTER_DATABASE_URL") or DEFAULT_DATABASE,
             redis_url=env.get("CLUSTER_REDIS_URL") or DEFAULT_REDIS,
@@ -153,19 +154,20 @@ def run(report=print) -> int:
     started = time.monotonic()
     try:
         # Rasa makes its tracker tables when it starts: one Rasa first, then the second beside it.
-        first = ["haproxy", "actions-1", "actions-2", "rasa-1"]
+        first = ["haproxy", "rasa-1", *(f"actions-{i + 1}" for i in range(len(topology.actions_ports)))]
         group.start(group.env, topology.folder / "logs", only=first)
         report(f"Starting HAProxy, 2 action servers and the first Rasa (logs in {topology.folder / 'logs'}) ...")
         group.wait_ready()
         group.start_more([service.name for service in group.services if service.name not in first])
-        report("Starting the second Rasa and 2 gateways ...")
+        report(f"Starting the other Rasa servers and {len(topology.gateway_ports)} gateway(s) ...")
         group.wait_ready()
-        report(f"\nKSOS assistant cluster ready in {time.monotonic() - started:.1f}s: two gateways, two Rasa servers "
-               f"and two action servers on {topology.database_url.split('@')[-1]} and {topology.redis_url}.\n"
+        report(f"\nKSOS assistant cluster ready in {time.monotonic() - started:.1f}s: {len(topology.gateway_ports)} of "
+               f"each (gateway, Rasa, action server) on {topology.database_url.split('@')[-1]} and "
+               f"{topology.redis_url}.\n"
                f"  Website chat (widget), through HAProxy: http://localhost:{topology.public_port}/\n"
                f"  Agent console: http://localhost:{topology.public_port}/agent   Health: "
-               f"http://localhost:{topology.public_port}/healthz (per replica: :{topology.gateway_ports[0]}, "
-               f":{topology.gateway_ports[1]})\n"
+               f"http://localhost:{topology.public_port}/healthz (per replica: "
+               f"{', '.join(f':{port}' for port in topology.gateway_ports)})\n"
                "A process that stops is started again. Press Ctrl-C to stop everything.")
         while not stop_requested:
             group.supervise(report=lambda line: report(line))

@@ -46,7 +46,7 @@ def free_offset() -> int:
     import socket
 
     for _ in range(50):
-        offset = random.randrange(20000, 50000)
+        offset = random.randrange(1000, 24000)     # every port below the ephemeral range (32768-)
         try:
             for port in PORTS:
                 with socket.socket() as probe:

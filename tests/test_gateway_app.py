@@ -34,6 +34,8 @@ def run(settings: GatewaySettings, scenario):
 def test_health_and_channels_off_without_their_secrets(tmp_path, caplog):
     async def scenario(client):
         health = await client.get("/healthz")
+        live = await client.get("/livez")
+        assert live.status == 200 and await live.json() == {"status": "ok"}    # for load balancers: no downstream
         facebook = await client.get("/webhooks/facebook?hub.mode=subscribe")
         x = await client.post("/webhooks/x", data=b"{}")
         return (health.status, await health.json(), facebook.status, x.status, dict(health.headers),

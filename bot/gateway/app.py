@@ -115,6 +115,12 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if database == "ok" else 503)
 
 
+async def live(request: web.Request) -> web.Response:
+    """For a load balancer's health check: this process answers. It asks nothing downstream, so that a busy Rasa
+    or database does not take every gateway out of the pool at once (/healthz tells what is degraded)."""
+    return web.json_response({"status": "ok"})
+
+
 def services_status(path: str) -> Optional[Dict[str, Any]]:
     """What `serve` reports of its children (state, restarts, last exit), when it runs this gateway."""
     if not path:
@@ -158,6 +164,7 @@ async def init_app(settings: Optional[GatewaySettings] = None) -> web.Applicatio
     app[SETTINGS], app[FANOUT] = settings, widget.fanout
     app.on_response_prepare.append(plain_server_header)  # type: ignore[arg-type]  # aiohttp 3.9's Signal typing
     app.router.add_get("/healthz", health)
+    app.router.add_get("/livez", live)
     for adapter in channels.values():
         adapter.add_routes(app)
     Console(settings, store, db, AgentDirectory(store), handoffs, SuggestionLog(store), accounts, rasa,
