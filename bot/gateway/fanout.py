@@ -75,6 +75,9 @@ class Fanout:
         """For the other replicas' sockets of `session` (this replica's own got it already)."""
         if self._client is None:
             return
+        if not self.connected:            # Redis is away: no wait per frame; the listener catches up once it is back
+            self._missed = True
+            return
         message = json.dumps({"from": self.replica, "session": session, "frame": frame})
         try:
             await asyncio.wait_for(self._client.publish(CHANNEL, message), PUBLISH_TIMEOUT)
