@@ -66,10 +66,6 @@ class Topology:
             folder=Path(env.get("CLUSTER_DIR") or CLUSTER_DIR),
         )
 
-    @property
-    def public_url(self) -> str:
-        return f"http://127.0.0.1:{self.public_port}"
-
 
 def haproxy_config(topology: Topology) -> str:
     def servers(prefix: str, ports: List[int]) -> str:

@@ -158,14 +158,19 @@ class ServiceGroup:
             if pending:
                 time.sleep(0.25)
 
-    def first_exited(self) -> Optional[Service]:
-        return next((s for s in self.services if s.process and s.process.poll() is not None), None)
-
     def supervise(self, report=print) -> List[str]:
         """One round of supervision: note each child that exited since the last round and schedule its restart
         after a backoff; start the ones whose time has come. Returns what happened, one line each (also in the
         child's log and through `report`)."""
         now, events = time.monotonic(), []
+
+        def happened(service: Service, line: str) -> None:
+            events.append(line)
+            report(f"supervisor: {line}")
+            if service.log_path:
+                with open(service.log_path, "a") as log:
+                    log.write(f"--- supervisor: {line}\n")
+
         for service in self.services:
             if service.restart_at is None and service.process and service.process.poll() is not None:
                 code = service.process.returncode
@@ -175,18 +180,12 @@ class ServiceGroup:
                 service.restarts += 1
                 service.last_exit = code
                 service.restart_at = now + delay
-                events.append(f"{service.name} exited with code {code} after {ran:.1f} s; starting it again in "
-                              f"{delay:.0f} s (restart {service.restarts})")
+                happened(service, f"{service.name} exited with code {code} after {ran:.1f} s; starting it again in "
+                                  f"{delay:.0f} s (restart {service.restarts})")
             elif service.restart_at is not None and now >= service.restart_at:
                 self._launch(service)
-                events.append(f"{service.name} started again (pid {service.process.pid if service.process else '?'})")
-        for line in events:
-            report(f"supervisor: {line}")
-            name = line.split(" ", 1)[0]
-            service = next(s for s in self.services if s.name == name)
-            if service.log_path:
-                with open(service.log_path, "a") as log:
-                    log.write(f"--- supervisor: {line}\n")
+                happened(service, f"{service.name} started again "
+                                  f"(pid {service.process.pid if service.process else '?'})")
         if events:
             self.write_status()
         return events

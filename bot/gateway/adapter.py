@@ -10,7 +10,7 @@ import inspect
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable, Dict, FrozenSet, Mapping, Optional, Union
 
 import aiohttp
@@ -55,6 +55,10 @@ class DeliveryError(Exception):
         self.retry_after = retry_after
         self.status = status
         self.recipient_unreachable = recipient_unreachable
+
+
+# How far a platform's clock may be from ours when its timestamps are compared with our own (already_delivered).
+PLATFORM_CLOCK_SKEW = timedelta(seconds=60)
 
 
 class ChannelAdapter(abc.ABC):

@@ -40,7 +40,6 @@ class RasaUnavailable(Exception):
 class RasaServer:
     url: str
     down_until: float = 0.0            # time.monotonic() until which it is left out (0: in use)
-    failures: int = 0
 
     @property
     def up(self) -> bool:
@@ -50,8 +49,6 @@ class RasaServer:
 class RasaClient:
     def __init__(self, base_urls: Sequence[str], token: str, session: aiohttp.ClientSession,
                  timeout_seconds: float = 60.0):
-        if isinstance(base_urls, str):
-            base_urls = [base_urls]
         self.servers = [RasaServer(url.rstrip("/")) for url in base_urls]
         self._turn = itertools.cycle(range(len(self.servers)))
         self.token = token
@@ -75,12 +72,11 @@ class RasaClient:
         if len(self.servers) > 1 and server.up:
             logger.warning("Rasa %s left out for %g s: %s", server.url, LEFT_OUT_SECONDS, why)
         server.down_until = time.monotonic() + LEFT_OUT_SECONDS
-        server.failures += 1
 
     def _back(self, server: RasaServer) -> None:
         if not server.up and len(self.servers) > 1:
             logger.info("Rasa %s is back", server.url)
-        server.down_until, server.failures = 0.0, 0
+        server.down_until = 0.0
 
     @property
     def api_params(self) -> Dict[str, str]:

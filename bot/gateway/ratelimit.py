@@ -105,8 +105,10 @@ class SenderRateLimiter:
 
     def check(self, sender: str) -> Tuple[bool, bool]:
         """(allowed, send_notice) for one more message of `sender`."""
+        if self.limit <= 0:                   # no limit: nothing to count (no write per message)
+            return True, False
         now = self.clock()
-        if self.limit <= 0 or len(self._hits.recent(sender, now)) < self.limit:
+        if len(self._hits.recent(sender, now)) < self.limit:
             self._hits.add(sender, now)
             self._hits.forget_idle(now)
             self._notices.forget_idle(now)

@@ -271,8 +271,10 @@ class GatewayStore:
             ).one_or_none()
             if row is None:
                 return None
-            previous_owner = row.claimed_by
-            if not self.postgres:
+            interrupted = row.claimed_by is not None          # finished or retried claims end with None
+            if self.postgres:                                 # the row is locked: set the claim on it
+                row.claimed_until, row.claimed_by = now + self.lease, self.replica
+            else:
                 # SQLite has no row locks: the conditional update is what makes two claims of one row exclusive.
                 taken = session.execute(
                     update(InboxMessage).where(InboxMessage.id == row_id,
@@ -283,8 +285,6 @@ class GatewayStore:
                 if not taken:
                     return None
                 session.refresh(row)
-            interrupted = previous_owner is not None          # finished or retried claims end with None
-            row.claimed_until, row.claimed_by = now + self.lease, self.replica
             conversation = session.get(Conversation, row.conversation_id)
             rasa_sent = row.rasa_sent_at is not None
             if row.status == PENDING and not rasa_sent and open_handoff_of(session, row.conversation_id):

@@ -14,13 +14,13 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import aiohttp
 from aiohttp import web
 
-from bot.gateway.adapter import ChannelAdapter, DeliveryError, RecordDelivery, post_with_retry
+from bot.gateway.adapter import PLATFORM_CLOCK_SKEW, ChannelAdapter, DeliveryError, RecordDelivery, post_with_retry
 from bot.gateway.json_input import items, mapping
 from bot.gateway.messages import ROLE_AGENT, InboundMessage, Reply, shorten, split_text
 from bot.secret_compare import same_secret
@@ -111,7 +111,6 @@ def render(recipient: str, reply: Reply, human_agent_tag: bool = False) -> List[
 
 
 RECENT_MESSAGES = 10
-CLOCK_SKEW = timedelta(seconds=60)      # between Meta's clock and ours
 
 
 def sent_at(created_time: str) -> datetime:
@@ -195,7 +194,8 @@ class FacebookAdapter(ChannelAdapter):
             messages = [m for conversation in data.get("data") or []
                         for m in ((conversation.get("messages") or {}).get("data") or [])]
             return any(message.get("message") == first and (message.get("from") or {}).get("id") != sender_id
-                       and sent_at(message.get("created_time", "")) >= since - CLOCK_SKEW for message in messages)
+                       and sent_at(message.get("created_time", "")) >= since - PLATFORM_CLOCK_SKEW
+                       for message in messages)
         except (AttributeError, TypeError, ValueError):
             return None
 

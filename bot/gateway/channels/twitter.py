@@ -28,7 +28,7 @@ import hmac
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from urllib.parse import quote, urlencode
 
@@ -36,7 +36,14 @@ import aiohttp
 from aiohttp import web
 
 from bot.clock import now_utc
-from bot.gateway.adapter import ChannelAdapter, ChannelDeps, DeliveryError, RecordDelivery, post_with_retry
+from bot.gateway.adapter import (
+    PLATFORM_CLOCK_SKEW,
+    ChannelAdapter,
+    ChannelDeps,
+    DeliveryError,
+    RecordDelivery,
+    post_with_retry,
+)
 from bot.gateway.json_input import items, mapping
 from bot.gateway.messages import Button, InboundMessage, Reply, conversation_id, numbered_options, shorten, split_text
 from bot.gateway.notices import notice
@@ -54,7 +61,6 @@ SIGNATURE_HEADER = "X-Twitter-Webhooks-Signature"
 SEND_PATH = "/2/dm_conversations/with/{participant_id}/messages"
 EVENTS_PATH = "/2/dm_conversations/with/{participant_id}/dm_events"
 RECENT_EVENTS = 10
-CLOCK_SKEW = timedelta(seconds=60)      # between X's clock and ours
 AUTH_RETRY_SECONDS = 300.0      # the answers wait this long while the X account's authorization is broken
 # 403s that are about our app (scopes, enrolment), not about the customer: the answer waits for the operator.
 APP_PROBLEMS = ("client-forbidden", "client-not-enrolled", "unsupported authentication", "scope")
@@ -319,7 +325,7 @@ class TwitterAdapter(ChannelAdapter):
             return None
         try:
             return any(event.get("text") == first and event.get("sender_id") != sender_id
-                       and created_at(event.get("created_at", "")) >= since - CLOCK_SKEW
+                       and created_at(event.get("created_at", "")) >= since - PLATFORM_CLOCK_SKEW
                        for event in data.get("data") or [])
         except (AttributeError, TypeError, ValueError):
             return None

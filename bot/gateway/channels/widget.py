@@ -248,32 +248,33 @@ class WidgetAdapter(ChannelAdapter):
         await self.fanout.publish(session, frame)
 
     async def push_local(self, session: str, frame: Dict[str, Any]) -> None:
-        seq = frame["message"].get("seq") if frame.get("type") == "message" else None
         for socket in list(self.sockets.get(session, ())):
-            if socket.closed:
-                continue
-            try:
-                await socket.send_json(frame)
-            except (ConnectionError, RuntimeError):
-                continue    # the socket is going away; the client catches up from history on reconnect
-            if isinstance(seq, int):
-                self.shown[socket] = max(self.shown.get(socket, 0), seq)
+            await self._send(socket, frame)
+
+    async def _send(self, socket: web.WebSocketResponse, frame: Dict[str, Any]) -> bool:
+        """One frame to one socket, noting the highest transcript seq it was sent; False if the socket is going
+        away (its client catches up from history on reconnect)."""
+        if socket.closed:
+            return False
+        try:
+            await socket.send_json(frame)
+        except (ConnectionError, RuntimeError):
+            return False
+        seq = frame["message"].get("seq") if frame.get("type") == "message" else None
+        if isinstance(seq, int):
+            self.shown[socket] = max(self.shown.get(socket, 0), seq)
+        return True
 
     async def catch_up(self) -> None:
         """After a Redis outage: send each socket of this replica what its transcript gained since it was last
         sent something (frames another replica published meanwhile were lost; the widget shows each seq once)."""
         for session, sockets in list(self.sockets.items()):
             for socket in list(sockets):
-                after = self.shown.get(socket, 0)
-                missed = await self.db(self.store.history, conversation_id(self.name, session), after)
+                missed = await self.db(self.store.history, conversation_id(self.name, session),
+                                       self.shown.get(socket, 0))
                 for entry in missed:
-                    if socket.closed:
+                    if not await self._send(socket, {"type": "message", "message": entry}):
                         break
-                    try:
-                        await socket.send_json({"type": "message", "message": entry})
-                    except (ConnectionError, RuntimeError):
-                        break
-                    self.shown[socket] = max(self.shown.get(socket, 0), entry["seq"])
 
     # --- adapter ------------------------------------------------------------------------------------------------
 
