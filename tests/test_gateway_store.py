@@ -10,6 +10,7 @@ from bot.gateway.models import WindowEvent
 from bot.gateway.ratelimit import SenderRateLimiter
 from bot.gateway.shared_windows import DatabaseWindow, shared_rate_limiter
 from bot.gateway.store import ANSWERED, DONE, PENDING, RATE_LIMITED, GatewayStore, LeaseLost, widget_session_key
+from conftest import postgres_schema
 
 T0 = datetime(2026, 11, 22, 12, 0, 0)
 
@@ -194,9 +195,21 @@ def test_a_replica_name_is_held_by_one_live_process(replicas, account_store_url)
     try:
         assert twin.hold_replica_name() is (not r1.postgres)    # PostgreSQL: r1 is taken while r1 lives
         r1.dispose()
-        assert twin.hold_replica_name()
+        assert twin.hold_replica_name()                         # let go at once when r1 closes, not a moment later
     finally:
         twin.dispose()
+
+
+def test_a_replica_name_in_another_schema_is_another_name(account_store_url):
+    if not account_store_url.startswith("postgresql"):
+        pytest.skip("SQLite: one gateway process per database file")
+    with postgres_schema() as elsewhere:
+        here, there = GatewayStore(account_store_url, "r1"), GatewayStore(elsewhere, "r1")
+        try:
+            assert here.hold_replica_name() and there.hold_replica_name()
+        finally:
+            here.dispose()
+            there.dispose()
 
 
 def test_replicas_claiming_at_once_take_each_message_exactly_once(replicas):

@@ -10,6 +10,7 @@ and never sends a reply twice. All methods are synchronous; the gateway calls th
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from bot.clock import now_utc
@@ -42,6 +43,8 @@ from bot.gateway.models import (  # noqa: F401 - the statuses are part of this m
 )
 from bot.privacy.redaction import redact
 from bot.schema import SchemaGuard
+
+log = logging.getLogger(__name__)
 
 # Message ids of the inbox rows that carry agent replies and console notices. No customer's message id can take
 # this form (widget ids are UUIDs, Messenger and X ids come signed from the platforms), and record_inbound
@@ -152,6 +155,13 @@ class GatewayStore:
 
     def dispose(self) -> None:
         if self._replica_lock is not None:
+            # Unlocked here, not left to the server: a closed socket's backend lets its locks go a moment later,
+            # so a successor started at once could find the name still taken.
+            try:
+                self._replica_lock.execute(text("SELECT pg_advisory_unlock_all()"))
+                self._replica_lock.commit()
+            except DBAPIError:      # the connection is gone, and its locks with it
+                log.warning("replica %s: the connection holding its name was already closed", self.replica)
             self._replica_lock.close()
             self._replica_lock = None
         self.engine.dispose()
@@ -164,8 +174,11 @@ class GatewayStore:
             return True
         if self._replica_lock is None:
             connection = self.engine.connect()
-            key = int.from_bytes(hashlib.sha256(f"ksos-replica:{self.replica}".encode()).digest()[:8], "big",
-                                 signed=True)
+            # Advisory locks are database-wide: the name is scoped by the schema, so deployments (or tests)
+            # sharing one database in separate schemas never take each other's replica names.
+            database, schema = connection.execute(text("SELECT current_database(), current_schema()")).one()
+            scoped = f"ksos-replica:{database}:{schema}:{self.replica}"
+            key = int.from_bytes(hashlib.sha256(scoped.encode()).digest()[:8], "big", signed=True)
             taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
             connection.commit()
             if not taken:
