@@ -282,3 +282,50 @@ def test_password_guesses_on_one_replica_slow_logins_on_the_other(replicas):
     attempt = two.failed("aisyah.r", "10.0.0.9", now=1010.0)
     two.succeeded("aisyah.r", "10.0.0.9", attempt)                     # the agent's own login clears it
     assert one.wait("aisyah.r", "10.0.0.9", now=1011.0) == 0
+
+
+def test_a_message_is_claimed_as_it_is_recorded_only_when_it_is_its_conversations_only_open_one(replicas):
+    r1, r2 = replicas
+    first = r1.record_inbound(message("c1", sender="A"), now=T0, claim=True)
+    assert first.claimed is not None and first.claimed.id == first.inbox_id and first.claimed.text == "hello"
+    assert r2.claim(first.inbox_id, now=T0) is None                   # r1's lease, as if r1 had claimed it
+    assert r2.due_messages(["facebook"], now=T0) == []
+    second = r2.record_inbound(message("c2", sender="A"), now=T0, claim=True)
+    assert second.claimed is None                                     # c1 is still open: c2 waits its turn
+    assert r1.record_inbound(message("c3", sender="B"), status=RATE_LIMITED, now=T0, claim=True).claimed is None
+    r1.save_replies(first.inbox_id, [Reply("one")], "request_human", now=T0)   # the answer hands over
+    r1.record_delivery(first.inbox_id, 0, Reply("one"), now=T0)
+    assert r2.claim(second.inbox_id, now=T0) is None                  # the agents have it (kept for them)
+    third = r1.record_inbound(message("c4", sender="A"), now=T0, claim=True)
+    assert third.claimed is None                                      # still the agents'
+
+
+def test_a_claim_made_as_the_message_is_recorded_is_a_lease_like_any_other(replicas):
+    r1, r2 = replicas
+    recorded = r1.record_inbound(message("m1"), now=T0, claim=True)
+    assert r1.renew_leases([recorded.inbox_id], now=T0) == {recorded.inbox_id}
+    assert r2.claim(recorded.inbox_id, now=T0 + timedelta(seconds=31)) is not None   # r1 died: taken over
+    with pytest.raises(LeaseLost):
+        r1.save_replies(recorded.inbox_id, [Reply("late")], now=T0 + timedelta(seconds=32))
+
+
+def test_first_messages_of_a_new_conversation_recorded_at_once_are_all_kept(replicas):
+    """Two replicas (or two threads) recording the first messages of one conversation at the same moment: the
+    conversation is made once and no message is taken for a duplicate (and lost)."""
+    import threading
+
+    r1, r2 = replicas
+    start = threading.Barrier(8)
+    results = []
+
+    def record(store, number):
+        start.wait()
+        results.append(store.record_inbound(message(f"m{number}", sender="NEW"), now=T0, claim=True))
+
+    threads = [threading.Thread(target=record, args=(r1 if n % 2 else r2, n)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8 and not any(r.duplicate for r in results)
+    assert sum(r.claimed is not None for r in results) == 1            # one at a time per conversation

@@ -150,10 +150,11 @@ def main(argv=None) -> int:
     if "stock" in report:
         print(format_row("stock `rasa init`", report["stock"]))
     if "gateway" in report:
-        from tools.bench_gateway import format_gateway_table
+        from tools.bench_gateway import format_gateway_table, format_overhead
 
         print("\nFull turns through the gateway (SQLite), next to Rasa asked directly on the same model and machine:")
         print("\n".join(format_gateway_table(report["gateway"])))
+        print("\n".join(format_overhead(report["gateway"])))
         print(f"Gateway RSS: {report['gateway']['gateway_rss_mb']} MB")
     if "assist" in report["ksos"]:
         from tools.bench_assist import format_assist_table

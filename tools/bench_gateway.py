@@ -22,7 +22,7 @@ from aiohttp import web
 
 from bot.services import assistant_services, child_environment
 from bot.settings import load_settings
-from tools.bench_measure import RasaEndpoints, latency_summary, rss_mb, timed_posts
+from tools.bench_measure import RasaEndpoints, latency_summary, percentile, rss_mb, timed_posts
 
 CONCURRENCY = (1, 10, 50)
 APP_SECRET = "bench-app-secret"
@@ -85,20 +85,25 @@ class FakeGraph:
         return web.json_response({"recipient_id": recipient, "message_id": uuid.uuid4().hex})
 
 
+async def post_messenger(session: aiohttp.ClientSession, gateway_url: str, sender: str, text: str) -> None:
+    """One customer message, as Meta's signed webhook delivers it."""
+    body = json.dumps({"object": "page", "entry": [{"id": "PAGE", "time": 0, "messaging": [
+        {"sender": {"id": sender}, "recipient": {"id": "PAGE"}, "timestamp": 0,
+         "message": {"mid": uuid.uuid4().hex, "text": text}}]}]}).encode()
+    signature = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    async with session.post(f"{gateway_url}/webhooks/facebook", data=body, headers={
+            "Content-Type": "application/json", "X-Hub-Signature-256": signature}) as response:
+        await response.read()
+
+
 async def messenger_path(gateway_url: str, graph: FakeGraph, lanes: List[List[str]]) -> Dict[str, float]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
         async def turn(number: int, texts: List[str]):
             sender = f"{uuid.uuid4().int % 10 ** 15}"
             for text in texts:
                 done = graph.turn_done[sender] = asyncio.Event()
-                body = json.dumps({"object": "page", "entry": [{"id": "PAGE", "time": 0, "messaging": [
-                    {"sender": {"id": sender}, "recipient": {"id": "PAGE"}, "timestamp": 0,
-                     "message": {"mid": uuid.uuid4().hex, "text": text}}]}]}).encode()
-                signature = "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
                 started = time.perf_counter()
-                async with session.post(f"{gateway_url}/webhooks/facebook", data=body, headers={
-                        "Content-Type": "application/json", "X-Hub-Signature-256": signature}) as response:
-                    await response.read()
+                await post_messenger(session, gateway_url, sender, text)
                 await asyncio.wait_for(done.wait(), timeout=120)
                 yield (time.perf_counter() - started) * 1000
         return await run_lanes(lanes, turn)
@@ -114,6 +119,42 @@ async def measure_paths(rasa: RasaEndpoints, gateway_url: str, graph: FakeGraph,
         results["rest"][f"c{concurrency}"] = await rest_path(rasa, lanes)
         results["widget"][f"c{concurrency}"] = await widget_path(gateway_url, lanes)
         results["messenger"][f"c{concurrency}"] = await messenger_path(gateway_url, graph, lanes)
+    return results
+
+
+async def paired_overhead(rasa: RasaEndpoints, gateway_url: str, graph: FakeGraph, messages: List[str]
+                          ) -> Dict[str, Dict[str, float]]:
+    """The gateway's own cost per turn: each message is sent, one conversation per path, straight to Rasa, then
+    through the widget, then through Messenger, one turn after the other. A turn's cost is its latency minus
+    the direct turn of the same message next to it, so drift in Rasa's own speed cancels out."""
+    run = uuid.uuid4().hex[:8]
+    direct: List[float] = []
+    extra: Dict[str, List[float]] = {"widget": [], "messenger": []}
+    sender = f"{uuid.uuid4().int % 10 ** 15}"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        async with session.ws_connect(gateway_url.replace("http", "ws", 1) + "/widget/ws") as socket:
+            await socket.send_json({"type": "hello", "session": None, "after": 0})
+            for text in messages:
+                started = time.perf_counter()
+                async with session.post(rasa.turn_url, json={"sender": f"bench-pair-{run}", "message": text},
+                                        headers=rasa.headers) as response:
+                    await response.read()
+                direct.append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                await socket.send_json({"type": "message", "id": str(uuid.uuid4()), "text": text})
+                while await socket.receive_json(timeout=120) != {"type": "typing", "on": False}:
+                    pass
+                extra["widget"].append((time.perf_counter() - started) * 1000 - direct[-1])
+                done = graph.turn_done[sender] = asyncio.Event()
+                started = time.perf_counter()
+                await post_messenger(session, gateway_url, sender, text)
+                await asyncio.wait_for(done.wait(), timeout=120)
+                extra["messenger"].append((time.perf_counter() - started) * 1000 - direct[-1])
+    direct_p50 = percentile(direct, 50)
+    results = {"direct": {"p50_ms": round(direct_p50, 1), "turns": len(direct)}}
+    for path, costs in extra.items():
+        cost = percentile(costs, 50)
+        results[path] = {"overhead_p50_ms": round(cost, 1), "overhead_pct": round(100 * cost / direct_p50, 1)}
     return results
 
 
@@ -149,8 +190,11 @@ async def _measure(settings, env, messages: List[str], requests: int, log_dir: P
         messages = await answered_by_the_assistant(rasa, messages)
         # warm-up, not measured
         await measure_paths(rasa, f"http://127.0.0.1:{settings.gateway_port}", graph, messages[:5], 5)
-        results: Dict[str, Any] = dict(await measure_paths(rasa, f"http://127.0.0.1:{settings.gateway_port}", graph,
-                                                           messages, requests))
+        gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
+        results: Dict[str, Any] = dict(await measure_paths(rasa, gateway_url, graph, messages, requests))
+        print("  the gateway's own cost per turn (paired with direct turns) ...", flush=True)
+        results["overhead"] = await paired_overhead(rasa, gateway_url, graph,
+                                                    [messages[i % len(messages)] for i in range(requests)])
         gateway = next(s for s in group.services if s.name == "gateway" and s.process)
         results["gateway_rss_mb"] = round(rss_mb(gateway.process.pid))  # type: ignore[union-attr]
         return results
@@ -183,3 +227,11 @@ def format_gateway_table(results: Dict) -> List[str]:
             r = results[path][f"c{concurrency}"]
             lines.append(f"| {names[path]} | {concurrency} | {r['p50_ms']} | {r['p99_ms']} | {r['throughput_per_s']} |")
     return lines
+
+
+def format_overhead(results: Dict) -> List[str]:
+    overhead = results["overhead"]
+    return [f"The gateway's own cost per turn (1 conversation, {overhead['direct']['turns']} turns, each paired with a "
+            f"direct turn of the same message; direct p50 {overhead['direct']['p50_ms']} ms):"] + [
+        f"  {path}: +{overhead[path]['overhead_p50_ms']} ms ({overhead[path]['overhead_pct']} % of a direct turn)"
+        for path in ("widget", "messenger")]

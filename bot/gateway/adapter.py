@@ -26,7 +26,8 @@ from bot.gateway.store import GatewayStore, Recorded
 logger = logging.getLogger(__name__)
 
 RecordDelivery = Callable[[], Awaitable[Dict[str, Any]]]
-# The inbox's receive(message, has_attachments=False): store the message, then have it answered.
+# The inbox's receive(message, has_attachments=False, acknowledge=None): store the message, then have it answered
+# (`acknowledge(recorded)` is awaited in between: what the channel shows the customer before any answer).
 Receive = Callable[..., Awaitable[Recorded]]
 
 
@@ -68,6 +69,9 @@ class ChannelAdapter(abc.ABC):
     # A channel without buttons shows them as a numbered list (messages.numbered_options); a reply of "2" or of
     # an option's words is then taken as that button (messages.chosen_option).
     numbered_options: bool = False
+    # Recording a reply in the transcript is its delivery (the widget's mailbox): the replies of one answer are
+    # then stored and recorded in one transaction, and pushed after it.
+    transcript_delivers: bool = False
 
     def __init__(self, deps: ChannelDeps):
         self.settings, self.http, self.db, self.store = deps.settings, deps.http, deps.db, deps.store

@@ -152,7 +152,7 @@ async def init_app(settings: Optional[GatewaySettings] = None) -> web.Applicatio
     notices = NoticeSender(store, db, channels)
     worker = InboxWorker(settings, store, db, rasa, handoffs, channels, notices)
     inbox = Inbox(store, db, shared_rate_limiter(store, "sender", settings.rate_limit_per_minute, 60.0), notices,
-                  worker.wake)
+                  worker)
     deps = ChannelDeps(settings, http, db, store, inbox.receive)
     widget = WidgetAdapter(deps, accounts)
     adapters: List[ChannelAdapter] = [widget, FacebookAdapter(deps), TwitterAdapter(deps)]

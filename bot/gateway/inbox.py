@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Coroutine, Dict, Mapping, Optional, Set
+from typing import Any, Awaitable, Callable, Coroutine, Dict, Mapping, Optional, Protocol, Set
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -14,7 +14,7 @@ from bot.gateway.calls import DatabaseCalls
 from bot.gateway.messages import MAX_TEXT_CHARS, ROLE_NOTICE, InboundMessage, Reply
 from bot.gateway.notices import notice
 from bot.gateway.ratelimit import SenderRateLimiter, counted
-from bot.gateway.store import PENDING, RATE_LIMITED, REJECTED, GatewayStore, Recorded
+from bot.gateway.store import PENDING, RATE_LIMITED, REJECTED, GatewayStore, InboxRow, Recorded
 from bot.nlu.language import SUPPORTED_LANGUAGES, detect_language
 
 logger = logging.getLogger("bot.gateway")
@@ -47,11 +47,22 @@ class NoticeSender:
             logger.warning("%s: %s notice not delivered: %s", conversation_id, key, error)
 
 
+class Worker(Protocol):
+    """What the inbox needs of the worker (bot/gateway/worker.py): to be woken, and to start on a message the
+    moment it is recorded when it has room (no look for due messages, no claim of its own)."""
+
+    def wake(self) -> None: ...
+
+    def reserve(self, conversation_id: str) -> bool: ...
+
+    def start(self, conversation_id: str, claimed: Optional[InboxRow]) -> None: ...
+
+
 class Inbox:
     def __init__(self, store: GatewayStore, db: DatabaseCalls, rate_limiter: SenderRateLimiter,
-                 notices: NoticeSender, wake_worker: Callable[[], None]):
+                 notices: NoticeSender, worker: Worker):
         self.store, self.db, self.rate_limiter = store, db, rate_limiter
-        self.notices, self.wake_worker = notices, wake_worker
+        self.notices, self.worker = notices, worker
         self._background: Set[asyncio.Task] = set()
 
     @property
@@ -64,8 +75,11 @@ class Inbox:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def receive(self, message: InboundMessage, has_attachments: bool = False) -> Recorded:
-        """Store one inbound message durably, then let the worker answer it."""
+    async def receive(self, message: InboundMessage, has_attachments: bool = False,
+                      acknowledge: Optional[Callable[[Recorded], Awaitable[None]]] = None) -> Recorded:
+        """Store one inbound message durably, then let the worker answer it. `acknowledge(recorded)` (the
+        widget's ack and echo) is awaited once the message is stored and before the worker starts on it, so the
+        customer sees their message before any frame of its answer."""
         # The conversation's language follows what the customer writes, as the assistant's does (bot/nlu/language.py);
         # the channel's hint (the widget's UI language) only starts a new conversation off.
         hint = message.metadata.get("language")
@@ -78,12 +92,23 @@ class Inbox:
         allowed, notify = await counted(self.db, self.rate_limiter.shared, self.rate_limiter.check,
                                         message.conversation_id)
         status = REJECTED if rejection else PENDING if allowed else RATE_LIMITED
+        reserved = status == PENDING and self.worker.reserve(message.conversation_id)
+        refused = Recorded(None, True, None)
+        recorded = refused
         try:
-            recorded = await self.db(self.store.record_inbound, message, status, language,
-                                     language_hint=hint if hint in SUPPORTED_LANGUAGES else None)
-        except ValueError as refused:              # an id shaped like the gateway's own outbound keys
-            logger.warning("%s: message refused: %s", message.conversation_id, refused)
-            return Recorded(None, True, None)
+            try:
+                recorded = await self.db(self.store.record_inbound, message, status, language,
+                                         language_hint=hint if hint in SUPPORTED_LANGUAGES else None,
+                                         claim=reserved)
+            except ValueError as refusal:              # an id shaped like the gateway's own outbound keys
+                logger.warning("%s: message refused: %s", message.conversation_id, refusal)
+            if acknowledge is not None:
+                await acknowledge(recorded)
+        finally:
+            if reserved:
+                self.worker.start(message.conversation_id, recorded.claimed)
+        if recorded is refused:
+            return recorded
         if recorded.duplicate:
             logger.info("%s: message %s already received; ignored", message.conversation_id, message.message_id)
             return recorded
@@ -95,8 +120,8 @@ class Inbox:
             if notify:
                 self.spawn(self.notices.send(message.channel, message.sender_id, message.conversation_id,
                                             "rate_limited", language))
-        else:
-            self.wake_worker()
+        elif recorded.claimed is None:
+            self.worker.wake()
         return recorded
 
     def close(self) -> None:

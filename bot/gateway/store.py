@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, aliased
@@ -128,6 +130,7 @@ class Recorded:
     inbox_id: Optional[int]
     duplicate: bool
     entry: Optional[Dict[str, Any]]           # the customer's transcript entry (None for a duplicate)
+    claimed: Optional["InboxRow"] = None      # claimed as it was recorded (record_inbound's `claim`)
 
 
 def entry_json(entry: TranscriptEntry) -> Dict[str, Any]:
@@ -135,6 +138,18 @@ def entry_json(entry: TranscriptEntry) -> Dict[str, Any]:
         "seq": entry.id, "role": entry.role, "text": entry.text, "buttons": list(entry.buttons or []),
         "client_id": entry.client_id, "at": iso(entry.created_at),
     }
+
+
+def inbox_row(row: InboxMessage, conversation: Optional[Conversation], rasa_sent: bool, interrupted: bool
+              ) -> InboxRow:
+    """What the worker gets of a message it claimed."""
+    return InboxRow(
+        id=row.id, channel=row.channel, sender_id=conversation.sender_id if conversation else "",
+        conversation_id=row.conversation_id, message_id=row.message_id, text=row.text, payload=row.payload,
+        metadata=dict(row.message_metadata or {}), status=row.status, attempts=row.attempts,
+        rasa_sent=rasa_sent, replies=row.replies, delivered_count=row.delivered_count,
+        interrupted=interrupted, answered_at=row.answered_at,
+    )
 
 
 class LeaseLost(RuntimeError):
@@ -196,24 +211,34 @@ class GatewayStore:
     # --- inbound ----------------------------------------------------------------------------------------------
 
     def record_inbound(self, message: InboundMessage, status: str = PENDING, language: Optional[str] = None,
-                       now: Optional[datetime] = None, language_hint: Optional[str] = None) -> Recorded:
+                       now: Optional[datetime] = None, language_hint: Optional[str] = None,
+                       claim: bool = False) -> Recorded:
         """Store one inbound message and its transcript entry, once: a second message with the same channel and
         message id is reported as a duplicate and changes nothing. `language` is the one the message is clearly
         written in (it becomes the conversation's language); `language_hint` (the channel's, e.g. the widget's
-        UI language) only sets the language of a conversation that has none yet."""
+        UI language) only sets the language of a conversation that has none yet.
+
+        `claim` (the worker has room for it): a message to be answered is claimed in the same transaction, as
+        `claim` would, when it is its conversation's only open message and no agent has the conversation; the
+        worker then starts on it without looking for it (Recorded.claimed)."""
         now = now or now_utc()
         if message.message_id.startswith(OUTBOUND_PREFIX):
             raise ValueError("an inbound message id may not take the form of an outbound one")
         try:
             with self.session() as session:
-                conversation = session.get(Conversation, message.conversation_id)
-                if conversation is None:
-                    conversation = Conversation(
-                        id=message.conversation_id, channel=message.channel, sender_id=message.sender_id,
-                        created_at=now, updated_at=now,
-                    )
-                    session.add(conversation)
+                # Made if missing without a conflict between two first messages recorded at once, then locked
+                # (PostgreSQL): one conversation's messages are recorded one after the other, so "its only open
+                # message" below holds across replicas.
+                insert = postgresql_insert if self.postgres else sqlite_insert
+                session.execute(insert(Conversation).values(
+                    id=message.conversation_id, channel=message.channel, sender_id=message.sender_id,
+                    created_at=now, updated_at=now).on_conflict_do_nothing(index_elements=["id"]))
+                conversation = session.get(Conversation, message.conversation_id, with_for_update=self.postgres)
                 conversation.updated_at = now
+                take = claim and status == PENDING and not session.scalar(
+                    select(InboxMessage.id).where(InboxMessage.conversation_id == message.conversation_id,
+                                                  InboxMessage.status.in_(OPEN_STATUSES)).limit(1)
+                ) and open_handoff_of(session, message.conversation_id) is None
                 if language or (language_hint and not conversation.language):
                     conversation.language = language or language_hint
                 # Only a message still to be answered keeps the customer's exact words (Rasa needs them); what
@@ -225,6 +250,8 @@ class GatewayStore:
                     message_metadata=dict(message.metadata) if status == PENDING else {},
                     status=status, attempts=0, next_attempt_at=now, received_at=now, delivered_count=0,
                 )
+                if take:
+                    row.claimed_until, row.claimed_by, row.rasa_sent_at = now + self.lease, self.replica, now
                 session.add(row)
                 session.flush()
                 entry = TranscriptEntry(
@@ -233,7 +260,8 @@ class GatewayStore:
                 )
                 session.add(entry)
                 session.flush()
-                return Recorded(row.id, False, entry_json(entry))
+                claimed = inbox_row(row, conversation, rasa_sent=False, interrupted=False) if take else None
+                return Recorded(row.id, False, entry_json(entry), claimed)
         except IntegrityError:
             return Recorded(None, True, None)
 
@@ -310,13 +338,7 @@ class GatewayStore:
                 # From here on the message may reach Rasa: should this attempt break off, the next one looks in
                 # Rasa's tracker before sending it again (one transaction fewer than marking it separately).
                 row.rasa_sent_at = now
-            return InboxRow(
-                id=row.id, channel=row.channel, sender_id=conversation.sender_id if conversation else "",
-                conversation_id=row.conversation_id, message_id=row.message_id, text=row.text, payload=row.payload,
-                metadata=dict(row.message_metadata or {}), status=row.status, attempts=row.attempts,
-                rasa_sent=rasa_sent, replies=row.replies, delivered_count=row.delivered_count,
-                interrupted=interrupted, answered_at=row.answered_at,
-            )
+            return inbox_row(row, conversation, rasa_sent, interrupted)
 
     def renew_leases(self, row_ids: Sequence[int], now: Optional[datetime] = None) -> Set[int]:
         """Extend this replica's leases on the messages it is working on; returns the ids still its own (a
@@ -340,10 +362,13 @@ class GatewayStore:
         return row
 
     def save_replies(self, row_id: int, replies: List[Reply], handoff_reason: Optional[str] = None,
-                     handoff_language: Optional[str] = None, now: Optional[datetime] = None) -> None:
+                     handoff_language: Optional[str] = None, now: Optional[datetime] = None,
+                     delivered: bool = False) -> List[Dict[str, Any]]:
         """Rasa answered: keep its replies (delivery can now be retried without asking Rasa again) and end any
         outage notice of the conversation. When the answer hands the conversation over to the agents
-        (`handoff_reason`), the handoff opens in the same transaction."""
+        (`handoff_reason`), the handoff opens in the same transaction. `delivered` (a channel whose transcript is
+        its delivery): the replies are recorded as delivered too, and the message is done; returns their
+        transcript entries."""
         now = now or now_utc()
         with self.session() as session:
             row = self._owned(session, row_id)
@@ -358,6 +383,13 @@ class GatewayStore:
             conversation = session.get(Conversation, row.conversation_id)
             if conversation is not None:
                 conversation.hold_notice_at = None
+            if not delivered:
+                return []
+            entries = [entry_json(self._add_transcript_entry(session, row.conversation_id, reply, now,
+                                                             inbox_id=row_id)) for reply in replies]
+            row.delivered_count = len(replies)
+            self._finish(row, now)
+            return entries
 
     def schedule_retry(self, row_id: int, delay_seconds: float, error: str, reached_rasa: bool = True,
                        now: Optional[datetime] = None) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
-from typing import Dict, List, Mapping, Optional, Set
+from typing import Dict, List, Mapping, Optional, Set, Tuple
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -51,15 +51,40 @@ class InboxWorker:
         self._lost: Set[int] = set()            # ... of which another replica has taken over
         self._tasks: Set[asyncio.Task] = set()
         self._stopping = False
+        self._started = False                   # the previous run's claims are released: messages may be taken
 
     def wake(self) -> None:
         self._wake.set()
+
+    def reserve(self, conversation_id: str) -> bool:
+        """Room to start on a message of this conversation as soon as it is recorded (Inbox.receive): the
+        conversation is then this worker's until `start` is called for it."""
+        busy = conversation_id in self._active or len(self._active) >= self.concurrency
+        if busy or not self._started or self._stopping:
+            return False
+        self._active.add(conversation_id)
+        return True
+
+    def start(self, conversation_id: str, claimed: Optional[InboxRow]) -> None:
+        """After `reserve`: work on the message claimed as it was recorded; None (it was not claimed: an older
+        message is open, an agent has the conversation, or recording failed) gives the reservation back."""
+        if claimed is None:
+            self._active.discard(conversation_id)
+            self.wake()
+            return
+        self._spawn(claimed.id, conversation_id, claimed)
+
+    def _spawn(self, row_id: int, conversation_id: str, claimed: Optional[InboxRow] = None) -> None:
+        task = asyncio.create_task(self._process(row_id, conversation_id, claimed))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def run(self) -> None:
         store = self.store
         released = await self.db(store.release_claims)
         if released:
             logger.info("inbox: %d message(s) left unfinished by the previous run are pending again", released)
+        self._started = True
         loop = asyncio.get_running_loop()
         next_handoff_check = next_renewal = 0.0
         while not self._stopping:
@@ -80,9 +105,7 @@ class InboxWorker:
                 if conversation_id in self._active or len(self._active) >= self.concurrency:
                     continue
                 self._active.add(conversation_id)
-                task = asyncio.create_task(self._process(row_id, conversation_id))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(row_id, conversation_id)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
             except asyncio.TimeoutError:
@@ -121,9 +144,9 @@ class InboxWorker:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10)
 
-    async def _process(self, row_id: int, conversation_id: str) -> None:
+    async def _process(self, row_id: int, conversation_id: str, claimed: Optional[InboxRow] = None) -> None:
         try:
-            row = await self.db(self.store.claim, row_id)
+            row = claimed or await self.db(self.store.claim, row_id)
             if row is not None:
                 self._leased.add(row_id)
                 await self._handle(row)
@@ -145,10 +168,12 @@ class InboxWorker:
 
     async def _handle(self, row: InboxRow) -> None:
         adapter = self.channels[row.channel]
+        recorded: Optional[List[Dict[str, object]]] = None
         if row.status == PENDING:
-            replies = await self._ask_rasa(row)
-            if replies is None:
+            answer = await self._ask_rasa(row)
+            if answer is None:
                 return
+            replies, recorded = answer
             delivered = 0
         else:
             replies = [Reply.from_json(reply) for reply in row.replies or []]
@@ -156,7 +181,7 @@ class InboxWorker:
             if row.interrupted and delivered < len(replies):
                 delivered = await self._already_delivered(row, replies, delivered)
         try:
-            await self._deliver(row, replies, delivered)
+            await self._deliver(row, replies, delivered, recorded)
         finally:
             await adapter.hide_typing(row.sender_id)
 
@@ -177,11 +202,15 @@ class InboxWorker:
                            row.channel, delivered + 1, len(replies))
         return delivered
 
-    async def _ask_rasa(self, row: InboxRow) -> Optional[List[Reply]]:
+    async def _ask_rasa(self, row: InboxRow) -> Optional[Tuple[List[Reply], Optional[List[Dict[str, object]]]]]:
+        """Rasa's replies to the message, saved; with their transcript entries when saving them delivered them
+        (the widget). None when Rasa could not be asked (the message is retried later)."""
         store = self.store
         adapter = self.channels[row.channel]
         key = f"{row.channel}:{row.message_id}"
-        await adapter.show_typing(row.sender_id)
+        # The typing indicator goes out while Rasa works, not before it (a platform round trip off every turn),
+        # and has arrived before anything else is sent to the customer.
+        typing = asyncio.ensure_future(adapter.show_typing(row.sender_id))
         try:
             raw = None
             if row.rasa_sent:
@@ -192,6 +221,7 @@ class InboxWorker:
                 metadata = {**row.metadata, GATEWAY_MESSAGE_KEY: key}
                 raw = await self.rasa.send(row.conversation_id, await self._rasa_text(row), row.channel, metadata)
         except RasaUnavailable as error:
+            await typing                        # before the typing_off below
             delay = retry_delay(row.attempts + 1, self.settings.retry_max_seconds)
             attempts = await self.db(store.schedule_retry, row.id, delay, str(error), error.reached)
             logger.warning("inbox %s (%s): %s; attempt %d, retry in %.1f s", row.id, row.conversation_id, error,
@@ -200,14 +230,17 @@ class InboxWorker:
             if await self.db(store.take_hold_notice, row.conversation_id):
                 await self.notices.send(row.channel, row.sender_id, row.conversation_id, "hold_on")
             return None
+        finally:
+            await asyncio.wait([typing])        # done by now, unless something else broke off the turn
         replies = [Reply.from_rasa(message) for message in raw]
         replies = [reply for reply in replies if reply.text or reply.buttons or reply.image]
         marker = next((message["custom"] for message in raw if handoff_reason(message.get("custom"))), None)
         handoff = handoff_reason(marker)
-        await self.db(store.save_replies, row.id, replies, handoff, handoff_language(marker))
+        entries = await self.db(store.save_replies, row.id, replies, handoff, handoff_language(marker),
+                                delivered=adapter.transcript_delivers)
         if handoff:
             logger.info("inbox %s (%s): handed over to the agents (%s)", row.id, row.conversation_id, handoff)
-        return replies
+        return replies, entries if adapter.transcript_delivers else None
 
     async def _rasa_text(self, row: InboxRow) -> str:
         """What Rasa gets for a message: the payload of a button the assistant offered in this conversation (or
@@ -228,12 +261,17 @@ class InboxWorker:
             logger.info("inbox %s: payload not offered in this conversation; sent as words", row.id)
         return as_words(row.text)
 
-    async def _deliver(self, row: InboxRow, replies: List[Reply], start: int) -> None:
+    async def _deliver(self, row: InboxRow, replies: List[Reply], start: int,
+                       already_recorded: Optional[List[Dict[str, object]]] = None) -> None:
+        """Send replies `start`... and record each once it is delivered; `already_recorded`: their transcript
+        entries, written with the replies (the message is done already)."""
         store = self.store
         adapter = self.channels[row.channel]
         for index in range(start, len(replies)):
             reply = replies[index]
             recorded: Dict[str, object] = {}
+            if already_recorded is not None:
+                recorded["entry"] = already_recorded[index]
 
             async def record(index: int = index, reply: Reply = reply,
                              recorded: Dict[str, object] = recorded) -> Dict[str, object]:
@@ -241,7 +279,7 @@ class InboxWorker:
                     recorded["entry"] = await self.db(store.record_delivery, row.id, index, reply)
                 return recorded["entry"]  # type: ignore[return-value]
 
-            if row.id in self._lost:
+            if row.id in self._lost and already_recorded is None:
                 raise LeaseLost(f"another replica took it over before reply {index + 1} of {len(replies)}")
             try:
                 await adapter.deliver(row.sender_id, reply, record)
@@ -261,6 +299,6 @@ class InboxWorker:
                     return
                 logger.error("inbox %s: reply %d not deliverable, skipped: %s", row.id, index, error)
             await record()
-        if not replies:
+        if not replies and already_recorded is None:
             await self.db(store.finish, row.id)
         logger.info("inbox %s (%s): answered with %d message(s)", row.id, row.conversation_id, len(replies))

@@ -31,6 +31,7 @@ from bot.gateway.messages import MAX_PAYLOAD_CHARS, MAX_TEXT_CHARS, InboundMessa
 from bot.gateway.notices import notice
 from bot.gateway.ratelimit import counted
 from bot.gateway.shared_windows import shared_rate_limiter
+from bot.gateway.store import Recorded
 from bot.nlu.language import SUPPORTED_LANGUAGES
 from bot.paths import REPO_ROOT
 
@@ -56,6 +57,7 @@ def as_sent(entry: Dict[str, Any], text: str) -> Dict[str, Any]:
 class WidgetAdapter(ChannelAdapter):
     name = "widget"
     ui_payloads = UI_PAYLOADS
+    transcript_delivers = True
 
     def __init__(self, deps: ChannelDeps, accounts: AccountService):
         super().__init__(deps)
@@ -222,10 +224,12 @@ class WidgetAdapter(ChannelAdapter):
             metadata["client_ip"] = address          # for the verification limits; this turn only
         message = InboundMessage(self.name, session, client_id, text=text[:MAX_TEXT_CHARS], payload=payload,
                                  metadata=metadata)
-        recorded = await self.receive(message)
-        await socket.send_json({"type": "ack", "id": client_id})
-        if recorded.entry is not None:
-            await self.push(session, {"type": "message", "message": as_sent(recorded.entry, message.text)})
+        async def acknowledge(recorded: Recorded) -> None:
+            await socket.send_json({"type": "ack", "id": client_id})
+            if recorded.entry is not None:
+                await self.push(session, {"type": "message", "message": as_sent(recorded.entry, message.text)})
+
+        await self.receive(message, acknowledge=acknowledge)
 
     @staticmethod
     def _metadata(raw: Any) -> Dict[str, str]:
