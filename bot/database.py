@@ -24,9 +24,10 @@ def make_engine(url: str) -> Engine:
     every transaction: about half of the gateway's database time per turn)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        on_disk = bool(parsed.database) and parsed.database != ":memory:"
+        if on_disk:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        pool = {} if parsed.database in (None, "", ":memory:") else {"poolclass": QueuePool}
+        pool = {"poolclass": QueuePool} if on_disk else {}
         engine = create_engine(url, future=True, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")

@@ -55,19 +55,22 @@ async def rest_path(rasa: RasaEndpoints, lanes: List[List[str]]) -> Dict[str, fl
     return await timed_posts(rasa.turn_url, bodies, len(lanes), rasa.headers)
 
 
+async def widget_turn(socket: aiohttp.ClientWebSocketResponse, text: str) -> float:
+    """One widget message until the socket's typing-off frame (sent after the last reply); its latency in ms."""
+    started = time.perf_counter()
+    await socket.send_json({"type": "message", "id": str(uuid.uuid4()), "text": text})
+    while await socket.receive_json(timeout=120) != {"type": "typing", "on": False}:
+        pass
+    return (time.perf_counter() - started) * 1000
+
+
 async def widget_path(gateway_url: str, lanes: List[List[str]]) -> Dict[str, float]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
         async def turn(number: int, texts: List[str]):
             async with session.ws_connect(gateway_url.replace("http", "ws", 1) + "/widget/ws") as socket:
                 await socket.send_json({"type": "hello", "session": None, "after": 0})
                 for text in texts:
-                    started = time.perf_counter()
-                    await socket.send_json({"type": "message", "id": str(uuid.uuid4()), "text": text})
-                    while True:
-                        frame = await socket.receive_json(timeout=120)
-                        if frame == {"type": "typing", "on": False}:
-                            break
-                    yield (time.perf_counter() - started) * 1000
+                    yield await widget_turn(socket, text)
         return await run_lanes(lanes, turn)
 
 
@@ -140,11 +143,7 @@ async def paired_overhead(rasa: RasaEndpoints, gateway_url: str, graph: FakeGrap
                                         headers=rasa.headers) as response:
                     await response.read()
                 direct.append((time.perf_counter() - started) * 1000)
-                started = time.perf_counter()
-                await socket.send_json({"type": "message", "id": str(uuid.uuid4()), "text": text})
-                while await socket.receive_json(timeout=120) != {"type": "typing", "on": False}:
-                    pass
-                extra["widget"].append((time.perf_counter() - started) * 1000 - direct[-1])
+                extra["widget"].append(await widget_turn(socket, text) - direct[-1])
                 done = graph.turn_done[sender] = asyncio.Event()
                 started = time.perf_counter()
                 await post_messenger(session, gateway_url, sender, text)
@@ -188,9 +187,8 @@ async def _measure(settings, env, messages: List[str], requests: int, log_dir: P
         await asyncio.get_running_loop().run_in_executor(None, lambda: group.wait_ready(timeout=300))
         rasa = RasaEndpoints(settings.rasa_url, settings.rasa_api_token)
         messages = await answered_by_the_assistant(rasa, messages)
-        # warm-up, not measured
-        await measure_paths(rasa, f"http://127.0.0.1:{settings.gateway_port}", graph, messages[:5], 5)
         gateway_url = f"http://127.0.0.1:{settings.gateway_port}"
+        await measure_paths(rasa, gateway_url, graph, messages[:5], 5)       # warm-up, not measured
         results: Dict[str, Any] = dict(await measure_paths(rasa, gateway_url, graph, messages, requests))
         print("  the gateway's own cost per turn (paired with direct turns) ...", flush=True)
         results["overhead"] = await paired_overhead(rasa, gateway_url, graph,

@@ -57,8 +57,9 @@ class InboxWorker:
         self._wake.set()
 
     def reserve(self, conversation_id: str) -> bool:
-        """Room to start on a message of this conversation as soon as it is recorded (Inbox.receive): the
-        conversation is then this worker's until `start` is called for it."""
+        """Room to start on a message of this conversation (one recorded just now, Inbox.receive, or one the
+        scan found due): the conversation is then this worker's until its message is done (or, from the inbox,
+        `start` says it was not claimed)."""
         busy = conversation_id in self._active or len(self._active) >= self.concurrency
         if busy or not self._started or self._stopping:
             return False
@@ -102,10 +103,8 @@ class InboxWorker:
                 logger.error("inbox: database unavailable (%s); retrying", type(error).__name__)
                 due = []
             for row_id, conversation_id in due:
-                if conversation_id in self._active or len(self._active) >= self.concurrency:
-                    continue
-                self._active.add(conversation_id)
-                self._spawn(row_id, conversation_id)
+                if self.reserve(conversation_id):
+                    self._spawn(row_id, conversation_id)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=POLL_SECONDS)
             except asyncio.TimeoutError:
