@@ -238,6 +238,9 @@ def test_a_batch_of_three_events_gets_three_answers_in_each_customers_language(g
     typing = [c for c in platforms.calls if c["api"] == "graph" and c["body"].get("sender_action") == "typing_on"
               and c["body"]["recipient"]["id"] == english]
     assert typing, "typing_on is sent while the assistant works"
+    time.sleep(0.5)
+    assert not [c for c in platforms.calls if c["api"] == "graph" and c["body"].get("sender_action") == "typing_off"
+                and c["body"]["recipient"]["id"] == english], "Messenger ends the indicator with the reply itself"
     sent = platforms.messages_to(english)[0]["raw"]
     assert sent["messaging_type"] == "RESPONSE" and sent["recipient"] == {"id": english}
 

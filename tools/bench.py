@@ -156,6 +156,9 @@ def main(argv=None) -> int:
         print("\n".join(format_gateway_table(report["gateway"])))
         print("\n".join(format_overhead(report["gateway"])))
         print(f"Gateway RSS: {report['gateway']['gateway_rss_mb']} MB")
+        if report["gateway"]["messenger_unexpected_messages"]:
+            print(f"Messenger: {report['gateway']['messenger_unexpected_messages']} message(s) beyond what the "
+                  "direct turns predicted (those turns were timed to an earlier message)")
     if "assist" in report["ksos"]:
         from tools.bench_assist import format_assist_table
 

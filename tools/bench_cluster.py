@@ -95,7 +95,8 @@ def measure_stock(messages: List[str]) -> Dict[str, Dict[str, float]]:
         for concurrency in CONCURRENCY:
             lanes = conversations(messages, concurrency * TURNS_PER_CONVERSATION, concurrency)
             print(f"  {concurrency} concurrent conversations ...", flush=True)
-            results[f"c{concurrency}"] = asyncio.run(rest_path(RasaEndpoints("http://127.0.0.1:5305"), lanes))
+            results[f"c{concurrency}"], _counts = asyncio.run(rest_path(RasaEndpoints("http://127.0.0.1:5305"),
+                                                                        lanes))
         return results
     finally:
         group.stop()

@@ -3,8 +3,10 @@ Messenger webhook paths) at 1, 10 and 50 concurrent conversations, next to Rasa 
 channel, as the gateway asks it).
 
 A turn ends when the customer has every reply: for the widget, the socket's typing-off frame (sent after the last
-reply); for Messenger, the typing_off sender action reaching a local fake of the Graph API (sent after the last
-reply message). Each conversation sends its messages one after another, as a customer would.
+reply); for Messenger, the last reply message reaching a local fake of the Graph API (Messenger ends the typing
+indicator itself when a message is sent, so the gateway sends no typing_off after one). How many messages a turn
+has comes from the direct turn of the same message in a conversation with the same history. Each conversation sends
+its messages one after another, as a customer would.
 """
 from __future__ import annotations
 
@@ -15,14 +17,16 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import aiohttp
 from aiohttp import web
 
+from bot.gateway.channels.facebook import render
+from bot.gateway.messages import replies_from_rasa
 from bot.services import assistant_services, child_environment
 from bot.settings import load_settings
-from tools.bench_measure import RasaEndpoints, latency_summary, percentile, rss_mb, timed_posts
+from tools.bench_measure import RasaEndpoints, latency_summary, percentile, rss_mb
 
 CONCURRENCY = (1, 10, 50)
 APP_SECRET = "bench-app-secret"
@@ -47,12 +51,34 @@ async def run_lanes(lanes: List[List[str]], turn) -> Dict[str, float]:
     return latency_summary(latencies, time.perf_counter() - started)
 
 
-async def rest_path(rasa: RasaEndpoints, lanes: List[List[str]]) -> Dict[str, float]:
-    """The same conversations straight to Rasa (tools.bench.timed_posts keeps each one in order)."""
+def messenger_messages(raw: List[Dict[str, Any]]) -> int:
+    """How many Send API messages the gateway sends for Rasa's answer `raw` (a long text is split)."""
+    return sum(len(render("bench", reply)) for reply in replies_from_rasa(raw))
+
+
+async def direct_turn(session: aiohttp.ClientSession, rasa: RasaEndpoints, sender: str, text: str
+                      ) -> Tuple[float, int]:
+    """One message straight to Rasa: its latency in ms and how many Messenger messages its answer makes."""
+    started = time.perf_counter()
+    async with session.post(rasa.turn_url, json={"sender": sender, "message": text},
+                            headers=rasa.headers) as response:
+        raw = await response.json()
+        response.raise_for_status()
+    return (time.perf_counter() - started) * 1000, messenger_messages(raw)
+
+
+async def rest_path(rasa: RasaEndpoints, lanes: List[List[str]]) -> Tuple[Dict[str, float], List[List[int]]]:
+    """The same conversations straight to Rasa, each in order; with the number of Messenger messages of each
+    turn's answer (what the Messenger path then waits for)."""
     run = uuid.uuid4().hex[:8]
-    bodies = [{"sender": f"bench-rest-{run}-{number}", "message": text}
-              for number, texts in enumerate(lanes) for text in texts]
-    return await timed_posts(rasa.turn_url, bodies, len(lanes), rasa.headers)
+    counts: List[List[int]] = [[] for _ in lanes]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
+        async def turn(number: int, texts: List[str]):
+            for text in texts:
+                latency, count = await direct_turn(session, rasa, f"bench-rest-{run}-{number}", text)
+                counts[number].append(count)
+                yield latency
+        return await run_lanes(lanes, turn), counts
 
 
 async def widget_turn(socket: aiohttp.ClientWebSocketResponse, text: str) -> float:
@@ -75,17 +101,41 @@ async def widget_path(gateway_url: str, lanes: List[List[str]]) -> Dict[str, flo
 
 
 class FakeGraph:
-    """Receives the gateway's Send API calls; a typing_off for a recipient ends that recipient's turn."""
+    """Receives the gateway's Send API calls. A recipient's turn ends with the last message it waits for (or a
+    typing_off: the gateway sent nothing). Messages beyond that are counted as unexpected."""
 
     def __init__(self):
-        self.turn_done: Dict[str, asyncio.Event] = {}
+        self.waiting: Dict[str, Tuple[int, asyncio.Event]] = {}
+        self.unexpected = 0
+
+    def expect(self, recipient: str, messages: int) -> asyncio.Event:
+        done = asyncio.Event()
+        self.waiting[recipient] = (messages, done)
+        return done
 
     async def messages(self, request: web.Request) -> web.Response:
         body = await request.json()
         recipient = body["recipient"]["id"]
-        if body.get("sender_action") == "typing_off" and recipient in self.turn_done:
-            self.turn_done[recipient].set()
+        left, done = self.waiting.get(recipient, (0, None))
+        if "message" in body:
+            if done is None or done.is_set():
+                self.unexpected += 1
+            elif left <= 1:
+                done.set()
+            else:
+                self.waiting[recipient] = (left - 1, done)
+        elif body.get("sender_action") == "typing_off" and done is not None:
+            done.set()
         return web.json_response({"recipient_id": recipient, "message_id": uuid.uuid4().hex})
+
+    async def turn(self, session: aiohttp.ClientSession, gateway_url: str, sender: str, text: str,
+                   messages: int) -> float:
+        """One customer message through the webhook until its `messages` replies reached the Send API; ms."""
+        done = self.expect(sender, messages)
+        started = time.perf_counter()
+        await post_messenger(session, gateway_url, sender, text)
+        await asyncio.wait_for(done.wait(), timeout=120)
+        return (time.perf_counter() - started) * 1000
 
 
 async def post_messenger(session: aiohttp.ClientSession, gateway_url: str, sender: str, text: str) -> None:
@@ -99,16 +149,13 @@ async def post_messenger(session: aiohttp.ClientSession, gateway_url: str, sende
         await response.read()
 
 
-async def messenger_path(gateway_url: str, graph: FakeGraph, lanes: List[List[str]]) -> Dict[str, float]:
+async def messenger_path(gateway_url: str, graph: FakeGraph, lanes: List[List[str]], counts: List[List[int]]
+                         ) -> Dict[str, float]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
         async def turn(number: int, texts: List[str]):
             sender = f"{uuid.uuid4().int % 10 ** 15}"
-            for text in texts:
-                done = graph.turn_done[sender] = asyncio.Event()
-                started = time.perf_counter()
-                await post_messenger(session, gateway_url, sender, text)
-                await asyncio.wait_for(done.wait(), timeout=120)
-                yield (time.perf_counter() - started) * 1000
+            for text, messages in zip(texts, counts[number], strict=True):
+                yield await graph.turn(session, gateway_url, sender, text, messages)
         return await run_lanes(lanes, turn)
 
 
@@ -119,9 +166,9 @@ async def measure_paths(rasa: RasaEndpoints, gateway_url: str, graph: FakeGraph,
         count = max(requests, concurrency * 4)
         lanes = conversations(messages, count, concurrency)
         print(f"  {concurrency} concurrent conversation(s), {count} turns per path ...", flush=True)
-        results["rest"][f"c{concurrency}"] = await rest_path(rasa, lanes)
+        results["rest"][f"c{concurrency}"], counts = await rest_path(rasa, lanes)
         results["widget"][f"c{concurrency}"] = await widget_path(gateway_url, lanes)
-        results["messenger"][f"c{concurrency}"] = await messenger_path(gateway_url, graph, lanes)
+        results["messenger"][f"c{concurrency}"] = await messenger_path(gateway_url, graph, lanes, counts)
     return results
 
 
@@ -138,17 +185,10 @@ async def paired_overhead(rasa: RasaEndpoints, gateway_url: str, graph: FakeGrap
         async with session.ws_connect(gateway_url.replace("http", "ws", 1) + "/widget/ws") as socket:
             await socket.send_json({"type": "hello", "session": None, "after": 0})
             for text in messages:
-                started = time.perf_counter()
-                async with session.post(rasa.turn_url, json={"sender": f"bench-pair-{run}", "message": text},
-                                        headers=rasa.headers) as response:
-                    await response.read()
-                direct.append((time.perf_counter() - started) * 1000)
-                extra["widget"].append(await widget_turn(socket, text) - direct[-1])
-                done = graph.turn_done[sender] = asyncio.Event()
-                started = time.perf_counter()
-                await post_messenger(session, gateway_url, sender, text)
-                await asyncio.wait_for(done.wait(), timeout=120)
-                extra["messenger"].append((time.perf_counter() - started) * 1000 - direct[-1])
+                latency, count = await direct_turn(session, rasa, f"bench-pair-{run}", text)
+                direct.append(latency)
+                extra["widget"].append(await widget_turn(socket, text) - latency)
+                extra["messenger"].append(await graph.turn(session, gateway_url, sender, text, count) - latency)
     direct_p50 = percentile(direct, 50)
     results = {"direct": {"p50_ms": round(direct_p50, 1), "turns": len(direct)}}
     for path, costs in extra.items():
@@ -195,6 +235,8 @@ async def _measure(settings, env, messages: List[str], requests: int, log_dir: P
                                                     [messages[i % len(messages)] for i in range(requests)])
         gateway = next(s for s in group.services if s.name == "gateway" and s.process)
         results["gateway_rss_mb"] = round(rss_mb(gateway.process.pid))  # type: ignore[union-attr]
+        # Send API messages no turn waited for: a Messenger answer had more messages than its direct twin.
+        results["messenger_unexpected_messages"] = graph.unexpected
         return results
     finally:
         group.stop()

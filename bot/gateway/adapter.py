@@ -72,6 +72,10 @@ class ChannelAdapter(abc.ABC):
     # Recording a reply in the transcript is its delivery (the widget's mailbox): the replies of one answer are
     # then stored and recorded in one transaction, and pushed after it.
     transcript_delivers: bool = False
+    # The platform clears the typing indicator itself when a message is sent (Messenger: "Typing indicators are
+    # automatically turned off after 20 seconds, or when the bot sends a message"): hide_typing is then called only
+    # when an attempt sent nothing.
+    typing_ends_with_a_reply: bool = False
 
     def __init__(self, deps: ChannelDeps):
         self.settings, self.http, self.db, self.store = deps.settings, deps.http, deps.db, deps.store

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 MAX_TEXT_CHARS = 2000          # longer customer messages are answered with the too_long notice
 MAX_PAYLOAD_CHARS = 1000
@@ -75,6 +75,13 @@ class Reply:
             text=data.get("text", ""), role=data.get("role", ROLE_BOT), image=data.get("image"),
             buttons=tuple(Button(b["title"], b["payload"]) for b in data.get("buttons") or []),
         )
+
+
+def replies_from_rasa(raw: Sequence[Mapping[str, Any]]) -> List[Reply]:
+    """The replies a customer is sent for Rasa's answer: one per message that shows something (a bare `custom`
+    marker, such as the handoff's, shows nothing)."""
+    replies = [Reply.from_rasa(message) for message in raw]
+    return [reply for reply in replies if reply.text or reply.buttons or reply.image]
 
 
 _COMMAND_PREFIX = re.compile(r"^[\s/]+")

@@ -21,7 +21,7 @@ from bot.gateway.calls import DatabaseCalls
 from bot.gateway.config import GatewaySettings
 from bot.gateway.handoffs import HandoffStore
 from bot.gateway.inbox import NoticeSender
-from bot.gateway.messages import Reply, as_words, chosen_option
+from bot.gateway.messages import Reply, as_words, chosen_option, replies_from_rasa
 from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaClient, RasaUnavailable
 from bot.gateway.store import PENDING, GatewayStore, InboxRow, LeaseLost
 
@@ -179,10 +179,12 @@ class InboxWorker:
             delivered = row.delivered_count
             if row.interrupted and delivered < len(replies):
                 delivered = await self._already_delivered(row, replies, delivered)
+        sent = 0
         try:
-            await self._deliver(row, replies, delivered, recorded)
+            sent = await self._deliver(row, replies, delivered, recorded)
         finally:
-            await adapter.hide_typing(row.sender_id)
+            if not (sent and adapter.typing_ends_with_a_reply):
+                await adapter.hide_typing(row.sender_id)
 
     async def _already_delivered(self, row: InboxRow, replies: List[Reply], delivered: int) -> int:
         """The attempt before this one broke off while sending reply `delivered`: if the platform shows it reached
@@ -231,8 +233,7 @@ class InboxWorker:
             return None
         finally:
             await asyncio.wait([typing])        # done by now, unless something else broke off the turn
-        replies = [Reply.from_rasa(message) for message in raw]
-        replies = [reply for reply in replies if reply.text or reply.buttons or reply.image]
+        replies = replies_from_rasa(raw)
         marker = next((message["custom"] for message in raw if handoff_reason(message.get("custom"))), None)
         handoff = handoff_reason(marker)
         entries = await self.db(store.save_replies, row.id, replies, handoff, handoff_language(marker),
@@ -261,11 +262,12 @@ class InboxWorker:
         return as_words(row.text)
 
     async def _deliver(self, row: InboxRow, replies: List[Reply], start: int,
-                       already_recorded: Optional[List[Dict[str, object]]] = None) -> None:
+                       already_recorded: Optional[List[Dict[str, object]]] = None) -> int:
         """Send replies `start`... and record each once it is delivered; `already_recorded`: their transcript
-        entries, written with the replies (the message is done already)."""
+        entries, written with the replies (the message is done already). Returns how many reached the customer."""
         store = self.store
         adapter = self.channels[row.channel]
+        sent = 0
         for index in range(start, len(replies)):
             reply = replies[index]
             recorded: Dict[str, object] = {}
@@ -289,15 +291,18 @@ class InboxWorker:
                         delay = max(delay, error.retry_after)
                     await self.db(store.schedule_retry, row.id, delay, str(error))
                     logger.warning("inbox %s: delivery failed (%s); retry in %.1f s", row.id, error, delay)
-                    return
+                    return sent
                 if error.recipient_unreachable:
                     logger.error("inbox %s (%s): the customer cannot be sent messages now; replies %d-%d of %d "
                                  "skipped: %s", row.id, row.conversation_id, index + 1, len(replies), len(replies),
                                  error)
                     await self.db(store.finish, row.id)
-                    return
+                    return sent
                 logger.error("inbox %s: reply %d not deliverable, skipped: %s", row.id, index, error)
+            else:
+                sent += 1
             await record()
         if not replies and already_recorded is None:
             await self.db(store.finish, row.id)
         logger.info("inbox %s (%s): answered with %d message(s)", row.id, row.conversation_id, len(replies))
+        return sent
