@@ -45,6 +45,7 @@ RESPONSES_SENT_BY_ACCOUNT_ACTIONS = tuple(f"utter_{intent}" for intent in ACCOUN
     "utter_account_balance", "utter_account_last_payment", "utter_account_no_payment", "utter_account_autopay_on",
     "utter_account_autopay_off", "utter_account_balance_suspended", "utter_account_subscriptions_header",
     "utter_account_subscription_line", "utter_account_proration", "utter_account_downgrade_note",
+    "utter_account_downgrade_note_policy",
     "utter_account_codes_sent", "utter_account_codes_recently_sent", "utter_account_no_codes",
 )
 RESET_VERIFICATION_SLOTS = [SlotSet("account_number", None), SlotSet("verification_code", None),
@@ -178,7 +179,8 @@ class ValidateVerifyAccountForm(FormValidationAction):
             return {"account_number": mask_account_number(number), "verification_code": OUTCOME_EXPIRED}
         masked = mask_account_number(number)
         if result.outcome is Start.SENT:
-            dispatcher.utter_message(response="utter_verification_code_sent")
+            dispatcher.utter_message(response="utter_verification_code_sent",
+                                     sender=account_service().sender_address)
             return {"account_number": masked}
         if result.outcome is Start.WAIT:
             # A code went to this number a moment ago: type that one (if it was for this conversation), or wait.

@@ -93,7 +93,10 @@ def test_penalty_with_several_subscriptions_and_none_after_twelve_months(service
     assert "RM200.00 × 9 = RM1,800.00" in text                       # Professional, 3 months in
     assert "Starter: the 12-month minimum contract ended on 22 October 2026" in text
     assert "contract 7 September 2026 to 7 September 2027, 10 month(s) left" in text   # renewed by a plan change
-    assert "Total if you terminate all of them today: RM3,050.00." in text
+    assert "Estimated total if you terminate all of them today: RM3,050.00." in text
+    # The part-month rule is the operator's, spelled out and labelled so; no FAQ number reaches the customer.
+    assert "a month of the contract that has started counts as a full month. That is our operator policy" in text
+    assert "Unifi confirms the final amount" in text and "FAQ 3" not in text
 
 
 def test_suspended_account_status_and_balance(service):
@@ -104,15 +107,20 @@ def test_suspended_account_status_and_balance(service):
     balance = texts(run(ActionAccountAnswer(), tracker("berapa hutang", "ask_outstanding_balance", "ms"))[0])
     assert "jumlah tertunggak RM250.00" in balance
     assert "Bayaran terakhir: RM125.00 pada 24 September 2026 melalui Boost eWallet" in balance
-    assert "Tarikh bil seterusnya: 22 November 2026" in balance and "digantung sehingga" in balance
+    assert "Tarikh bil seterusnya: 22 November 2026" in balance
+    assert "jelaskan caj tertunggak dan aktifkan semula akaun" in balance      # FAQ 18: settle AND resume
+    assert "bank tempatan sahaja" in balance                                  # TM Autopay: Local Issued Bank only
 
 
 def test_my_subscription_shows_usage_and_the_downgrade_warning(service):
     mark_verified(service.store, "conv-1", "1000000005", "code", NOW)
     text = texts(run(ActionAccountAnswer(), tracker("my plan?", "ask_my_subscription"))[0])
     assert "desktops 8/25, mobile devices 6/25, password managers 1/25, file servers 2/2, VPN connections 25" in text
-    assert "downgrade this Standard plan to Starter" in text
+    assert "downgrade this Standard plan to Starter, limit the devices with the solution to Starter's licences (5 " \
+           "desktops, 5 mobile devices, 5 password managers, 1 file server)" in text       # FAQ 19, as it says it
+    assert "the system keeps only the devices first connected to the Kaspersky Small Office Security portal" in text
     assert "5 device(s) would lose it: ADMIN-LAPTOP, SURGERY-3-PC, SPARE-LAPTOP, Nurse Tablet, IMAGING-ARCHIVE" in text
+    assert "counting each type of device (for each type of device, the devices first connected" in text
 
 
 def test_lost_code_is_emailed_never_shown(service):
@@ -124,6 +132,11 @@ def test_lost_code_is_emailed_never_shown(service):
     codes = ["PC8R2-N5J7K-D3X9W-Q6T4L", "PC2H6-V9M3B-K7W5R-T8N4Z", "PC5L9-X4D8Q-R2J6M-W7B3K"]
     assert email.to_address == "admin@tuisyencemerlang.my" and all(code in email.body for code in codes)
     assert not any(code in text for code in codes)
+    # The chat names the address the email comes from, and the email repeats it (a phishing copy cannot match).
+    sender = service.sender_address
+    assert sender and "<" not in sender and f"from {sender}" in text and f"comes from {sender}" in email.body
+    assert "Unifi never asks for your password or a code by phone or chat" in text
+    assert "Unifi never asks for your password or your activation code by phone or chat" in email.body
 
 
 def test_activation_codes_are_emailed_at_most_once_an_hour(service):
@@ -189,6 +202,9 @@ def test_account_number_step_says_the_same_for_existing_and_unknown(service, num
     with service.store.session() as session:
         emails = session.scalars(select(models.OutboxEmail)).all()
     assert len(emails) == (1 if number == "1000000001" else 0)
+    for email in emails:
+        assert f"This email comes from {service.sender_address}, the address the chat named" in email.body
+        assert "Unifi never asks for your password or this code by phone or chat" in email.body
 
 
 @pytest.mark.parametrize("value", ["12345", "abc", "'; DROP TABLE accounts;--", "1000000001 1000000002"])
@@ -316,8 +332,10 @@ def test_my_subscription_shows_a_prorated_first_charge(service, tmp_path):
     service.today = lambda: date(2026, 12, 10)
     mark_verified(service.store, "conv-1", "1000000099", "code", NOW)
     text = texts(run(ActionAccountAnswer(), tracker("my plan?", "ask_my_subscription"))[0])
-    assert ("Started on 2 December 2026, part-way through the billing period 22 November 2026 to 22 December 2026: "
-            "the first charge is prorated, 20 of 30 days = RM83.33 (FAQ 30).") in text
+    assert ("Started on 2 December 2026, part-way through the billing period 22 November 2026 to 22 December 2026, "
+            "so the first charge is prorated. Estimated first charge: RM83.33 for 20 of 30 days (the monthly fee is "
+            "divided by the days of the billing period and multiplied by the days you had the plan: our operator "
+            "policy, not a rule the FAQ states). Unifi confirms the final amount on your bill.") in text
 
 
 def test_the_code_limit_counts_an_ipv6_client_by_its_line(service):

@@ -63,7 +63,7 @@ def test_english_penalty_with_verification_by_code(assistant, accounts):
     assert "If this account exists, we've sent a 6-digit verification code" in reply
     reply = assistant.text(me, latest_code(accounts, "aminah@majujaya.com.my", seen))
     assert "you're verified for account ******0001 (Kedai Runcit Maju Jaya Sdn Bhd)" in reply
-    assert "7 month(s) left, so the penalty is RM125.00 × 7 = RM875.00" in reply
+    assert "7 month(s) left, so the estimated penalty is RM125.00 × 7 = RM875.00" in reply
     # Verification lasts for the session: the next account question is answered straight away.
     reply = assistant.text(me, "what plan am I on?")
     assert "Standard, RM125.00 a month" in reply and "desktops 3/25" in reply
@@ -78,7 +78,7 @@ def test_malay_suspension_with_verification_by_code(assistant, accounts):
     assert "Jika akaun ini wujud" in assistant.text(me, "no akaun saya 100 000 0003")
     reply = assistant.text(me, latest_code(accounts, "selerakampung@restoran.com.my", seen))
     assert "identiti anda telah disahkan bagi akaun ******0003" in reply
-    assert "telah digantung sejak" in reply and "RM250.00" in reply and "(FAQ 18)" in reply
+    assert "telah digantung sejak" in reply and "RM250.00" in reply and "aktifkan semula akaun" in reply
     reply = assistant.text(me, "berapa bil tertunggak saya?")
     assert "jumlah tertunggak RM250.00" in reply and "Tarikh bil seterusnya" in reply
 
@@ -168,7 +168,7 @@ def test_decline_the_offer(assistant):
 @pytest.mark.parametrize("language, message, expected", [
     ("en", "is there a penalty if I terminate today?", "RM125.00 × 7 = RM875.00"),
     ("ms", "berapa penalti kalau saya tamatkan langganan sekarang?",
-     "baki 7 bulan, jadi penaltinya RM125.00 × 7 = RM875.00"),
+     "baki 7 bulan, jadi anggaran penaltinya ialah RM125.00 × 7 = RM875.00"),
     ("en", "is my account active or suspended?", "Account ******0001 (Kedai Runcit Maju Jaya Sdn Bhd) is active."),
     ("ms", "akaun saya aktif ke atau kena gantung?", "Akaun ******0001 (Kedai Runcit Maju Jaya Sdn Bhd) aktif."),
     ("en", "what is the outstanding balance on my account?", "outstanding amount RM0.00"),

@@ -163,3 +163,66 @@ def test_catalogue_matches_faq_2():
         "desktop": 50, "mobile": 50, "password_manager": 50, "vpn": 50, "file_server": 3}
     assert plans.plan("Standard").allowances["file_server"] == 2
     assert [p.name for p in plans.smaller_plans(plans.plan("Professional"))] == ["Standard", "Starter"]
+
+
+# --- operator policy (resources/accounts/policy.yml): what the FAQ leaves open ---------------------------------
+
+@pytest.mark.parametrize("on, round_up, whole_months", [
+    (date(2026, 1, 10), 12, 12),    # on the start day nothing has started yet: the same either way
+    (date(2026, 1, 11), 12, 11),    # one day in: a started month counts, or only the 11 whole months left
+    (date(2026, 2, 10), 11, 11),    # exactly a month in: the same either way
+    (date(2027, 1, 9), 1, 0),       # the contract's last day
+    (date(2027, 1, 10), 0, 0),      # over: no penalty either way (FAQ 32)
+])
+def test_the_part_month_rule_is_the_policy_files_choice(on, round_up, whole_months):
+    assert remaining_contract_months(date(2026, 1, 10), on, MONTHS, "round_up") == round_up
+    assert remaining_contract_months(date(2026, 1, 10), on, MONTHS, "whole_months") == whole_months
+    assert termination_penalty("30", date(2026, 1, 10), on, MONTHS, "whole_months").amount == 30 * whole_months
+    with pytest.raises(ValueError):
+        remaining_contract_months(date(2026, 1, 10), date(2026, 1, 11), MONTHS, "nearest")
+
+
+def test_the_shipped_policy_names_each_rule_and_explains_it_in_both_languages():
+    from bot.accounts.policy import load_policy
+
+    shipped = load_policy()
+    assert (shipped.part_month.name, shipped.proration.name, shipped.downgrade_devices.name) == (
+        "round_up", "by_days", "first_connected_per_type")
+    assert shipped.faq_downgrade == ("standard", "starter")                  # the change FAQ 19 describes
+    assert set(shipped.faq_downgrade) <= set(catalogue().plans)
+    for rule in (shipped.part_month, shipped.proration, shipped.downgrade_devices):
+        assert rule.explained("en") != rule.explained("ms") and "FAQ" not in rule.explained("en")
+
+
+@pytest.mark.parametrize("broken, complaint", [
+    ("part_month: {rule: nearest, explain: {en: x, ms: y}}", "part_month.rule must be one of round_up, whole_months"),
+    ("part_month: {rule: round_up, explain: {en: x}}", "part_month.explain needs a text in ms"),
+])
+def test_a_policy_file_with_an_unknown_rule_or_a_missing_language_is_refused(tmp_path, broken, complaint):
+    from bot.accounts.policy import InvalidPolicy, load_policy
+
+    good = ("proration: {rule: by_days, explain: {en: a, ms: b}}\n"
+            "downgrade_devices: {rule: first_connected_per_type, explain: {en: a, ms: b}}\n")
+    path = tmp_path / "policy.yml"
+    path.write_text(broken + "\n" + good)
+    with pytest.raises(InvalidPolicy, match=complaint):
+        load_policy(path)
+
+
+def test_a_downgrade_the_faq_does_not_describe_is_labelled_policy():
+    import yaml
+
+    from bot.accounts.answers import downgrade_note, renderer
+    from bot.accounts.store import SubscriptionSnapshot
+    from bot.paths import REPO_ROOT
+
+    responses = yaml.safe_load((REPO_ROOT / "domain.yml").read_text())["responses"]
+    devices = tuple(Device("desktop", f"PC-{n:02d}", datetime(2026, 1, 1, 0, n)) for n in range(27))
+    professional = SubscriptionSnapshot(1, "professional", "Professional", Decimal("200"), date(2026, 1, 1),
+                                        date(2026, 1, 1), "active", devices, 1)
+    for language, words in (("en", ["the FAQ describes only a downgrade from Standard to Starter",
+                                     "our operator policy", "2 device(s) would lose premium protection: PC-25, "
+                                     "PC-26", "Unifi confirms"]),
+                            ("ms", ["Soalan Lazim hanya menerangkan", "dasar operator kami", "PC-25, PC-26"])):
+        note = downgrade_note(professional, catalogue(), renderer(responses, language), language)
+        assert note and all(word in note for word in words), note

@@ -314,7 +314,8 @@ def test_an_identity_token_verifies_one_conversation_only(store):
 
 def test_outbox_in_development_writes_a_log(demo_store, tmp_path):
     with demo_store.session() as session:
-        outbox.enqueue(session, "verification_code", "aminah@majujaya.com.my", NOW, code="246810", minutes=10)
+        outbox.enqueue(session, "verification_code", "aminah@majujaya.com.my", NOW, sender="help@unifi.test",
+                       code="246810", minutes=10)
     log = tmp_path / "outbox.log"
     assert outbox.deliver_pending(demo_store, "", "bot@localhost", log_path=log) == 1
     assert "246810" in log.read_text() and "aminah@majujaya.com.my" in log.read_text()
@@ -327,7 +328,8 @@ def test_outbox_in_development_writes_a_log(demo_store, tmp_path):
 
 def test_outbox_delivers_by_smtp_and_keeps_failures_queued(demo_store, smtp_server):
     with demo_store.session() as session:
-        outbox.enqueue(session, "verification_code", "aminah@majujaya.com.my", NOW, code="135790", minutes=10)
+        outbox.enqueue(session, "verification_code", "aminah@majujaya.com.my", NOW, sender="help@unifi.test",
+                       code="135790", minutes=10)
     assert outbox.deliver_pending(demo_store, "smtp://127.0.0.1:1", "bot@localhost") == 0   # nothing listens
     with demo_store.session() as session:
         email = session.scalars(select(models.OutboxEmail)).one()
@@ -372,7 +374,8 @@ def test_two_senders_deliver_each_email_once(demo_store, tmp_path):
 
     with demo_store.session() as session:
         for number in range(20):
-            outbox.enqueue(session, "verification_code", f"user{number}@test.my", NOW, code=f"{number:06d}", minutes=10)
+            outbox.enqueue(session, "verification_code", f"user{number}@test.my", NOW, sender="help@unifi.test",
+                           code=f"{number:06d}", minutes=10)
     log = tmp_path / "outbox.log"
     counts = []
     threads = [threading.Thread(target=lambda: counts.append(outbox.deliver_pending(demo_store, "", "b@l", log)))

@@ -8,6 +8,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.gateway.app import CHANNELS, init_app
 from bot.gateway.config import GatewaySettings
+from bot.gateway.notices import notice
 from conftest import TEST_SECRETS, free_port
 
 pytestmark = pytest.mark.integration
@@ -57,14 +58,17 @@ def test_a_widget_session_opens_without_rasa_and_an_unknown_path_is_a_404(tmp_pa
         await socket.send_json({"type": "hello", "session": None, "after": 0})
         first = await socket.receive_json(timeout=10)
         history = await socket.receive_json(timeout=10)
+        greeting = await socket.receive_json(timeout=10)
         await socket.send_str("not json")
         error = await socket.receive_json(timeout=10)
         await socket.close()
         missing = await client.get("/no/such/page")
-        return first, history, error, missing.status
+        return first, history, greeting, error, missing.status
 
-    first, history, error, missing = run(settings_for(tmp_path), scenario)
+    first, history, greeting, error, missing = run(settings_for(tmp_path), scenario)
     assert first["type"] == "session" and first["session"]
     assert history["type"] == "history" and history["messages"] == []
+    # A first open is greeted (the hello named no language: English), without Rasa and without a transcript entry.
+    assert greeting == {"type": "greeting", "text": notice("greeting", "en"), "language": "en"}
     assert error["type"] == "error" and error["code"] == "bad_request"
     assert missing == 404

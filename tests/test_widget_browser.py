@@ -93,11 +93,46 @@ def test_english_question_gets_a_price_in_ringgit(widget):
     expect(widget.locator('.ksos-log[role="log"]')).to_have_attribute("aria-live", "polite")
 
 
-def test_malay_question_gets_a_malay_answer(widget):
+def test_malay_question_gets_a_malay_answer_in_one_message_and_the_widget_follows(widget):
+    expect(widget.locator(".ksos-input")).to_have_attribute("placeholder", "Type your message…")
     send(widget, "berapa harga pelan Starter?")
     reply = bot_reply_after(widget, "berapa harga pelan Starter?", re.compile(r"RM\s?\d+ sebulan"))
     assert "pelan" in reply.lower()
     assert not ENGLISH_ONLY.search(reply), reply
+    # One answer, one message: the whole answer is one bubble after the customer's message.
+    seq = int(widget.locator(f"{CUSTOMER}[data-seq]").last.get_attribute("data-seq"))
+    assert len([m for m in widget.locator(f"{BOT}[data-seq]").all() if int(m.get_attribute("data-seq")) > seq]) == 1
+    # The conversation is in Malay now, and so are the widget's own texts, without a click on BM.
+    expect(widget.locator(".ksos-input")).to_have_attribute("placeholder", "Taip mesej anda…")
+    expect(widget.locator(".ksos-send")).to_have_text("Hantar")
+    expect(widget.locator(".ksos-lang-ms")).to_have_attribute("aria-pressed", "true")
+
+
+@pytest.mark.parametrize("locale, words", [("en-US", "Hello! I'm the Unifi assistant"),
+                                           ("ms-MY", "Helo! Saya pembantu Unifi")])
+def test_a_first_open_is_greeted_in_the_pages_language_and_the_greeting_is_not_stored(browser, gateway_url,
+                                                                                      locale, words):
+    context = browser.new_context(locale=locale)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    try:
+        page.goto(gateway_url + "/")
+        wait_connected(page)
+        greeting = page.locator(f"{BOT}[data-greeting]")
+        expect(greeting).to_have_count(1)
+        expect(greeting.locator(".ksos-text")).to_contain_text(words)
+        expect(page.locator(f"{BOT}[data-seq]")).to_have_count(0)               # not in the transcript
+        page.reload()
+        wait_connected(page)
+        expect(page.locator(f"{BOT}[data-greeting]")).to_have_count(1)          # a reload greets once, again
+        send(page, "hi")
+        bot_reply_after(page, "hi", re.compile("."))
+        page.reload()
+        wait_connected(page)
+        expect(page.locator(f"{CUSTOMER}[data-seq]")).to_have_count(1)
+        expect(page.locator(f"{BOT}[data-greeting]")).to_have_count(0)          # a conversation: its history only
+    finally:
+        context.close()
 
 
 def test_quick_reply_is_sent_as_the_customers_message(widget):

@@ -1,8 +1,10 @@
 """Account-aware answers for a verified customer, in English or Malay.
 
 The wording lives in domain.yml (responses utter_account_*, one variation per language); this module picks the
-facts from an AccountSnapshot, applies the rules (bot/accounts/rules.py) and fills the templates in. It never
-includes an activation code or a one-time code.
+facts from an AccountSnapshot, applies the rules (bot/accounts/rules.py) and fills the templates in. Figures that
+rest on operator policy (resources/accounts/policy.yml: a started contract month, proration, which devices a
+downgrade keeps) are given as estimates with the rule in plain words. It never includes an activation code or a
+one-time code.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import yaml
 
 from bot.accounts.catalogue import Catalogue, catalogue
 from bot.accounts.identifiers import mask_account_number, mask_email
+from bot.accounts.policy import policy
 from bot.accounts.rules import (
     billing_period,
     contract_end,
@@ -77,6 +80,12 @@ def licence_label(kind: str, language: Optional[str]) -> str:
     return labels.get(language or DEFAULT_LANGUAGE, labels[DEFAULT_LANGUAGE])
 
 
+def licence_count(kind: str, count: int, language: Optional[str]) -> str:
+    """"5 desktops", "1 file server"; Malay has one form ("1 pelayan fail")."""
+    one = (formats().get("licence_one") or {}).get(kind, {}).get(language or DEFAULT_LANGUAGE)
+    return f"{count} {one if count == 1 and one else licence_label(kind, language)}"
+
+
 def _join(items: Sequence[str], language: Optional[str]) -> str:
     separators = formats()["list_separator"]
     return separators.get(language or DEFAULT_LANGUAGE, separators[DEFAULT_LANGUAGE]).join(items)
@@ -89,8 +98,8 @@ def _common(snapshot: AccountSnapshot) -> Dict[str, str]:
 # --- ask_termination_penalty ------------------------------------------------------------------------------
 
 def penalty_total(snapshot: AccountSnapshot, today: date) -> Decimal:
-    months = catalogue().contract_months
-    return to_ringgit(sum((termination_penalty(s.monthly_fee, s.contract_start, today, months).amount
+    months, part_month = catalogue().contract_months, policy().part_month.name
+    return to_ringgit(sum((termination_penalty(s.monthly_fee, s.contract_start, today, months, part_month).amount
                            for s in snapshot.active_subscriptions), Decimal("0")))
 
 
@@ -101,7 +110,8 @@ def termination_penalty_answer(snapshot: AccountSnapshot, today: date, render: R
     lines = [render("utter_account_penalty_header", today=day(today, language), **_common(snapshot))]
     with_penalty = 0
     for s in subscriptions:
-        penalty = termination_penalty(s.monthly_fee, s.contract_start, today, catalogue().contract_months)
+        penalty = termination_penalty(s.monthly_fee, s.contract_start, today, catalogue().contract_months,
+                                      policy().part_month.name)
         values = dict(plan=s.plan_name, fee=money(s.monthly_fee), contract_start=day(s.contract_start, language),
                       contract_end=day(penalty.contract_end, language), months=penalty.months_remaining,
                       penalty=money(penalty.amount))
@@ -112,7 +122,8 @@ def termination_penalty_answer(snapshot: AccountSnapshot, today: date, render: R
             lines.append(render("utter_account_penalty_line_none", **values))
     if len(subscriptions) > 1 and with_penalty:
         lines.append(render("utter_account_penalty_total", total=money(penalty_total(snapshot, today))))
-    return "\n".join(lines) + "\n\n" + render("utter_account_penalty_footer")
+    return "\n".join(lines) + "\n\n" + render("utter_account_penalty_footer",
+                                                part_month_rule=policy().part_month.explained(language))
 
 
 # --- ask_account_status -----------------------------------------------------------------------------------
@@ -164,8 +175,11 @@ def usage_text(subscription: SubscriptionSnapshot, plans: Catalogue, language: s
 
 def downgrade_note(subscription: SubscriptionSnapshot, plans: Catalogue, render: Render,
                    language: str) -> Optional[str]:
-    """The FAQ 19 warning for the next smaller plan, when some devices would lose protection."""
-    smaller = plans.smaller_plans(plans.plan(subscription.plan_key))
+    """The warning for a downgrade to the next smaller plan, when some devices would lose protection: FAQ 19's
+    own words for the change it describes (Standard → Starter), the same rule labelled as operator policy for
+    any other."""
+    current = plans.plan(subscription.plan_key)
+    smaller = plans.smaller_plans(current)
     if not smaller:
         return None
     target = smaller[0]
@@ -173,10 +187,15 @@ def downgrade_note(subscription: SubscriptionSnapshot, plans: Catalogue, render:
     losing = devices_losing_protection(impacts)
     if not losing:
         return None
-    allowance = _join([f"{target.allowances.get(i.type, 0)} {licence_label(i.type, language)}"
-                       for i in impacts if i.losing_protection], language)
-    return render("utter_account_downgrade_note", plan=subscription.plan_name, smaller=target.name,
-                  allowance=allowance, count=len(losing), devices=_join([d.name for d in losing], language))
+    rules = policy()
+    values = dict(plan=subscription.plan_name, smaller=target.name, count=len(losing),
+                  devices=_join([d.name for d in losing], language),
+                  device_rule=rules.downgrade_devices.explained(language))
+    if (current.key, target.key) == rules.faq_downgrade:
+        licences = _join([licence_count(kind, target.allowances.get(kind, 0), language)
+                          for kind in plans.device_types], language)
+        return render("utter_account_downgrade_note", licences=licences, **values)
+    return render("utter_account_downgrade_note_policy", **values)
 
 
 def my_subscription_answer(snapshot: AccountSnapshot, today: date, render: Render, language: str) -> str:
@@ -196,7 +215,8 @@ def my_subscription_answer(snapshot: AccountSnapshot, today: date, render: Rende
             lines.append(render("utter_account_proration", start=day(s.start_date, language),
                                 period_start=day(charge.period_start, language),
                                 period_end=day(charge.period_end, language), days=charge.days_charged,
-                                days_in_period=charge.days_in_period, amount=money(charge.amount)))
+                                days_in_period=charge.days_in_period, amount=money(charge.amount),
+                                proration_rule=policy().proration.explained(language)))
         note = downgrade_note(s, plans, render, language)
         if note:
             lines.append(note)
@@ -205,13 +225,15 @@ def my_subscription_answer(snapshot: AccountSnapshot, today: date, render: Rende
 
 # --- lost_activation_code ---------------------------------------------------------------------------------
 
-def activation_codes_answer(snapshot: AccountSnapshot, codes: int, sent_recently: bool, render: Render) -> str:
+def activation_codes_answer(snapshot: AccountSnapshot, codes: int, sent_recently: bool, render: Render,
+                            sender: str) -> str:
+    """`sender`: the address the email comes from, named so that the customer can tell it from a phishing one."""
     if not codes:
         return render("utter_account_no_codes", **_common(snapshot))
     if sent_recently:
-        return render("utter_account_codes_recently_sent", email=mask_email(snapshot.email))
+        return render("utter_account_codes_recently_sent", email=mask_email(snapshot.email), sender=sender)
     return render("utter_account_codes_sent", count=len(snapshot.active_subscriptions),
-                  email=mask_email(snapshot.email))
+                  email=mask_email(snapshot.email), sender=sender)
 
 
 ANSWERS = {

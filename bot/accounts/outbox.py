@@ -38,12 +38,14 @@ def email_templates() -> Dict[str, Dict[str, str]]:
         return yaml.safe_load(handle)
 
 
-def enqueue(session, kind: str, to_address: str, now: Optional[datetime] = None, **values) -> models.OutboxEmail:
-    """Add an email from the template `kind` to the outbox inside the caller's transaction."""
+def enqueue(session, kind: str, to_address: str, now: Optional[datetime] = None, *, sender: str,
+            **values) -> models.OutboxEmail:
+    """Add an email from the template `kind` to the outbox inside the caller's transaction. `sender`: the address
+    it will come from (SMTP_FROM's), which the text names so that the customer can check it."""
     template = email_templates()[kind]
     email = models.OutboxEmail(
-        kind=kind, to_address=to_address, subject=template["subject"].format(**values),
-        body=template["body"].format(**values), created_at=now or now_utc(), attempts=0,
+        kind=kind, to_address=to_address, subject=template["subject"].format(sender=sender, **values),
+        body=template["body"].format(sender=sender, **values), created_at=now or now_utc(), attempts=0,
     )
     session.add(email)
     return email

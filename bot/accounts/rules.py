@@ -1,5 +1,9 @@
 """Business rules of the FAQ applied to one customer's account. Plain functions of dates and amounts: no I/O.
 
+Where the FAQ states a rule but not how to compute it (a started contract month, proration, which devices a
+downgrade keeps), the computation is the operator policy of resources/accounts/policy.yml (bot/accounts/policy.py),
+passed in by name; answers present such figures as estimates.
+
 Dates are calendar dates (Malaysia time); amounts are Decimal ringgit rounded to the sen.
 """
 from __future__ import annotations
@@ -40,14 +44,21 @@ def months_elapsed(start: date, on: date) -> int:
     return months
 
 
-def remaining_contract_months(contract_start: date, on: date, months: int) -> int:
-    """Months of the minimum contract left on `on`, a part month counting as a full month (FAQ 33).
+def remaining_contract_months(contract_start: date, on: date, months: int, part_month: str = "round_up") -> int:
+    """Months of the minimum contract left on `on` (FAQ 33's "remaining contract period"). How a started month
+    counts is operator policy: `round_up` counts it as a full month, `whole_months` counts only whole months left.
 
     Terminating on the start day leaves all 12; on or after the contract end, none (FAQ 32).
     """
     if on >= contract_end(contract_start, months):
         return 0
-    return months - months_elapsed(contract_start, on)
+    elapsed = months_elapsed(contract_start, on)
+    if part_month == "round_up":
+        return months - elapsed
+    if part_month == "whole_months":
+        started = add_months(contract_start, elapsed) < on
+        return months - elapsed - (1 if started else 0)
+    raise ValueError(f"unknown part-month rule {part_month!r}")
 
 
 @dataclass(frozen=True)
@@ -62,11 +73,13 @@ class Penalty:
         return self.amount > 0
 
 
-def termination_penalty(monthly_fee, contract_start: date, on: date, months: int) -> Penalty:
+def termination_penalty(monthly_fee, contract_start: date, on: date, months: int,
+                        part_month: str = "round_up") -> Penalty:
     """Early-termination penalty of one subscription terminated on `on`: the full monthly subscription fee times
-    the remaining contract months (FAQ 33); nothing once the minimum contract is over (FAQ 32)."""
+    the remaining contract months (FAQ 33; a started month counted by the `part_month` policy); nothing once the
+    minimum contract is over (FAQ 32)."""
     fee = to_ringgit(monthly_fee)
-    remaining = remaining_contract_months(contract_start, on, months)
+    remaining = remaining_contract_months(contract_start, on, months, part_month)
     return Penalty(contract_end(contract_start, months), remaining, fee, to_ringgit(fee * remaining))
 
 
@@ -105,8 +118,9 @@ class Proration:
 
 
 def prorated_charge(monthly_fee, start: date, bill_day: int) -> Proration:
-    """Charge for a subscription starting part-way through a billing period (FAQ 30): the monthly fee times the
-    days from the start day (inclusive) to the next bill date (exclusive), over the days of that period."""
+    """Charge for a subscription starting part-way through a billing period. FAQ 30 says only that it is
+    prorated; by the operator policy (`by_days`, the one implemented) it is the monthly fee times the days from the
+    start day (inclusive) to the next bill date (exclusive), over the days of that period."""
     period_start, period_end = billing_period(start, bill_day)
     days_in_period = (period_end - period_start).days
     days_charged = (period_end - start).days
@@ -131,8 +145,10 @@ class DeviceImpact:
 
 def downgrade_impact(devices: Iterable[Device], allowances: Dict[str, int],
                      device_types: Sequence[str]) -> List[DeviceImpact]:
-    """Which devices keep protection after a change to a plan with `allowances` (FAQ 19): per device type, the
-    ones first connected to the KSOS portal, up to the allowance; the others lose premium protection."""
+    """Which devices keep protection after a change to a plan with `allowances`. FAQ 19 (Standard → Starter):
+    the devices first connected to the KSOS portal remain; counting them per device type, and applying the same
+    rule to any other downgrade, is the operator policy (`first_connected_per_type`). The others lose premium
+    protection."""
     impacts = []
     devices = list(devices)
     for device_type in device_types:

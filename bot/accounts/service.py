@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import threading
 from datetime import date, datetime, timedelta, timezone
+from email.utils import parseaddr
 from typing import Callable, Mapping, Optional, Tuple
 
 from bot.accounts import outbox, verification
@@ -41,6 +42,12 @@ class AccountService:
         self.today, self.now = clock, now
         self.verification_lifetime = timedelta(minutes=settings.verification_ttl_minutes)
         self._delivery_lock = threading.Lock()
+
+    @property
+    def sender_address(self) -> str:
+        """The address the assistant's emails come from (SMTP_FROM without its display name): the chat names it
+        whenever it sends a code, and the emails repeat it."""
+        return parseaddr(self.settings.smtp_from)[1] or self.settings.smtp_from
 
     # -- identity ---------------------------------------------------------------------------------------
     def verified_account(self, conversation_id: str, channel: str) -> Optional[str]:
@@ -89,8 +96,8 @@ class AccountService:
         email = self.store.registered_email(account_number)
         if result.code and email:
             with self.store.session() as session:
-                outbox.enqueue(session, "verification_code", email, now, code=result.code,
-                               minutes=int(CODE_LIFETIME.total_seconds() // 60))
+                outbox.enqueue(session, "verification_code", email, now, sender=self.sender_address,
+                               code=result.code, minutes=int(CODE_LIFETIME.total_seconds() // 60))
         self._alert_owner(account_number, result.alert)
         self.deliver_emails()
         return result
@@ -113,7 +120,8 @@ class AccountService:
         if snapshot is None:
             return
         with self.store.session() as session:
-            outbox.enqueue(session, reason, snapshot.email, self.now(), business_name=snapshot.business_name,
+            outbox.enqueue(session, reason, snapshot.email, self.now(), sender=self.sender_address,
+                           business_name=snapshot.business_name,
                            account=mask_account_number(account_number), count=ALERT_LIMITS[reason])
         logger.warning("verification limit %s reached for account %s; owner alerted", reason,
                        mask_account_number(account_number))
@@ -130,7 +138,8 @@ class AccountService:
         if snapshot is None:      # account removed since verification
             return render("utter_account_unavailable")
         if intent == "lost_activation_code":
-            return activation_codes_answer(snapshot, *self.resend_activation_codes(account_number), render)
+            return activation_codes_answer(snapshot, *self.resend_activation_codes(account_number), render,
+                                           sender=self.sender_address)
         return ANSWERS[intent](snapshot, self.today(), render, language)
 
     def resend_activation_codes(self, account_number: str) -> Tuple[int, bool]:
@@ -146,7 +155,8 @@ class AccountService:
         with self.store.session() as session:
             if outbox.sent_since(session, "activation_codes", email, now - ACTIVATION_CODES_INTERVAL):
                 return len(codes), True
-            outbox.enqueue(session, "activation_codes", email, now, business_name=snapshot.business_name,
+            outbox.enqueue(session, "activation_codes", email, now, sender=self.sender_address,
+                           business_name=snapshot.business_name,
                            codes="\n".join(f"  {plan}: {code}" for plan, code in codes))
         self.deliver_emails()
         return len(codes), False

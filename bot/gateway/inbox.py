@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any, Awaitable, Callable, Coroutine, Dict, Mapping, Optional, Protocol, Set
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,6 +19,15 @@ from bot.gateway.store import PENDING, RATE_LIMITED, REJECTED, GatewayStore, Inb
 from bot.nlu.language import SUPPORTED_LANGUAGES, detect_language
 
 logger = logging.getLogger("bot.gateway")
+
+
+SWITCH_LANGUAGE = re.compile(r'^/switch_language\{"language":\s*"([a-z]{2})"\}$')
+
+
+def asked_language(payload: Optional[str]) -> Optional[str]:
+    """The language a "switch language" button asks for (the widget's EN/BM switch), else None."""
+    found = SWITCH_LANGUAGE.match(payload or "")
+    return found.group(1) if found and found.group(1) in SUPPORTED_LANGUAGES else None
 
 
 class NoticeSender:
@@ -83,7 +93,7 @@ class Inbox:
         # The conversation's language follows what the customer writes, as the assistant's does (bot/nlu/language.py);
         # the channel's hint (the widget's UI language) only starts a new conversation off.
         hint = message.metadata.get("language")
-        language = detect_language(message.text, statistical=False)
+        language = asked_language(message.payload) or detect_language(message.text, statistical=False)
         rejection = None
         if not message.payload and len(message.text) > MAX_TEXT_CHARS:
             rejection = "too_long"

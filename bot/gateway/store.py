@@ -385,8 +385,11 @@ class GatewayStore:
                 conversation.hold_notice_at = None
             if not delivered:
                 return []
-            entries = [entry_json(self._add_transcript_entry(session, row.conversation_id, reply, now,
-                                                             inbox_id=row_id)) for reply in replies]
+            # Each entry says the conversation's language, so the widget's own texts can follow it.
+            language = conversation.language if conversation is not None else None
+            entries = [{**entry_json(self._add_transcript_entry(session, row.conversation_id, reply, now,
+                                                                inbox_id=row_id)), "language": language}
+                       for reply in replies]
             row.delivered_count = len(replies)
             self._finish(row, now)
             return entries

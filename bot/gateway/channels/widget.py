@@ -1,8 +1,10 @@
 """The website live-chat widget: /widget.js, a demo page at /, and a WebSocket at /widget/ws.
 
-Protocol (JSON frames) — client: {"type": "hello", "session", "after"}, {"type": "identity", "token"},
-{"type": "message", "id": <UUID>, "text", "payload"?, "metadata"?: {"language"}}; server: session, history,
-identity, message, ack, typing, error. The session secret is issued by the gateway and kept by the browser; the
+Protocol (JSON frames) — client: {"type": "hello", "session", "after", "language"?}, {"type": "identity",
+"token"}, {"type": "message", "id": <UUID>, "text", "payload"?, "metadata"?: {"language"}}; server: session,
+history (with the conversation's "language"), greeting (a first open, in the page's language), identity, message
+(an answer's entries carry the conversation's "language", which the widget's own texts follow), ack, typing,
+error. The session secret is issued by the gateway and kept by the browser; the
 conversation is "widget:<key>", the key a one-way hash of the secret (bot/gateway/store.py), so its id, as agents
 and logs see it, does not open the session. Messages and replies live in the transcript table, so history survives
 page reloads and replies sent while the socket was down are shown on reconnect.
@@ -172,10 +174,19 @@ class WidgetAdapter(ChannelAdapter):
         after = data.get("after")
         after = after if isinstance(after, int) and not isinstance(after, bool) and 0 <= after < MAX_SEQ and \
             secret == asked else 0
-        history = await self.db(self.store.history, conversation_id(self.name, key), after)
+        conversation = conversation_id(self.name, key)
+        history = await self.db(self.store.history, conversation, after)
         await socket.send_json({"type": "session", "session": secret})
-        await socket.send_json({"type": "history", "messages": history})
+        # The conversation's language (the widget's own texts follow it), when it has one.
+        language = await self.db(self.store.conversation_language, conversation) if history or after else None
+        await socket.send_json({"type": "history", "messages": history, **({"language": language} if language else {})})
         self.shown[socket] = max([after, *(entry["seq"] for entry in history)])
+        if not history and not after:
+            # A first open: greet in the page's language (the widget's). Shown, not stored: an unanswered
+            # greeting is not a conversation.
+            page = data.get("language")
+            page = page if page in SUPPORTED_LANGUAGES else None
+            await socket.send_json({"type": "greeting", "text": notice("greeting", page), "language": page or "en"})
         return key
 
     @staticmethod

@@ -522,6 +522,15 @@
     ui.input.focus();
   }
 
+  // The conversation moved to another language (the customer wrote in it): the widget's own texts follow, as the
+  // assistant's answers do. No message is sent: the assistant has already switched.
+  function followLanguage(language) {
+    if (!STRINGS[language] || language === state.language) return;
+    state.language = language;
+    store.set(LANGUAGE_KEY, language);
+    applyLanguage();
+  }
+
   function switchLanguage(language) {
     if (language === state.language) return;
     state.language = language;
@@ -570,7 +579,8 @@
     state.socket = socket;
     updateStatus();
     socket.onopen = function () {
-      socket.send(JSON.stringify({ type: "hello", session: state.session || null, after: state.lastSeq }));
+      socket.send(JSON.stringify({ type: "hello", session: state.session || null, after: state.lastSeq,
+                                   language: state.language }));
       if (state.token || state.signedOut) sendIdentity();
     };
     socket.onmessage = function (event) {
@@ -614,6 +624,7 @@
         break;
       case "history":
         (Array.isArray(frame.messages) ? frame.messages : []).forEach(renderMessage);
+        followLanguage(frame.language);
         state.ready = true;
         state.everConnected = true;
         state.attempt = 0;
@@ -622,6 +633,17 @@
         break;
       case "message":
         renderMessage(frame.message);
+        if (frame.message && frame.message.role === "bot") followLanguage(frame.message.language);
+        break;
+      case "greeting":
+        // A first open: the gateway greets in the page's language; shown once, never stored.
+        if (typeof frame.text === "string" && frame.text && !ui.log.querySelector(".ksos-message")) {
+          var greeting = messageNode("bot", frame.text);
+          greeting.setAttribute("data-local", "");
+          greeting.setAttribute("data-greeting", "");
+          ui.log.appendChild(greeting);
+          scrollToEnd();
+        }
         break;
       case "ack":
         dropFromOutbox(frame.id);
