@@ -14,6 +14,7 @@ from bot.gateway import x_api
 from bot.gateway.adapter import DeliveryError, post_with_retry, rate_limit_wait
 from bot.gateway.channels import facebook, twitter
 from bot.gateway.config import GatewaySettings
+from bot.gateway.inbox import asked_language
 from bot.gateway.messages import Button, Reply, chosen_option, numbered_options, shorten, split_text
 from bot.gateway.notices import LANGUAGES, notice, notice_keys
 from bot.gateway.rasa_client import replies_after_message
@@ -436,3 +437,11 @@ def test_a_sliding_window_counts_only_its_window_and_forgets_idle_keys():
     assert len(window) == 1 and list(window.recent("c", 25.0)) == [20.0]
     window.clear("c")
     assert len(window) == 0
+
+
+def test_the_language_switch_button_sets_the_conversations_language_and_nothing_else_does():
+    assert asked_language('/switch_language{"language":"ms"}') == "ms"
+    assert asked_language('/switch_language{"language": "en"}') == "en"
+    assert asked_language('/switch_language{"language":"id"}') is None           # not a language we speak
+    assert asked_language('/switch_language{"language":"ms"} /affirm') is None
+    assert asked_language("/affirm") is None and asked_language(None) is None
