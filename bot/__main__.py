@@ -248,9 +248,13 @@ def main(argv=None) -> int:
     commands.add_parser("cluster", help="two of everything behind HAProxy, on PostgreSQL and Redis "
                         "(make cluster)").set_defaults(func=cmd_cluster)
     commands.add_parser("shell", help="talk to the assistant in this terminal").set_defaults(func=cmd_shell)
-    evaluate = commands.add_parser("eval", help="held-out NLU accuracy per language")
+    evaluate = commands.add_parser("eval", help="NLU accuracy per language: development set, frozen test set, "
+                                                "cross-validation")
     evaluate.add_argument("--baseline", action="store_true", help="also train and evaluate Rasa's default pipeline")
-    evaluate.add_argument("--min-accuracy", type=float, default=None, help="exit 1 if a language scores below")
+    evaluate.add_argument("--folds", type=int, default=0,
+                          help="also cross-validate our pipeline on the training data with this many folds")
+    evaluate.add_argument("--min-accuracy", type=float, default=None,
+                          help="exit 1 if a language of the frozen set scores below (a fallback counts as a miss)")
     evaluate.add_argument("--model", default=None, help="evaluate this model instead of training a fresh one")
     evaluate.set_defaults(func=cmd_eval)
     database = commands.add_parser("db", help="the database schema (Alembic migrations)")

@@ -9,5 +9,6 @@ FAQ_DIR = DATA_DIR / "faq"
 NLU_DIR = DATA_DIR / "nlu"
 RESOURCES_DIR = REPO_ROOT / "resources"
 LEXICON_DIR = RESOURCES_DIR / "lexicon"       # read by the NLU components: a training input too
-TESTS_NLU_DIR = REPO_ROOT / "tests" / "nlu"
+TESTS_NLU_DIR = REPO_ROOT / "tests" / "nlu"              # the development set (tuned on)
+FROZEN_NLU_DIR = REPO_ROOT / "tests" / "nlu_test"        # the frozen test set (reported, never tuned on)
 VAR_DIR = REPO_ROOT / "var"

@@ -24,3 +24,11 @@ def full_label(parse_data: Mapping[str, Any], intent: Optional[str]) -> str:
         if key:
             return str(key)
     return intent or ""
+
+
+def response_source(message: Mapping[str, Any]) -> Optional[str]:
+    """The documents a response comes from: its `metadata: {source}` in the domain. Rasa passes a response's
+    metadata on with the message (nested or merged) and keeps it on the bot event of the tracker."""
+    metadata = message.get("metadata")
+    source = metadata.get("source") if isinstance(metadata, dict) else message.get("source")
+    return source if isinstance(source, str) and source else None

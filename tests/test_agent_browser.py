@@ -207,6 +207,8 @@ def test_handoff_agent_replies_with_an_edited_suggestion_and_resolves(agent_gate
     expect(agent.locator("#conv-status")).to_contain_text("Yours")
     expect(transcript_entry(agent, "customer", "I want to talk to a human agent")).to_have_count(1)
     expect(transcript_entry(agent, "bot", "Unifi agent")).to_have_count(1)
+    # The agents see where an answer comes from, numbers and all (customers only see the document's name).
+    expect(transcript_entry(agent, "bot", "Unifi agent").locator(".ac-entry-source")).to_have_text("Source: FAQ 11")
     expect(transcript_entry(agent, "notice", f"{display_name(name)} from Unifi has joined")).to_have_count(1)
     cards = agent.locator("#suggestions .ac-card")
     expect(cards).to_have_count(3)

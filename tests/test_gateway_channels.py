@@ -21,10 +21,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 from fake_platforms import running_platforms
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from bot.accounts.crypto import Cipher
-from bot.gateway.models import ChannelToken
+from bot.gateway.models import AnswerFeedback, ChannelToken
 from bot.gateway.notices import notice
 from bot.gateway.store import GatewayStore
 from bot.gateway.x_api import TokenStore
@@ -807,3 +807,108 @@ def test_suggestions_answer_the_question_asked_before_the_request_for_a_person(g
     assert status == 200 and assist["text"] == "how much is the early termination penalty?"
     assert assist["suggestions"][0]["key"] == "ask_termination_penalty"
     assert console.call("POST", f"/api/agent/conversations/{conversation}/resolve")[0] == 200    # a waiting one
+
+
+# --- "Was this helpful?" on Messenger and X (bot/gateway/feedback.py) -------------------------------------------
+
+def feedback_rows(gateway, conversation: str) -> List[Tuple[str, str, Optional[str], int]]:
+    store = GatewayStore(gateway.env["DATABASE_URL"])
+    try:
+        with store.session() as session:
+            return [tuple(row) for row in session.execute(
+                select(AnswerFeedback.rating, AnswerFeedback.channel, AnswerFeedback.language,
+                       AnswerFeedback.entry_id).where(AnswerFeedback.conversation_id == conversation))]
+    finally:
+        store.dispose()
+
+
+def test_messenger_asks_once_and_a_thumbs_down_offers_a_person(gateway, platforms, console):
+    sender = new_sender()
+    conversation = f"facebook:{sender}"
+    facebook_post(gateway, page_body(messaging(sender, "how much is the starter plan?")))
+    first = wait_for_replies(platforms, sender, at_least=2)
+    assert "RM30" in first[0]["text"] and not first[0]["buttons"]
+    assert first[-1]["text"] == "Was this answer helpful?"
+    assert [b["title"] for b in first[-1]["buttons"]] == ["👍", "👎"]
+    down = first[-1]["buttons"][1]
+
+    facebook_post(gateway, page_body(messaging(sender, "can I pay with boost?")))
+    second = wait_for_replies(platforms, sender, at_least=len(first) + 1)[len(first):]
+    assert "Boost" in " ".join(m["text"] for m in second)
+    assert not [m for m in second if m["text"] == "Was this answer helpful?"]           # once per conversation
+
+    before = len(platforms.messages_to(sender))
+    facebook_post(gateway, page_body(messaging(sender, down["title"], quick_reply=down["payload"])))
+    sorry = wait_for_replies(platforms, sender, at_least=before + 1)[before:]
+    assert len(sorry) == 1 and sorry[0]["text"].startswith("Sorry that didn't help")
+    assert "help@tm.com.my" in sorry[0]["text"] and "100" in sorry[0]["text"]
+    person = sorry[0]["buttons"]
+    assert [b["title"] for b in person] == ["Talk to a person"]
+    # The rating is for the latest answer from the documents (the Boost one), with the channel and language.
+    [(rating, channel, language, _)] = feedback_rows(gateway, conversation)
+    assert (rating, channel, language) == ("down", "facebook", "en")
+    assert f"({conversation}): rated down" in gateway.log()       # taken by the gateway, not sent to Rasa
+
+    facebook_post(gateway, page_body(messaging(sender, person[0]["title"], quick_reply=person[0]["payload"])))
+    wait_for_text(platforms, sender, "join this chat")
+    assert wait_for(lambda: queued(console, conversation))["reason"] == "request_human"
+    assert console.call("POST", f"/api/agent/conversations/{conversation}/open")[0] == 200
+    assert console.call("POST", f"/api/agent/conversations/{conversation}/resolve")[0] == 200
+
+
+def test_x_asks_with_numbered_options_and_a_number_rates_in_malay(gateway, platforms):
+    sender = new_sender()
+    x_post(gateway, xaa(v2_dm(sender, "berapa harga pelan starter sebulan?")))
+    replies = [m["text"] for m in wait_for_replies(platforms, sender, at_least=2)]
+    assert replies[-1].startswith("Adakah jawapan ini membantu?") and "\n1. 👍" in replies[-1]
+    before = len(platforms.messages_to(sender))
+    x_post(gateway, xaa(v2_dm(sender, "1")))
+    thanks = [m["text"] for m in wait_for_replies(platforms, sender, at_least=before + 1)[before:]]
+    assert thanks == ["Terima kasih atas maklum balas anda!"]
+    [(rating, channel, language, _)] = feedback_rows(gateway, f"twitter:{sender}")
+    assert (rating, channel, language) == ("up", "twitter", "ms")
+
+
+def test_widget_feedback_is_kept_once_per_answer_of_the_session_and_a_thumbs_down_is_answered(gateway,
+                                                                                             background_loop):
+    hello = {"type": "hello", "session": None, "after": 0}
+    ask = {"type": "message", "id": str(uuid.uuid4()), "text": "can I pay with boost?"}
+    frames = widget_exchange(background_loop, gateway.url, [hello, ask],
+                             until=lambda r: any(f == {"type": "typing", "on": False} for f in r))
+    session = frames[0]["session"]
+    answers = [f["message"] for f in frames if f["type"] == "message" and f["message"]["role"] == "bot"]
+    answer = answers[0]
+    # The customer's widget gets the document's name, never the source's numbers.
+    assert answer["source_line"] == "Source: KSOS FAQ (Unifi, Aug 2023)" and "source" not in answer
+    question = next(f["message"]["seq"] for f in frames if f["type"] == "message"
+                    and f["message"]["role"] == "customer")
+    resume = {**hello, "session": session, "after": answer["seq"]}
+
+    def rate(*feedback: Dict, until=lambda r: False, timeout: float = 10) -> List[Dict]:
+        return widget_exchange(background_loop, gateway.url, [resume, *feedback], until=until, timeout=timeout)
+
+    bad = rate({"type": "feedback", "seq": question, "rating": "up"},           # the customer's own message
+               {"type": "feedback", "seq": str(answer["seq"]), "rating": "up"},
+               {"type": "feedback", "seq": answer["seq"], "rating": "meh"},
+               {"type": "feedback", "seq": True, "rating": "up"},
+               until=lambda r: sum(f["type"] == "error" for f in r) >= 4)
+    assert [f["code"] for f in bad if f["type"] == "error"] == ["bad_request"] * 4
+    other_session = widget_exchange(background_loop, gateway.url, [hello, {"type": "feedback", "seq": answer["seq"],
+                                                                            "rating": "down"}],
+                                    until=lambda r: any(f["type"] == "error" for f in r))
+    assert [f["code"] for f in other_session if f["type"] == "error"] == ["bad_request"]
+
+    down = rate({"type": "feedback", "seq": answer["seq"], "rating": "down"},
+                until=lambda r: any(f["type"] == "message" for f in r))
+    assert {"type": "rated", "seq": answer["seq"], "rating": "down"} in down
+    [sorry] = [f["message"] for f in down if f["type"] == "message"]
+    assert sorry["role"] == "bot" and sorry["text"].startswith("Sorry that didn't help")
+    assert sorry["buttons"] == [{"title": "Talk to a person", "payload": "/request_human"}]
+    again = rate({"type": "feedback", "seq": answer["seq"], "rating": "up"},
+                 until=lambda r: any(f["type"] == "rated" for f in r))
+    assert {"type": "rated", "seq": answer["seq"], "rating": "down"} in again          # the first rating stays
+    idle(gateway)
+    history = widget_exchange(background_loop, gateway.url, [{**hello, "session": session}],
+                              until=lambda r: len(r) >= 2)
+    assert history[1]["ratings"] == {str(answer["seq"]): "down"}
+    assert len([m for m in history[1]["messages"] if m["text"].startswith("Sorry that didn't help")]) == 1

@@ -347,13 +347,15 @@ def test_replies_after_message_reads_the_bot_events_that_followed_it():
         {"event": "bot", "text": "Hello"},
         {"event": "user", "text": "plans", "metadata": {"gateway_message_id": "widget:b"}},
         {"event": "action", "name": "utter_faq"},
-        {"event": "bot", "text": "Three plans", "data": {"buttons": [{"title": "Yes", "payload": "/affirm"}]}},
+        {"event": "bot", "text": "Three plans", "data": {"buttons": [{"title": "Yes", "payload": "/affirm"}]},
+         "metadata": {"utter_action": "utter_faq/plans", "source": "FAQ 2"}},       # its source, for the agents
         {"event": "bot", "text": "Anything else?"},
         {"event": "user", "text": "bye", "metadata": {}},
         {"event": "bot", "text": "Bye"},
     ]
     assert replies_after_message(events, "widget:b") == [
-        {"text": "Three plans", "buttons": [{"title": "Yes", "payload": "/affirm"}]}, {"text": "Anything else?"}]
+        {"text": "Three plans", "buttons": [{"title": "Yes", "payload": "/affirm"}], "source": "FAQ 2"},
+        {"text": "Anything else?"}]
     assert replies_after_message(events, "widget:zzz") is None
 
 
@@ -445,3 +447,30 @@ def test_the_language_switch_button_sets_the_conversations_language_and_nothing_
     assert asked_language('/switch_language{"language":"id"}') is None           # not a language we speak
     assert asked_language('/switch_language{"language":"ms"} /affirm') is None
     assert asked_language("/affirm") is None and asked_language(None) is None
+
+
+def test_an_answers_source_line_names_its_documents_never_their_numbers():
+    from bot.gateway.sources import for_customer, source_line
+    assert source_line("FAQ 22", "en") == "Source: KSOS FAQ (Unifi, Aug 2023)"
+    assert source_line("FAQ 32, 33, 25", "ms") == "Sumber: Soalan Lazim KSOS (Unifi, Ogos 2023)"
+    assert source_line("Support Rules 2.2; FAQ 11", "en") == \
+        "Source: Kaspersky Support Rules (7 Apr 2022); KSOS FAQ (Unifi, Aug 2023)"
+    assert source_line("Support Rules, after 4.5; 4.4.5", None) == "Source: Kaspersky Support Rules (7 Apr 2022)"
+    assert source_line("account records", "en") is None and source_line(None, "ms") is None
+    assert source_line("FAQs 3", "en") is None                     # a prefix is a whole word
+    entry = {"seq": 4, "role": "bot", "text": "…", "source": "FAQ 22", "language": "ms"}
+    shown = for_customer(entry, "en")
+    assert shown == {"seq": 4, "role": "bot", "text": "…", "language": "ms",
+                     "source_line": "Sumber: Soalan Lazim KSOS (Unifi, Ogos 2023)"}
+    assert for_customer({"seq": 5, "role": "bot", "text": "x", "source": "our records"}, "en") == \
+        {"seq": 5, "role": "bot", "text": "x"}
+    customer = {"seq": 6, "role": "customer", "text": "hi"}
+    assert for_customer(customer, "en") == customer
+
+
+def test_a_replys_source_comes_from_its_response_and_survives_the_inbox():
+    reply = Reply.from_rasa({"text": "Plans …", "source": "FAQ 2"})
+    assert reply.source == "FAQ 2" and Reply.from_json(reply.to_json()) == reply
+    assert "source" not in Reply.from_rasa({"text": "hi"}).to_json()
+    assert Reply.from_rasa({"text": "x", "source": ["FAQ 2"]}).source is None
+    assert len(Reply.from_rasa({"text": "x", "source": "F" * 500}).source or "") == 200

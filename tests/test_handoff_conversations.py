@@ -34,7 +34,7 @@ def test_malay_handoff_message(assistant):
     turn(assistant, conversation, "hai, saya nak tanya pasal ksos", "widget", language="ms")
     texts, custom = turn(assistant, conversation, "saya nak bercakap dengan pegawai khidmat pelanggan", "widget")
     assert custom == [{"handoff": {"reason": "request_human", "language": "ms"}}]
-    assert "ejen Unifi" in texts and "Pusat Panggilan Unifi" in texts
+    assert "ejen Unifi" in texts and "Pusat Hubungan Unifi" in texts
 
 
 def test_without_the_gateway_the_contact_channels_are_given(assistant):

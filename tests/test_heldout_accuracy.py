@@ -1,7 +1,17 @@
-"""The held-out NLU set (tests/nlu/, never trained on) must score >= 0.90 top-1 in every language."""
+"""The development set (tests/nlu/, tuned on) must score >= 0.90 top-1 in every language; the frozen test set
+(tests/nlu_test/, written blind to data/, reported) must not fall below its floor with a fallback counted as a
+miss, and keeps its shape: every label of the contract, >= 8 messages each over English, Malay and mixed."""
+import hashlib
+
+from bot.paths import FROZEN_NLU_DIR, REPO_ROOT
 from tools.evaluation import LANGUAGE_FILES, accuracy_by_language, load_test_set, predict
 
 MIN_ACCURACY = 0.90
+# A floor against regressions, below the frozen set's measured 0.87-0.90 (README, "Measured"): the target of
+# 0.95 is reported by `make eval`, not gated here.
+MIN_FROZEN_ANSWERED = 0.85
+CONTRACT_LABELS = 56
+FROZEN_SHA256 = "f02b7f299352d47c9f52a52b33f805baca97fe04f4268c06b5a3feb8f99497dc"   # en + ms + mixed
 
 
 def test_held_out_set_is_large_enough():
@@ -13,8 +23,42 @@ def test_held_out_set_is_large_enough():
         assert len(per_label) >= 4 and {e.language for e in per_label} == set(LANGUAGE_FILES), label
 
 
+def contract_labels() -> set:
+    """The labels of ../shared/intents.md: the first cell of each table row ("greet, goodbye, ..." is several)."""
+    labels = set()
+    for line in (REPO_ROOT.parent / "shared" / "intents.md").read_text(encoding="utf-8").splitlines():
+        if line.startswith("| ") and not line.startswith(("| intent", "|---")):
+            labels.update(name.strip() for name in line.split("|")[1].split(","))
+    return labels
+
+
+def test_the_frozen_set_covers_the_contract_in_every_language():
+    examples = load_test_set(FROZEN_NLU_DIR)
+    labels = {e.label for e in examples}
+    assert labels == contract_labels() and len(labels) == CONTRACT_LABELS
+    for label in labels:
+        per_label = [e for e in examples if e.label == label]
+        assert len(per_label) >= 8 and {e.language for e in per_label} == set(LANGUAGE_FILES), label
+
+
+def test_the_frozen_set_is_unchanged():
+    """Frozen: written once (README there), never edited. A change here is a change of what we report."""
+    digest = hashlib.sha256()
+    for name in ("en.yml", "ms.yml", "mixed.yml"):
+        digest.update((FROZEN_NLU_DIR / name).read_bytes())
+    assert digest.hexdigest() == FROZEN_SHA256
+
+
 def test_held_out_top1_accuracy_per_language(model_path):
     predictions, _ = predict(model_path, load_test_set())
     report = accuracy_by_language(predictions)
     low = {language: round(row["top1"], 3) for language, row in report.items() if row["top1"] < MIN_ACCURACY}
     assert not low, f"top-1 accuracy below {MIN_ACCURACY}: {low}"
+
+
+def test_frozen_set_accuracy_with_the_fallback_counted_stays_above_its_floor(model_path):
+    predictions, _ = predict(model_path, load_test_set(FROZEN_NLU_DIR))
+    report = accuracy_by_language(predictions)
+    low = {language: round(row["answered"], 3) for language, row in report.items()
+           if row["answered"] < MIN_FROZEN_ANSWERED}
+    assert not low, f"frozen-set accuracy (fallback counted as a miss) below {MIN_FROZEN_ANSWERED}: {low}"

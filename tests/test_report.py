@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from bot.analytics.report import (
     ALL_TIME,
     ConversationRecord,
+    FeedbackRow,
     HandoffRow,
     Period,
     SuggestionRow,
@@ -89,14 +90,17 @@ def test_conversations_from_tracker_events():
         slot("widget:a", "en"),                           # the latest language wins
         slot("widget:a", None),                           # a reset is no language
         TrackerEventRow("b", "user", None, "nlu_fallback"),
+        TrackerEventRow("b", "user", None, "nlu_fallback", json.dumps({"text": "blorp zzz"})),
         TrackerEventRow("twitter:c", "user", 1_794_096_000.0, "greet"),
         slot("facebook:quiet", "ms"),                     # no customer message: not a conversation
     ]
     records = conversations_from_events(events, {"twitter:c": "ms", "b": "zz"})
     assert records == [
-        ConversationRecord("widget:a", "widget", "en", datetime(2026, 11, 8, 0, 0), ("greet", "faq/plans")),
-        ConversationRecord("b", "rest", "en", None, ("nlu_fallback",)),
-        ConversationRecord("twitter:c", "twitter", "ms", datetime(2026, 11, 8, 0, 0), ("greet",)),
+        ConversationRecord("widget:a", "widget", "en", datetime(2026, 11, 8, 0, 0), ("greet", "faq/plans"),
+                           (datetime(2026, 11, 8, 0, 0), datetime(2026, 11, 8, 0, 1))),
+        ConversationRecord("b", "rest", "en", None, ("nlu_fallback", "nlu_fallback"), (), ("blorp zzz",)),
+        ConversationRecord("twitter:c", "twitter", "ms", datetime(2026, 11, 8, 0, 0), ("greet",),
+                           (datetime(2026, 11, 8, 0, 0),)),
     ]
 
 
@@ -353,3 +357,44 @@ def test_gateway_rows_on_both_databases(account_store_url):
     ]
     assert sorted(row.outcome for row in rows.suggestions) == ["edited", "ignored", "shown", "used"]
     assert SuggestionRow("widget:bala", "widget", "ms", "used") in rows.suggestions
+
+
+def test_csat_resolution_and_unanswered_questions_by_language_and_channel():
+    now = datetime(2026, 12, 3, 12, 0)
+    day_ago = now - timedelta(hours=30)
+    conversations = [
+        # resolved: quiet for a day, no handoff, no 👎, no return
+        ConversationRecord("widget:ok", "widget", "en", day_ago, ("faq/plans",), (day_ago,)),
+        # came back an hour later: not resolved
+        ConversationRecord("facebook:back", "facebook", "ms", day_ago, ("faq/plans", "faq/plans"),
+                           (day_ago, day_ago + timedelta(hours=1)), ("nak tamatkan langganan",)),
+        # rated 👎: not resolved
+        ConversationRecord("widget:down", "widget", "ms", day_ago, ("nlu_fallback", "faq/plans"),
+                           (day_ago,), ("macam mana nak tamatkan langganan ksos",)),
+        # handed off: not resolved
+        ConversationRecord("twitter:human", "twitter", "en", day_ago, ("request_human",), (day_ago,),
+                           ("works on a mac?",)),
+        # still going (last message an hour ago): not ended, so neither resolved nor not
+        ConversationRecord("widget:live", "widget", "en", now - timedelta(hours=1), ("greet",),
+                           (now - timedelta(hours=1),)),
+    ]
+    handoffs = [HandoffRow("twitter:human", "request_human", day_ago, None)]
+    feedback = [FeedbackRow("widget:ok", "widget", "en", "up"), FeedbackRow("widget:down", "widget", "ms", "down"),
+                FeedbackRow("facebook:back", "facebook", "ms", "up"),
+                FeedbackRow("elsewhere", "widget", "en", "down")]            # not a conversation of the period
+    report = build_report(conversations, handoffs, [], feedback=feedback, now=now)
+    overall = report.overall
+    assert (overall.ended, overall.resolved, overall.resolution_rate) == (4, 1, 0.25)
+    assert (overall.rated_up, overall.rated_down, overall.csat) == (2, 1, pytest.approx(2 / 3))
+    assert overall.unanswered_groups == (("macam mana nak tamatkan langganan ksos", 2), ("works on a mac?", 1))
+    malay, english = report.by_language["ms"], report.by_language["en"]
+    assert (malay.ended, malay.resolved, malay.csat) == (2, 0, 0.5)
+    assert (english.ended, english.resolved, english.csat) == (2, 1, 1.0)
+    assert report.by_channel["widget"].csat == 0.5 and report.by_channel["twitter"].csat is None
+    text = render_text(report)
+    assert "CSAT (👍 share)" in text and "66.7%" in text and "resolution rate" in text
+    assert "macam mana nak tamatkan langganan ksos" in text
+    data = report_json(report)
+    assert data["overall"]["feedback"] == {"up": 2, "down": 1, "csat": pytest.approx(2 / 3)}
+    assert data["overall"]["top_unanswered"][0] == {"example": "macam mana nak tamatkan langganan ksos",
+                                                    "messages": 2}

@@ -98,7 +98,7 @@ def test_fallback_in_malay_and_none_of_these(assistant):
     assistant.text(sender, "selamat pagi")
     first = assistant.send(sender, "pasal akaun tu la")      # vague: some candidates, none confident
     assert first[0]["text"].startswith("Maaf, saya kurang pasti")
-    assert first[0]["buttons"][-1] == {"title": "Tiada antara ini", "payload": "/deny"}
+    assert first[0]["buttons"][-1] == {"title": "Tiada yang sesuai", "payload": "/deny"}
     # clicking a suggestion answers it (an account question also offers verification after the answer)
     chosen = first[0]["buttons"][0]
     assert assistant.text(sender, chosen["payload"]).startswith(answer(chosen["payload"][1:], "ms"))

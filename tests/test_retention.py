@@ -10,6 +10,7 @@ from bot.accounts import models as accounts
 from bot.accounts.verification import mark_verified
 from bot.dialogue.handoff import REQUEST_HUMAN
 from bot.gateway import models as gateway
+from bot.gateway.feedback import FeedbackStore
 from bot.gateway.handoffs import HandoffStore
 from bot.gateway.messages import InboundMessage, Reply
 from bot.gateway.shared_windows import DatabaseWindow
@@ -43,7 +44,8 @@ def populated(demo_store, account_store_url):
         row = store.record_inbound(InboundMessage("widget", sender, f"m-{sender}", text="hi"), now=moment).inbox_id
         store.claim(row, now=moment)
         store.save_replies(row, [Reply("hello")], now=moment)
-        store.record_delivery(row, 0, Reply("hello"), now=moment)
+        answer = store.record_delivery(row, 0, Reply("hello"), now=moment)
+        FeedbackStore(store).record(f"widget:{sender}", "up", answer["seq"], now=moment)
         store.widget_session(None, now=moment)
         store.remember_delivery("twitter", f"uuid-{sender}", now=moment)
         with demo_store.session() as session:
@@ -87,6 +89,7 @@ def test_purge_deletes_what_is_older_than_the_retention_period(populated, demo_s
     assert counts["expired verifications"] == 1 and counts["widget sessions"] == 1
     assert counts["webhook delivery ids"] == 2                     # after a week, whatever the retention
     assert counts["rate-limit events"] == 1                        # after a day
+    assert counts["answer ratings"] == 1 and count(store, gateway.AnswerFeedback) == 1
     assert DatabaseWindow(store, 900, "login:").recent("ben", now=unix(NOW)) == [unix(NOW - timedelta(minutes=5))]
     assert not store.delivery_seen("twitter", "uuid-new") and store.delivery_seen("twitter", "uuid-yesterday")
     assert counts["conversations"] == 1                            # "old"; "waiting" keeps its open handoff

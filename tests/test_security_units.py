@@ -16,6 +16,7 @@ from bot.local_secrets import ensure_secrets, parse_secrets, read_secrets, secur
 from bot.rasa_runtime.tracker_store import redact_event
 from bot.secret_compare import bearer, same_secret
 from bot.settings import MissingSecret, load_settings
+from bot.vocabulary import response_source
 
 
 def test_same_secret_is_safe_on_anything():
@@ -97,10 +98,20 @@ def test_each_response_is_collected_whole():
                                                "custom": {"handoff": {"reason": "fallback"}}}))
     asyncio.run(collector.send_response("c", {"text": "", "quick_replies": [{"title": "B", "payload": "/b"}]}))
     asyncio.run(collector.send_response("c", {}))
+    asyncio.run(collector.send_response("c", {"text": "Plans", "metadata": {"source": "FAQ 2", "title": "Plans"}}))
+    asyncio.run(collector.send_response("c", {"metadata": {"source": "FAQ 2"}}))      # shows nothing: not sent
     assert collector.messages == [
         {"recipient_id": "c", "text": "First.\n\nSecond.", "buttons": [{"title": "A", "payload": "/a"}],
          "custom": {"handoff": {"reason": "fallback"}}},
-        {"recipient_id": "c", "buttons": [{"title": "B", "payload": "/b"}]}]
+        {"recipient_id": "c", "buttons": [{"title": "B", "payload": "/b"}]},
+        {"recipient_id": "c", "text": "Plans", "source": "FAQ 2"}]
+
+
+def test_a_responses_source_is_read_from_its_metadata():
+    assert response_source({"text": "a", "metadata": {"source": "FAQ 2", "title": "Plans"}}) == "FAQ 2"
+    assert response_source({"text": "a", "source": "FAQ 2"}) == "FAQ 2"          # metadata merged into the message
+    assert response_source({"text": "a", "metadata": {"source": ""}}) is None
+    assert response_source({"text": "a", "metadata": "FAQ 2"}) is None
 
 
 def test_the_activation_code_cipher_rotates_keys():

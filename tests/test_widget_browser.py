@@ -83,6 +83,8 @@ def test_english_question_gets_a_price_in_ringgit(widget):
     send(widget, "how much is the Starter plan?")
     reply = bot_reply_after(widget, "how much is the Starter plan?", re.compile("RM"))
     assert "RM" in reply
+    # The answer names its document, not its question number (that is for the agents).
+    expect(widget.locator(f"{BOT}[data-seq] .ksos-source").last).to_have_text("Source: KSOS FAQ (Unifi, Aug 2023)")
     # shown once: the pending copy was replaced by the stored one
     expect(widget.locator(CUSTOMER).filter(has_text="how much is the Starter plan?")).to_have_count(1)
     expect(widget.locator(".ksos-message[data-state]")).to_have_count(0)
@@ -106,6 +108,13 @@ def test_malay_question_gets_a_malay_answer_in_one_message_and_the_widget_follow
     expect(widget.locator(".ksos-input")).to_have_attribute("placeholder", "Taip mesej anda…")
     expect(widget.locator(".ksos-send")).to_have_text("Hantar")
     expect(widget.locator(".ksos-lang-ms")).to_have_attribute("aria-pressed", "true")
+    expect(widget.locator(f"{BOT}[data-seq] .ksos-source").last).to_have_text(
+        "Sumber: Soalan Lazim KSOS (Unifi, Ogos 2023)")
+    expect(widget.locator(".ksos-feedback")).to_contain_text("Adakah ini membantu?")
+    # A reload's history keeps the line, in the conversation's language.
+    widget.reload()
+    expect(widget.locator(f"{BOT}[data-seq] .ksos-source").last).to_have_text(
+        "Sumber: Soalan Lazim KSOS (Unifi, Ogos 2023)")
 
 
 @pytest.mark.parametrize("locale, words", [("en-US", "Hello! I'm the Unifi assistant"),
@@ -133,6 +142,27 @@ def test_a_first_open_is_greeted_in_the_pages_language_and_the_greeting_is_not_s
         expect(page.locator(f"{BOT}[data-greeting]")).to_have_count(0)          # a conversation: its history only
     finally:
         context.close()
+
+
+def test_an_answer_asks_whether_it_helped_and_a_thumbs_down_offers_a_person(widget):
+    send(widget, "can I pay with boost?")
+    bot_reply_after(widget, "can I pay with boost?", re.compile("Boost"))
+    asking = widget.locator(".ksos-feedback")
+    expect(asking).to_have_count(1)                          # under the newest answer only
+    expect(asking).to_contain_text("Was this helpful?")
+    expect(asking.locator("button")).to_have_count(2)
+    expect(asking.locator('[data-rating="down"]')).to_have_accessible_name("Not helpful")
+    asking.locator('[data-rating="down"]').click()
+    expect(widget.locator('.ksos-feedback[data-rated="down"]')).to_contain_text("Thank you for your feedback.")
+    sorry = widget.locator(f"{BOT}[data-seq]").filter(has_text="Sorry that didn't help")
+    expect(sorry).to_have_count(1)
+    expect(sorry.locator(".ksos-quick-reply")).to_have_text(["Talk to a person"])
+    # A reload shows the rating kept, and the choice still offered.
+    widget.reload()
+    expect(widget.locator('.ksos-feedback[data-rated="down"]')).to_have_count(1)
+    expect(widget.locator(".ksos-feedback:not([data-rated])")).to_have_count(0)
+    widget.locator(".ksos-quick-reply", has_text="Talk to a person").click()
+    expect(widget.locator(f"{BOT}[data-seq]").filter(has_text="Unifi agent").last).to_be_visible()
 
 
 def test_quick_reply_is_sent_as_the_customers_message(widget):

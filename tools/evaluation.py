@@ -1,9 +1,15 @@
-"""Held-out NLU evaluation: top-1 accuracy per language for our pipeline and for Rasa's default pipeline.
+"""NLU evaluation: accuracy per language for our pipeline and for Rasa's default pipeline, on two sets, plus
+cross-validation on the training data.
 
-The held-out set (tests/nlu/{en,ms,mixed}.yml) is written separately from data/ and never trained on.
+- The development set (tests/nlu/{en,ms,mixed}.yml) is never trained on, but pipeline choices have been tuned
+  against it: it is what we tune on.
+- The frozen test set (tests/nlu_test/) was written blind to data/ and tests/nlu/ by someone who read only the
+  seeds and the intent contract; it is never changed, never trained on and never tuned on: it is what we report.
+  Its misses are counted, not listed.
 A prediction is the full label: 'faq/billing_cutoff' for retrieval intents (intent + response selector),
 otherwise the intent name. "top-1" is the classifier's best label, ignoring the FallbackClassifier;
-"answered" also requires that the FallbackClassifier did not replace it with nlu_fallback.
+"answered" (what the customer feels) also requires that the FallbackClassifier did not replace it with
+nlu_fallback: a fallback counts as a miss.
 """
 from __future__ import annotations
 
@@ -11,19 +17,20 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import shutil
 import subprocess
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
 from bot.dialogue.fallback import FALLBACK_INTENT
-from bot.dialogue.knowledge import parse_examples
-from bot.paths import REPO_ROOT, TESTS_NLU_DIR, VAR_DIR
+from bot.dialogue.knowledge import parse_examples, training_examples
+from bot.paths import FAQ_DIR, FROZEN_NLU_DIR, NLU_DIR, REPO_ROOT, TESTS_NLU_DIR, VAR_DIR
 from bot.services import child_environment, rasa_command
 from bot.settings import load_settings
 from bot.vocabulary import full_label
@@ -147,70 +154,145 @@ def train_baseline(output_dir: Path = EVAL_DIR) -> str:
     config = output_dir / "default_config.yml"
     shutil.copy(Path(rasa.engine.recipes.__file__).parent / "config_files" / "default_config.yml", config)
     nlu_dir = output_dir / "nlu-data"  # `rasa train nlu --nlu` takes one path: stage data/nlu + data/faq
-    shutil.rmtree(nlu_dir, ignore_errors=True)
-    nlu_dir.mkdir()
-    for folder in ("nlu", "faq"):
-        for path in sorted((REPO_ROOT / "data" / folder).glob("*.yml")):
-            shutil.copy(path, nlu_dir / f"{folder}_{path.name}")
-    command = rasa_command(
-        "train", "nlu", "--config", str(config), "--domain", "domain.yml", "--nlu", str(nlu_dir),
-        "--out", str(output_dir), "--fixed-model-name", "default-pipeline",
-    )
-    subprocess.run(command, cwd=REPO_ROOT, env=child_environment(load_settings()), check=True,
-                   stdout=subprocess.DEVNULL)
-    return str(output_dir / "default-pipeline.tar.gz")
+    write_fold_data((), nlu_dir)
+    return train_nlu(config, nlu_dir, output_dir, "default-pipeline")
 
 
 def mistakes(predictions: List[Prediction]) -> List[str]:
     return [
-        f"  [{p.example.language}] {p.example.text!r}: expected {p.example.label}, got {p.top1}"
+        f"  [{p.example.language}] {p.example.text!r}: expected {p.example.label}, got {p.answered}"
         for p in predictions
-        if p.top1 != p.example.label
+        if p.answered != p.example.label
     ]
 
 
-def format_report(name: str, report: Dict[str, Dict[str, float]], parse_ms: float) -> str:
-    lines = [f"{name} (mean in-process parse {parse_ms:.1f} ms)",
+def format_report(name: str, report: Dict[str, Dict[str, float]], parse_ms: Optional[float] = None) -> str:
+    """One table: per language, top-1 (the classifier's best label, the fallback ignored), answered (the label
+    the customer was answered with: a fallback counts as a miss) and the fallback rate."""
+    timing = f" (mean in-process parse {parse_ms:.1f} ms)" if parse_ms is not None else ""
+    lines = [f"{name}{timing}",
              f"  {'language':<8} {'n':>4} {'top-1':>7} {'answered':>9} {'fallback':>9}"]
-    for language in (*LANGUAGE_FILES, "all"):
+    languages = [language for language in (*LANGUAGE_FILES, "other") if language in report]
+    languages += sorted(set(report) - set(languages) - {"all"}) + ["all"]
+    for language in languages:
         row = report[language]
         lines.append(f"  {language:<8} {row['n']:>4} {row['top1']:>7.3f} {row['answered']:>9.3f} "
                      f"{row['fallback_rate']:>9.3f}")
     return "\n".join(lines)
 
 
+# --- cross-validation on the training data ----------------------------------------------------------------------
+
+def cross_validation_folds(examples: Dict[str, List[str]], folds: int, seed: int = 42
+                           ) -> List[List[Tuple[str, str]]]:
+    """Stratified folds of (label, text): each label's examples, shuffled with `seed`, dealt round-robin, so
+    every fold holds about 1/`folds` of every label and every example is in exactly one fold."""
+    rng = random.Random(seed)
+    dealt: List[List[Tuple[str, str]]] = [[] for _ in range(folds)]
+    position = 0
+    for label in sorted(examples):
+        texts = sorted(set(examples[label]))
+        rng.shuffle(texts)
+        for text in texts:
+            dealt[position % folds].append((label, text))
+            position += 1
+    return dealt
+
+
+def write_fold_data(held_out: Iterable[Tuple[str, str]], target: Path,
+                    folders: Iterable[Path] = (NLU_DIR, FAQ_DIR)) -> None:
+    """The training data without `held_out`, as Rasa NLU files in `target` (responses, regexes, lookups kept)."""
+    held = set(held_out)
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for folder in folders:
+        for path in sorted(folder.glob("*.yml")):
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            for item in data.get("nlu") or []:
+                if "intent" in item:
+                    kept = [t for t in parse_examples(item.get("examples", "")) if (item["intent"], t) not in held]
+                    item["examples"] = "".join(f"- {text}\n" for text in kept)
+            (target / f"{folder.name}_{path.name}").write_text(
+                yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=10_000), encoding="utf-8")
+
+
+def train_nlu(config: Path, nlu_dir: Path, output_dir: Path, name: str) -> str:
+    command = rasa_command(
+        "train", "nlu", "--config", str(config), "--domain", "domain.yml", "--nlu", str(nlu_dir),
+        "--out", str(output_dir), "--fixed-model-name", name,
+    )
+    subprocess.run(command, cwd=REPO_ROOT, env=child_environment(load_settings()), check=True,
+                   stdout=subprocess.DEVNULL)
+    return str(output_dir / f"{name}.tar.gz")
+
+
+def cross_validate(folds: int, config: Path = REPO_ROOT / "config.yml", output_dir: Path = EVAL_DIR / "cv"
+                   ) -> List[Prediction]:
+    """`folds`-fold cross-validation of the pipeline in `config` on the training data; each example's language
+    is the detected one (en, ms, or other: too short or unclear to tell)."""
+    from bot.nlu.language import detect_language
+
+    predictions: List[Prediction] = []
+    for number, fold in enumerate(cross_validation_folds(training_examples(), folds), start=1):
+        started = time.monotonic()
+        write_fold_data(fold, output_dir / f"fold-{number}-data")
+        model = train_nlu(config, output_dir / f"fold-{number}-data", output_dir, f"fold-{number}")
+        examples = [TestExample(text, label, detect_language(text, statistical=False) or "other")
+                    for label, text in fold]
+        fold_predictions, _ = predict(model, examples)
+        predictions += fold_predictions
+        correct = sum(p.answered == p.example.label for p in fold_predictions) / max(len(fold_predictions), 1)
+        print(f"  fold {number}/{folds}: {len(fold)} examples, answered {correct:.3f} "
+              f"({time.monotonic() - started:.0f} s)", flush=True)
+    return predictions
+
+
+EVALUATION_SETS = (("development", "development set (tests/nlu/, tuned on)", TESTS_NLU_DIR),
+                   ("frozen", "frozen test set (tests/nlu_test/, written blind, reported)", FROZEN_NLU_DIR))
+
+
 def main(args: argparse.Namespace) -> int:
-    examples = load_test_set()
     model = args.model or load_settings().model_path
+    pipelines = [("ours", "Our pipeline (config.yml)", model)]
     results: Dict[str, Dict[str, Any]] = {}
-    predictions, parse_ms = predict(model, examples)
-    results["ours"] = {"report": accuracy_by_language(predictions), "parse_ms": parse_ms}
-    write_confusion_matrix(predictions, EVAL_DIR / "confusion_matrix.png", "KSOS pipeline, held-out set")
-    print(format_report("Our pipeline (config.yml)", results["ours"]["report"], parse_ms))
-    errors = mistakes(predictions)
-    print(f"{len(errors)} top-1 mistakes:" if errors else "no top-1 mistakes")
-    print("\n".join(errors))
     if args.baseline:
         started = time.monotonic()
-        baseline_model = train_baseline()
-        baseline_predictions, baseline_ms = predict(baseline_model, examples)
-        results["default_pipeline"] = {
-            "report": accuracy_by_language(baseline_predictions), "parse_ms": baseline_ms,
-            "train_seconds": round(time.monotonic() - started, 1),
-        }
-        write_confusion_matrix(baseline_predictions, EVAL_DIR / "confusion_matrix_default_pipeline.png",
-                               "Rasa default pipeline, held-out set")
+        pipelines.append(("default_pipeline", "Rasa default pipeline (rasa init config)", train_baseline()))
+        results["default_pipeline_train_seconds"] = {"seconds": round(time.monotonic() - started, 1)}
+    for key, title, folder in EVALUATION_SETS:
+        examples = load_test_set(folder)
+        print(f"== {title}: {len(examples)} messages ==")
+        for pipeline, name, pipeline_model in pipelines:
+            predictions, parse_ms = predict(pipeline_model, examples)
+            report = accuracy_by_language(predictions)
+            results[f"{pipeline}/{key}"] = {"report": report, "parse_ms": parse_ms}
+            print(format_report(name, report, parse_ms))
+            if pipeline == "ours":
+                write_confusion_matrix(predictions, EVAL_DIR / f"confusion_matrix_{key}.png",
+                                       f"KSOS pipeline, {title}")
+                errors = mistakes(predictions)
+                if key == "development" and errors:            # the frozen set's misses are not for tuning
+                    print(f"{len(errors)} answered wrongly or not at all:")
+                    print("\n".join(errors))
+                elif errors:
+                    print(f"{len(errors)} answered wrongly or not at all (not listed: the frozen set is not for "
+                          "tuning)")
         print()
-        print(format_report("Rasa default pipeline (rasa init config)", results["default_pipeline"]["report"],
-                            baseline_ms))
+    if args.folds:
+        print(f"== {args.folds}-fold cross-validation of our pipeline on the training data ==", flush=True)
+        predictions = cross_validate(args.folds)
+        report = accuracy_by_language(predictions)
+        results[f"ours/cross_validation_{args.folds}"] = {"report": report}
+        print(format_report(f"Our pipeline, {args.folds}-fold cross-validation (detected language)", report))
+        print()
     EVAL_DIR.mkdir(parents=True, exist_ok=True)
     (EVAL_DIR / "report.json").write_text(json.dumps(results, indent=2))
-    print(f"\nConfusion matrix: {EVAL_DIR / 'confusion_matrix.png'}; report: {EVAL_DIR / 'report.json'}")
+    print(f"Confusion matrices: {EVAL_DIR}/confusion_matrix_*.png; report: {EVAL_DIR / 'report.json'}")
     if args.min_accuracy is not None:
-        failing = {lang: row["top1"] for lang, row in results["ours"]["report"].items()
-                   if row["top1"] < args.min_accuracy}
+        failing = {lang: round(row["answered"], 3) for lang, row in results["ours/frozen"]["report"].items()
+                   if row["answered"] < args.min_accuracy}
         if failing:
-            print(f"FAILED: top-1 accuracy below {args.min_accuracy}: {failing}")
+            print(f"FAILED: frozen-set accuracy (fallback counted as a miss) below {args.min_accuracy}: {failing}")
             return 1
-        print(f"OK: top-1 accuracy >= {args.min_accuracy} in every language")
+        print(f"OK: frozen-set accuracy (fallback counted as a miss) >= {args.min_accuracy} in every language")
     return 0

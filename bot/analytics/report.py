@@ -26,9 +26,20 @@ from sqlalchemy import and_, case, column, inspect, null, or_, select, table
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.analytics.grouping import group_similar
 from bot.clock import MALAYSIA, now_utc, today
 from bot.database import make_engine
-from bot.gateway.models import EDITED, HANDOFF_REASONS, IGNORED, SHOWN, USED, Conversation, Handoff, SuggestionSet
+from bot.gateway.models import (
+    EDITED,
+    HANDOFF_REASONS,
+    IGNORED,
+    SHOWN,
+    USED,
+    AnswerFeedback,
+    Conversation,
+    Handoff,
+    SuggestionSet,
+)
 from bot.paths import RESOURCES_DIR
 from bot.settings import load_settings
 from bot.vocabulary import RETRIEVAL_INTENTS, full_label
@@ -41,6 +52,9 @@ CHANNELS = GATEWAY_CHANNELS + (OTHER_CHANNEL,)
 FALLBACK_INTENT = "nlu_fallback"
 NO_INTENT = "(no intent)"
 TOP_INTENTS = 10
+TOP_UNANSWERED = 10
+SESSION_GAP = timedelta(minutes=30)         # a pause this long ends a visit
+RETURN_WINDOW = timedelta(hours=24)         # a customer back within this of a pause was not helped the first time
 OVERALL = "all"
 
 # Rasa's SQLTrackerStore table (rasa/core/tracker_store.py, SQLTrackerStore.SQLEvent), as far as it is read here.
@@ -69,6 +83,8 @@ class ConversationRecord:
     language: str                       # one of LANGUAGES
     started_at: Optional[datetime]      # naive UTC time of the first customer message (None: not recorded)
     intents: Tuple[str, ...]            # one intent key per customer message, e.g. ("greet", "faq/plans")
+    message_times: Tuple[datetime, ...] = ()     # naive UTC, of the customer messages with a time
+    unanswered: Tuple[str, ...] = ()    # the (redacted) words of the messages that fell back, newest last
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,15 @@ class SuggestionRow:
     channel: str
     language: str
     outcome: str                        # shown (still open) | used | edited | ignored
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    """A customer's 👍 / 👎 on one answer (gateway_feedback)."""
+    conversation_id: str
+    channel: str
+    language: str
+    rating: str                         # up | down
 
 
 @dataclass(frozen=True)
@@ -169,12 +194,20 @@ def conversations_from_events(events: Iterable[TrackerEventRow],
     Language: the latest `language` slot event with en/ms, else the gateway's record, else English."""
     intents: Dict[str, List[str]] = {}
     started: Dict[str, Optional[datetime]] = {}
+    times: Dict[str, List[datetime]] = {}
+    unanswered: Dict[str, List[str]] = {}
     slot_languages: Dict[str, str] = {}
     for event in events:
         if event.type_name == "user":
-            intents.setdefault(event.sender_id, []).append(intent_key(event.intent_name, parse_event_data(event.data)))
+            data = parse_event_data(event.data)
+            intents.setdefault(event.sender_id, []).append(intent_key(event.intent_name, data))
+            moment = utc_from_timestamp(event.timestamp)
             if started.get(event.sender_id) is None:
-                started[event.sender_id] = utc_from_timestamp(event.timestamp)
+                started[event.sender_id] = moment
+            if moment is not None:
+                times.setdefault(event.sender_id, []).append(moment)
+            if event.intent_name == FALLBACK_INTENT and isinstance(data.get("text"), str) and data["text"].strip():
+                unanswered.setdefault(event.sender_id, []).append(data["text"].strip())
         elif event.type_name == "slot":
             slot = parse_event_data(event.data)
             if slot.get("name") == "language" and slot.get("value") in LANGUAGES:
@@ -184,6 +217,7 @@ def conversations_from_events(events: Iterable[TrackerEventRow],
             id=sender_id, channel=channel_of(sender_id),
             language=slot_languages.get(sender_id) or known_language(gateway_languages.get(sender_id)),
             started_at=started[sender_id], intents=tuple(keys),
+            message_times=tuple(times.get(sender_id, ())), unanswered=tuple(unanswered.get(sender_id, ())),
         )
         for sender_id, keys in intents.items()
     ]
@@ -226,6 +260,20 @@ class SegmentMetrics:
     fallbacks: int = 0                                      # customer messages classified nlu_fallback
     suggestions: SuggestionCounts = SuggestionCounts()
     intent_counts: Dict[str, int] = field(default_factory=dict)   # every intent key, most frequent first
+    rated_up: int = 0                                       # answers rated 👍
+    rated_down: int = 0                                     # answers rated 👎
+    ended: int = 0                                          # conversations quiet for RETURN_WINDOW by now
+    resolved: int = 0                                       # ... with no handoff, no 👎 and no return
+    unanswered_groups: Tuple[Tuple[str, int], ...] = ()     # (example, messages) of the fallbacks, largest first
+
+    @property
+    def csat(self) -> Optional[float]:
+        """The 👍 share of the ratings."""
+        return share(self.rated_up, self.rated_up + self.rated_down)
+
+    @property
+    def resolution_rate(self) -> Optional[float]:
+        return share(self.resolved, self.ended)
 
     @property
     def contained(self) -> int:
@@ -271,11 +319,30 @@ def count_suggestions(suggestions: Sequence[SuggestionRow]) -> SuggestionCounts:
                             ignored=outcomes[IGNORED], open=outcomes[SHOWN])
 
 
+def returned(times: Sequence[datetime]) -> bool:
+    """Whether the customer came back: a message after a pause of SESSION_GAP or more, within RETURN_WINDOW."""
+    ordered = sorted(times)
+    pauses = (later - earlier for earlier, later in zip(ordered, ordered[1:], strict=False))
+    return any(SESSION_GAP <= pause <= RETURN_WINDOW for pause in pauses)
+
+
 def segment_metrics(conversations: Sequence[ConversationRecord], handoffs: Sequence[HandoffRow],
-                    suggestions: Sequence[SuggestionRow]) -> SegmentMetrics:
-    """The metrics of the given conversations, their handoffs and the suggestion sets of the slice."""
+                    suggestions: Sequence[SuggestionRow], feedback: Sequence[FeedbackRow] = (),
+                    now: Optional[datetime] = None) -> SegmentMetrics:
+    """The metrics of the given conversations, their handoffs and the suggestion sets and ratings of the slice.
+    Resolved: a conversation that has ended (no customer message for RETURN_WINDOW by `now`) with no handoff,
+    no 👎 and no return of the customer within RETURN_WINDOW of a pause."""
+    now = now or now_utc()
     ids = {conversation.id for conversation in conversations}
     handoffs = [handoff for handoff in handoffs if handoff.conversation_id in ids]
+    handed = {handoff.conversation_id for handoff in handoffs}
+    down = {row.conversation_id for row in feedback if row.rating == "down"}
+    ended = [conversation for conversation in conversations
+             if conversation.message_times and now - max(conversation.message_times) >= RETURN_WINDOW]
+    resolved = [conversation for conversation in ended if conversation.id not in handed
+                and conversation.id not in down and not returned(conversation.message_times)]
+    unanswered = [(conversation.id, text) for conversation in conversations for text in conversation.unanswered]
+    groups = group_similar(reversed(unanswered))            # newest first: a group's example is its newest
     reasons: Dict[str, Set[str]] = {reason: set() for reason in HANDOFF_REASONS}
     for handoff in handoffs:
         reasons.setdefault(handoff.reason, set()).add(handoff.conversation_id)
@@ -291,29 +358,39 @@ def segment_metrics(conversations: Sequence[ConversationRecord], handoffs: Seque
         fallbacks=intents[FALLBACK_INTENT],
         suggestions=count_suggestions(suggestions),
         intent_counts=dict(sorted(intents.items(), key=lambda item: (-item[1], item[0]))),
+        rated_up=sum(row.rating == "up" for row in feedback),
+        rated_down=sum(row.rating == "down" for row in feedback),
+        ended=len(ended), resolved=len(resolved),
+        unanswered_groups=tuple((group.example, group.count) for group in groups[:TOP_UNANSWERED]),
     )
 
 
 def build_report(conversations: Iterable[ConversationRecord], handoffs: Iterable[HandoffRow],
                  suggestions: Iterable[SuggestionRow], period: Period = ALL_TIME,
-                 notes: Sequence[str] = ()) -> Report:
-    """The report of the conversations that started in the period, with their handoffs and suggestion sets (those
-    of other conversations are left out). Suggestion sets are sliced by their own channel and language."""
+                 notes: Sequence[str] = (), feedback: Iterable[FeedbackRow] = (),
+                 now: Optional[datetime] = None) -> Report:
+    """The report of the conversations that started in the period, with their handoffs, suggestion sets and
+    ratings (those of other conversations are left out). Suggestion sets and ratings are sliced by their own
+    channel and language."""
+    now = now or now_utc()
     chosen = [conversation for conversation in conversations if period.contains(conversation.started_at)]
     chosen_ids = {conversation.id for conversation in chosen}
     handoffs = [handoff for handoff in handoffs if handoff.conversation_id in chosen_ids]
     suggestions = [row for row in suggestions if row.conversation_id in chosen_ids]
+    feedback = [row for row in feedback if row.conversation_id in chosen_ids]
 
     def slice_by(attribute: str, value: str) -> SegmentMetrics:
         return segment_metrics([c for c in chosen if getattr(c, attribute) == value], handoffs,
-                               [row for row in suggestions if getattr(row, attribute) == value])
+                               [row for row in suggestions if getattr(row, attribute) == value],
+                               [row for row in feedback if getattr(row, attribute) == value], now)
 
     return Report(
         period=period,
-        overall=segment_metrics(chosen, handoffs, suggestions),
+        overall=segment_metrics(chosen, handoffs, suggestions, feedback, now),
         by_language={language: slice_by("language", language) for language in LANGUAGES},
         by_channel={channel: slice_by("channel", channel) for channel in CHANNELS},
         notes=tuple(notes),
+        generated_at=now,
     )
 
 
@@ -329,6 +406,7 @@ class GatewayRows:
     languages: Dict[str, str]           # conversation id -> last known language (gateway_conversations)
     handoffs: List[HandoffRow]
     suggestions: List[SuggestionRow]
+    feedback: List[FeedbackRow] = field(default_factory=list)
 
 
 def displayed_url(url: str) -> str:
@@ -353,7 +431,7 @@ def load_tracker_events(engine: Engine) -> List[TrackerEventRow]:
     Rasa puts a slot event's slot name in action_name."""
     if not inspect(engine).has_table("events"):
         return []
-    needs_data = or_(EVENTS.c.type_name == "slot", EVENTS.c.intent_name.in_(RETRIEVAL_INTENTS))
+    needs_data = or_(EVENTS.c.type_name == "slot", EVENTS.c.intent_name.in_((*RETRIEVAL_INTENTS, FALLBACK_INTENT)))
     query = (
         select(EVENTS.c.sender_id, EVENTS.c.type_name, EVENTS.c.timestamp, EVENTS.c.intent_name,
                case((needs_data, EVENTS.c.data), else_=null()))
@@ -371,6 +449,7 @@ def load_gateway_rows(engine: Engine) -> GatewayRows:
     languages: Dict[str, str] = {}
     handoffs: List[HandoffRow] = []
     suggestions: List[SuggestionRow] = []
+    feedback: List[FeedbackRow] = []
     with engine.connect() as connection:
         if Conversation.__tablename__ in existing:
             query = select(Conversation.id, Conversation.language).where(Conversation.language.is_not(None))
@@ -382,7 +461,12 @@ def load_gateway_rows(engine: Engine) -> GatewayRows:
             query = select(SuggestionSet.conversation_id, SuggestionSet.channel, SuggestionSet.language,
                            SuggestionSet.outcome)
             suggestions = [SuggestionRow(*row) for row in connection.execute(query)]
-    return GatewayRows(languages, handoffs, suggestions)
+        if AnswerFeedback.__tablename__ in existing:
+            query = select(AnswerFeedback.conversation_id, AnswerFeedback.channel, AnswerFeedback.language,
+                           AnswerFeedback.rating)
+            feedback = [FeedbackRow(conversation, channel, known_language(language), rating)
+                        for conversation, channel, language, rating in connection.execute(query)]
+    return GatewayRows(languages, handoffs, suggestions, feedback)
 
 
 def read_database(url: str, what: str, reader: Callable[[Engine], Any]) -> Any:
@@ -419,7 +503,7 @@ def load_report(tracker_url: str, database_url: str, period: Period = ALL_TIME) 
     else:
         gateway = read_database(database_url, "gateway database", load_gateway_rows)
     return build_report(conversations_from_events(events, gateway.languages), gateway.handoffs,
-                        gateway.suggestions, period, notes)
+                        gateway.suggestions, period, notes, gateway.feedback)
 
 
 # --- presentation: the tables both renderers show -----------------------------------------------------------------
@@ -473,7 +557,18 @@ def report_tables(report: Report) -> List[Table]:
         ("median wait for an agent", lambda m: duration(m.median_wait_seconds)),
         ("fallback messages", lambda m: str(m.fallbacks)),
         ("fallback rate", lambda m: percent(m.fallback_rate)),
+        ("ended (quiet for 24 h)", lambda m: str(m.ended)),
+        ("resolved (no handoff, no 👎, no return within 24 h)", lambda m: str(m.resolved)),
+        ("resolution rate", lambda m: percent(m.resolution_rate)),
     ])
+    feedback = segment_table("Customer feedback on answers", report, [
+        ("rated 👍", lambda m: str(m.rated_up)),
+        ("rated 👎", lambda m: str(m.rated_down)),
+        ("CSAT (👍 share)", lambda m: percent(m.csat)),
+    ])
+    unanswered = Table(f"Top {TOP_UNANSWERED} unanswered questions (fell back; similar ones grouped; redacted)",
+                       ("example (newest)", "messages"),
+                       tuple((example, str(count)) for example, count in report.overall.unanswered_groups))
     suggestions = segment_table("Agent-assist suggestions", report, [
         ("sets shown", lambda m: str(m.suggestions.total)),
         ("used", lambda m: str(m.suggestions.used)),
@@ -485,7 +580,7 @@ def report_tables(report: Report) -> List[Table]:
     intents = segment_table(f"Top {TOP_INTENTS} intents (customer messages)", report, [
         (key, functools.partial(_intent_count, key)) for key, _ in report.overall.top_intents()
     ])
-    return [conversations, suggestions, intents]
+    return [conversations, feedback, suggestions, intents, unanswered]
 
 
 def generated_line(report: Report) -> str:
@@ -527,6 +622,10 @@ def report_json(report: Report) -> Dict[str, Any]:
                             "edited": metrics.suggestions.edited, "ignored": metrics.suggestions.ignored,
                             "open": metrics.suggestions.open, "acceptance": metrics.suggestions.acceptance},
             "top_intents": [{"intent": key, "count": count} for key, count in metrics.top_intents()],
+            "ended": metrics.ended, "resolved": metrics.resolved, "resolution_rate": metrics.resolution_rate,
+            "feedback": {"up": metrics.rated_up, "down": metrics.rated_down, "csat": metrics.csat},
+            "top_unanswered": [{"example": example, "messages": count}
+                               for example, count in metrics.unanswered_groups],
         }
 
     period = report.period

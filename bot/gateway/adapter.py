@@ -76,6 +76,9 @@ class ChannelAdapter(abc.ABC):
     # automatically turned off after 20 seconds, or when the bot sends a message"): hide_typing is then called only
     # when an attempt sent nothing.
     typing_ends_with_a_reply: bool = False
+    # "Was this helpful? 👍 👎" comes as a message with quick replies after an answer from the documents, once per
+    # conversation at most (Messenger, X); the widget asks under its answers itself (bot/gateway/feedback.py).
+    asks_feedback_by_message: bool = False
 
     def __init__(self, deps: ChannelDeps):
         self.settings, self.http, self.db, self.store = deps.settings, deps.http, deps.db, deps.store

@@ -32,6 +32,7 @@ from bot.gateway.clients import masked_address
 from bot.gateway.config import GatewaySettings
 from bot.gateway.console import Console
 from bot.gateway.fanout import Fanout
+from bot.gateway.feedback import FeedbackStore
 from bot.gateway.handoffs import HandoffStore
 from bot.gateway.inbox import Inbox, NoticeSender
 from bot.gateway.rasa_client import RasaClient
@@ -150,11 +151,12 @@ async def init_app(settings: Optional[GatewaySettings] = None) -> web.Applicatio
                                                                    settings.shared.data_encryption_key))
     channels: Dict[str, ChannelAdapter] = {}
     notices = NoticeSender(store, db, channels)
-    worker = InboxWorker(settings, store, db, rasa, handoffs, channels, notices)
+    feedback = FeedbackStore(store)
+    worker = InboxWorker(settings, store, db, rasa, handoffs, channels, notices, feedback)
     inbox = Inbox(store, db, shared_rate_limiter(store, "sender", settings.rate_limit_per_minute, 60.0), notices,
                   worker)
     deps = ChannelDeps(settings, http, db, store, inbox.receive)
-    widget = WidgetAdapter(deps, accounts)
+    widget = WidgetAdapter(deps, accounts, feedback)
     adapters: List[ChannelAdapter] = [widget, FacebookAdapter(deps), TwitterAdapter(deps)]
     for adapter in adapters:
         channels[adapter.name] = adapter

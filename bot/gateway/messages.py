@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 MAX_TEXT_CHARS = 2000          # longer customer messages are answered with the too_long notice
 MAX_PAYLOAD_CHARS = 1000
+MAX_SOURCE_CHARS = 200           # gateway_transcript.source
 
 ROLE_CUSTOMER, ROLE_BOT, ROLE_AGENT, ROLE_NOTICE = "customer", "bot", "agent", "notice"
 
@@ -52,21 +53,25 @@ class Reply:
     buttons: Tuple[Button, ...] = ()
     role: str = ROLE_BOT
     image: Optional[str] = None
+    source: Optional[str] = None      # the documents an answer comes from ("FAQ 22"): for agents, never its text
 
     @classmethod
     def from_rasa(cls, message: Mapping[str, Any]) -> "Reply":
-        """A message as Rasa answers it ({"text", "buttons": [{"title", "payload"}], "image", "custom"}, one per
-        response)."""
+        """A message as Rasa answers it ({"text", "buttons": [{"title", "payload"}], "image", "custom",
+        "source"}, one per response; bot/rasa_runtime/channel.py)."""
         buttons = tuple(
             Button(str(b.get("title", "")), str(b.get("payload", "")))
             for b in (message.get("buttons") or []) if isinstance(b, Mapping) and b.get("payload")
         )
-        return cls(text=str(message.get("text") or ""), buttons=buttons, image=message.get("image"))
+        source = message.get("source")
+        return cls(text=str(message.get("text") or ""), buttons=buttons, image=message.get("image"),
+                   source=source[:MAX_SOURCE_CHARS] if isinstance(source, str) and source else None)
 
     def to_json(self) -> Dict[str, Any]:
         return {
             "text": self.text, "role": self.role, "image": self.image,
             "buttons": [{"title": b.title, "payload": b.payload} for b in self.buttons],
+            **({"source": self.source} if self.source else {}),
         }
 
     @classmethod
@@ -74,6 +79,7 @@ class Reply:
         return cls(
             text=data.get("text", ""), role=data.get("role", ROLE_BOT), image=data.get("image"),
             buttons=tuple(Button(b["title"], b["payload"]) for b in data.get("buttons") or []),
+            source=data.get("source"),
         )
 
 

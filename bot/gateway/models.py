@@ -29,6 +29,21 @@ class Conversation(Base):
     hold_notice_at = Column(DateTime)                     # "please hold on" sent during the current outage
     created_at = Column(DateTime, nullable=False)
     updated_at = Column(DateTime, nullable=False)
+    feedback_asked_at = Column(DateTime)                  # "was this helpful?" sent (Messenger, X: once at most)
+
+
+class AnswerFeedback(Base):
+    """A customer's 👍 or 👎 on one answer of the assistant (its transcript entry), with the conversation's
+    language and channel: `python -m bot report` counts them (CSAT), the review queue shows the 👎."""
+    __tablename__ = "gateway_feedback"
+    id = Column(Integer, primary_key=True)
+    conversation_id = Column(String(200), nullable=False, index=True)
+    entry_id = Column(Integer, nullable=False)            # gateway_transcript.id of the answer rated
+    channel = Column(String(20), nullable=False)
+    language = Column(String(2))
+    rating = Column(String(4), nullable=False)            # up | down
+    created_at = Column(DateTime, nullable=False, index=True)
+    __table_args__ = (UniqueConstraint("conversation_id", "entry_id", name="feedback_one_per_answer"),)
 
 
 class InboxMessage(Base):
@@ -68,6 +83,7 @@ class TranscriptEntry(Base):
     client_id = Column(String(200))
     inbox_id = Column(Integer)
     created_at = Column(DateTime, nullable=False)
+    source = Column(String(200))                          # an answer's document ("FAQ 22"), from its response
 
 
 class WidgetSession(Base):

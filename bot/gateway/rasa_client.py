@@ -19,6 +19,7 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.rasa_runtime.api import CHANNEL_PATH, channel_headers
+from bot.vocabulary import response_source
 
 GATEWAY_MESSAGE_KEY = "gateway_message_id"
 LEFT_OUT_SECONDS = 5.0          # a server that refused a connection is not asked for this long (unless all are down)
@@ -198,5 +199,8 @@ def replies_after_message(events: List[Dict[str, Any]], gateway_message_id: str)
                 reply["image"] = data["image"]
             if data.get("custom"):
                 reply["custom"] = data["custom"]
+            source = response_source(event.get("metadata") or {})
+            if source:
+                reply["source"] = source
             replies.append(reply)
     return replies if found else None

@@ -15,7 +15,7 @@ import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -137,6 +137,7 @@ def entry_json(entry: TranscriptEntry) -> Dict[str, Any]:
     return {
         "seq": entry.id, "role": entry.role, "text": entry.text, "buttons": list(entry.buttons or []),
         "client_id": entry.client_id, "at": iso(entry.created_at),
+        **({"source": entry.source} if entry.source else {}),
     }
 
 
@@ -363,18 +364,20 @@ class GatewayStore:
 
     def save_replies(self, row_id: int, replies: List[Reply], handoff_reason: Optional[str] = None,
                      handoff_language: Optional[str] = None, now: Optional[datetime] = None,
-                     delivered: bool = False) -> List[Dict[str, Any]]:
+                     delivered: bool = False, feedback_prompt: Optional[Callable[[Optional[str]], Reply]] = None
+                     ) -> List[Dict[str, Any]]:
         """Rasa answered: keep its replies (delivery can now be retried without asking Rasa again) and end any
         outage notice of the conversation. When the answer hands the conversation over to the agents
-        (`handoff_reason`), the handoff opens in the same transaction. `delivered` (a channel whose transcript is
-        its delivery): the replies are recorded as delivered too, and the message is done; returns their
-        transcript entries."""
+        (`handoff_reason`), the handoff opens in the same transaction. `feedback_prompt` (a reply in the
+        conversation's language): asked after these replies if the conversation was never asked, appended to
+        `replies` and saved with them, so that a replica taking the message over delivers the same replies.
+        `delivered` (a channel whose transcript is its delivery): the replies are recorded as delivered too, and
+        the message is done; returns their transcript entries."""
         now = now or now_utc()
         with self.session() as session:
             row = self._owned(session, row_id)
             if handoff_reason:
                 open_handoff(session, row.conversation_id, handoff_reason, now, handoff_language)
-            row.replies = [reply.to_json() for reply in replies]
             row.text = redact(row.text)
             row.status = ANSWERED
             row.answered_at = now
@@ -383,6 +386,10 @@ class GatewayStore:
             conversation = session.get(Conversation, row.conversation_id)
             if conversation is not None:
                 conversation.hold_notice_at = None
+                if feedback_prompt is not None and conversation.feedback_asked_at is None:
+                    conversation.feedback_asked_at = now
+                    replies.append(feedback_prompt(conversation.language))
+            row.replies = [reply.to_json() for reply in replies]
             if not delivered:
                 return []
             # Each entry says the conversation's language, so the widget's own texts can follow it.
@@ -455,7 +462,7 @@ class GatewayStore:
                               inbox_id: Optional[int] = None, client_id: Optional[str] = None) -> TranscriptEntry:
         entry = TranscriptEntry(conversation_id=conversation_id, role=reply.role, text=redact(reply.text),
                                 buttons=reply.to_json()["buttons"], inbox_id=inbox_id, client_id=client_id,
-                                created_at=now)
+                                created_at=now, source=reply.source)
         session.add(entry)
         session.flush()
         return entry

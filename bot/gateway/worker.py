@@ -19,11 +19,13 @@ from bot.dialogue.handoff import handoff_language, handoff_reason
 from bot.gateway.adapter import ChannelAdapter, DeliveryError
 from bot.gateway.calls import DatabaseCalls
 from bot.gateway.config import GatewaySettings
+from bot.gateway.feedback import FeedbackStore, feedback_prompt, feedback_reply, rating_of
 from bot.gateway.handoffs import HandoffStore
 from bot.gateway.inbox import NoticeSender
 from bot.gateway.messages import Reply, as_words, chosen_option, replies_from_rasa
 from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaClient, RasaUnavailable
 from bot.gateway.store import PENDING, GatewayStore, InboxRow, LeaseLost
+from bot.nlu.language import detect_language
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +43,9 @@ class InboxWorker:
 
     def __init__(self, settings: GatewaySettings, store: GatewayStore, db: DatabaseCalls, rasa: RasaClient,
                  handoffs: HandoffStore, channels: Mapping[str, ChannelAdapter], notices: NoticeSender,
-                 concurrency: int = 64):
+                 feedback: FeedbackStore, concurrency: int = 64):
         self.settings, self.store, self.db, self.rasa = settings, store, db, rasa
-        self.handoffs, self.channels, self.notices = handoffs, channels, notices
+        self.handoffs, self.channels, self.notices, self.feedback = handoffs, channels, notices, feedback
         self.concurrency = concurrency
         self._wake = asyncio.Event()
         self._active: Set[str] = set()
@@ -212,6 +214,7 @@ class InboxWorker:
         # The typing indicator goes out while Rasa works, not before it (a platform round trip off every turn),
         # and has arrived before anything else is sent to the customer.
         typing = asyncio.ensure_future(adapter.show_typing(row.sender_id))
+        rated: Optional[List[Reply]] = None
         try:
             raw = None
             if row.rasa_sent:
@@ -219,8 +222,14 @@ class InboxWorker:
                 if raw is not None:
                     logger.info("inbox %s: Rasa had already answered; replies taken from its tracker", row.id)
             if raw is None:
-                metadata = {**row.metadata, GATEWAY_MESSAGE_KEY: key}
-                raw = await self.rasa.send(row.conversation_id, await self._rasa_text(row), row.channel, metadata)
+                text = await self._rasa_text(row)
+                rating = rating_of(text)
+                if rating is not None:          # a 👍 / 👎 quick reply: the gateway's own, never sent to Rasa
+                    rated = await self._rate(row, rating)
+                    raw = []
+                else:
+                    metadata = {**row.metadata, GATEWAY_MESSAGE_KEY: key}
+                    raw = await self.rasa.send(row.conversation_id, text, row.channel, metadata)
         except RasaUnavailable as error:
             await typing                        # before the typing_off below
             delay = retry_delay(row.attempts + 1, self.settings.retry_max_seconds)
@@ -233,14 +242,36 @@ class InboxWorker:
             return None
         finally:
             await asyncio.wait([typing])        # done by now, unless something else broke off the turn
-        replies = replies_from_rasa(raw)
+        replies = rated if rated is not None else replies_from_rasa(raw)
         marker = next((message["custom"] for message in raw if handoff_reason(message.get("custom"))), None)
         handoff = handoff_reason(marker)
+        ask = None
+        if self._asks_feedback(row, replies, handoff):
+            # In the language of the question it follows (as the conversation's is set when a message is
+            # recorded, not when it is answered: later messages may already have changed it).
+            asked_in = detect_language(row.text, statistical=False)
+
+            def ask(conversation_language: Optional[str]) -> Reply:
+                return feedback_prompt(asked_in or conversation_language)
         entries = await self.db(store.save_replies, row.id, replies, handoff, handoff_language(marker),
-                                delivered=adapter.transcript_delivers)
+                                delivered=adapter.transcript_delivers, feedback_prompt=ask)
         if handoff:
             logger.info("inbox %s (%s): handed over to the agents (%s)", row.id, row.conversation_id, handoff)
         return replies, entries if adapter.transcript_delivers else None
+
+    async def _rate(self, row: InboxRow, rating: str) -> List[Reply]:
+        """A customer's 👍 / 👎 on the conversation's latest answer from the documents: kept, and answered."""
+        rated = await self.db(self.feedback.record, row.conversation_id, rating)
+        logger.info("inbox %s (%s): rated %s (answer %s)", row.id, row.conversation_id, rating,
+                    rated.entry if rated else None)
+        return [feedback_reply(rating, await self.db(self.store.conversation_language, row.conversation_id))]
+
+    def _asks_feedback(self, row: InboxRow, replies: List[Reply], handoff: Optional[str]) -> bool:
+        """Whether "Was this answer helpful?" may follow these replies: on a channel that asks by message, after
+        an answer from the documents that offers no choice of its own (the store asks once per conversation)."""
+        if not self.channels[row.channel].asks_feedback_by_message or handoff or not replies:
+            return False
+        return bool(replies[-1].source) and not any(reply.buttons for reply in replies)
 
     async def _rasa_text(self, row: InboxRow) -> str:
         """What Rasa gets for a message: the payload of a button the assistant offered in this conversation (or

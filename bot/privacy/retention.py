@@ -66,6 +66,8 @@ def purge_gateway(store: GatewayStore, cutoff: datetime, now: datetime) -> Dict[
             "closed handoffs": session.execute(delete(handoff).where(handoff.resolved_at < cutoff)).rowcount,
             "suggestion sets": session.execute(delete(gateway.SuggestionSet).where(
                 gateway.SuggestionSet.shown_at < cutoff)).rowcount,
+            "answer ratings": session.execute(delete(gateway.AnswerFeedback).where(
+                gateway.AnswerFeedback.created_at < cutoff)).rowcount,
             "widget sessions": session.execute(delete(gateway.WidgetSession).where(
                 gateway.WidgetSession.last_seen_at < cutoff)).rowcount,
             "expired console sessions": session.execute(delete(gateway.AgentSession).where(

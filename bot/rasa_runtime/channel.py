@@ -4,8 +4,8 @@ It replaces Rasa's open `rest` channel, through which anyone reaching Rasa could
 POST /webhooks/gateway/webhook needs `Authorization: Bearer <RASA_API_TOKEN>` (constant-time check; 401
 otherwise) and a JSON object {"sender", "message", "input_channel"?, "metadata"?} (400 otherwise). It answers
 with a JSON list of the assistant's messages, each response whole — text, buttons, image and custom JSON of one
-response in one message — where Rasa's own collector splits a text at every blank line into separate bubbles.
-Registered in credentials.yml.
+response in one message, with the documents it comes from (its metadata's `source`, for the agents) — where
+Rasa's own collector splits a text at every blank line into separate bubbles. Registered in credentials.yml.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.secret_compare import bearer, same_secret
+from bot.vocabulary import response_source
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class WholeMessageCollector(CollectingOutputChannel):
             if message.get(part):
                 whole["buttons" if part == "quick_replies" else part] = message[part]
         if len(whole) > 1:
+            source = response_source(message)
+            if source:
+                whole["source"] = source
             await self._persist_message(whole)
 
 

@@ -122,6 +122,7 @@ def sent_at(created_time: str) -> datetime:
 class FacebookAdapter(ChannelAdapter):
     name = "facebook"
     typing_ends_with_a_reply = True
+    asks_feedback_by_message = True
 
     def missing_settings(self) -> Dict[str, bool]:
         s = self.settings

@@ -249,6 +249,7 @@ def classify_refusal(error: DeliveryError) -> DeliveryError:
 class TwitterAdapter(ChannelAdapter):
     name = "twitter"
     numbered_options = True
+    asks_feedback_by_message = True
 
     def __init__(self, deps: ChannelDeps):
         super().__init__(deps)

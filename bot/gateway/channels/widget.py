@@ -28,11 +28,13 @@ from bot.accounts.service import AccountService
 from bot.gateway.adapter import ChannelAdapter, ChannelDeps, RecordDelivery
 from bot.gateway.clients import client_address, masked_address
 from bot.gateway.fanout import Fanout
+from bot.gateway.feedback import RATINGS, FeedbackStore, feedback_reply
 from bot.gateway.json_input import BadJson, parse_json
 from bot.gateway.messages import MAX_PAYLOAD_CHARS, MAX_TEXT_CHARS, InboundMessage, Reply, conversation_id
 from bot.gateway.notices import notice
 from bot.gateway.ratelimit import counted
 from bot.gateway.shared_windows import shared_rate_limiter
+from bot.gateway.sources import for_customer
 from bot.gateway.store import Recorded
 from bot.nlu.language import SUPPORTED_LANGUAGES
 from bot.paths import REPO_ROOT
@@ -61,11 +63,12 @@ class WidgetAdapter(ChannelAdapter):
     ui_payloads = UI_PAYLOADS
     transcript_delivers = True
 
-    def __init__(self, deps: ChannelDeps, accounts: AccountService):
+    def __init__(self, deps: ChannelDeps, accounts: AccountService, feedback: FeedbackStore):
         super().__init__(deps)
-        self.accounts = accounts
+        self.accounts, self.feedback = accounts, feedback
         self.sockets: Dict[str, Set[web.WebSocketResponse]] = defaultdict(set)   # sender (session) -> sockets
         self.shown: Dict[web.WebSocketResponse, int] = {}     # socket -> the highest transcript seq it was sent
+        self.languages: Dict[web.WebSocketResponse, str] = {}  # socket -> the language it was last shown
         # Replies worked out by another replica reach this one's sockets through Redis (REDIS_URL).
         self.fanout = Fanout(deps.settings.shared.redis_url, deps.settings.replica_id, self.push_local,
                              self.catch_up)
@@ -143,10 +146,13 @@ class WidgetAdapter(ChannelAdapter):
                     await self._message(socket, session, data, address)
                 elif kind == "identity" and session is not None:
                     await self._identity(socket, session, data.get("token"))
+                elif kind == "feedback" and session is not None:
+                    await self._feedback(socket, session, data)
                 else:
                     await self._error(socket, self._client_id(data), "bad_request", session)
         finally:
             self.shown.pop(socket, None)
+            self.languages.pop(socket, None)
             if session is not None:
                 self.sockets[session].discard(socket)
                 if not self.sockets[session]:
@@ -177,15 +183,19 @@ class WidgetAdapter(ChannelAdapter):
         conversation = conversation_id(self.name, key)
         history = await self.db(self.store.history, conversation, after)
         await socket.send_json({"type": "session", "session": secret})
-        # The conversation's language (the widget's own texts follow it), when it has one.
+        # The conversation's language (the widget's own texts follow it), when it has one; the answers rated.
         language = await self.db(self.store.conversation_language, conversation) if history or after else None
-        await socket.send_json({"type": "history", "messages": history, **({"language": language} if language else {})})
+        ratings = await self.db(self.feedback.ratings, conversation) if history else {}
+        await socket.send_json(self._for_customer(
+            socket, {"type": "history", "messages": history, **({"language": language} if language else {}),
+                     **({"ratings": {str(seq): rating for seq, rating in ratings.items()}} if ratings else {})}))
         self.shown[socket] = max([after, *(entry["seq"] for entry in history)])
         if not history and not after:
             # A first open: greet in the page's language (the widget's). Shown, not stored: an unanswered
             # greeting is not a conversation.
             page = data.get("language")
             page = page if page in SUPPORTED_LANGUAGES else None
+            self.languages[socket] = page or "en"
             await socket.send_json({"type": "greeting", "text": notice("greeting", page), "language": page or "en"})
         return key
 
@@ -242,6 +252,24 @@ class WidgetAdapter(ChannelAdapter):
 
         await self.receive(message, acknowledge=acknowledge)
 
+    async def _feedback(self, socket: web.WebSocketResponse, session: str, data: Mapping[str, Any]) -> None:
+        """👍 / 👎 under an answer ({"type": "feedback", "seq", "rating"}): kept once per answer, shown on every
+        open tab of the session; the first rating of an answer is answered (a 👎 with a person and the channels)."""
+        seq, rating = data.get("seq"), data.get("rating")
+        if not isinstance(seq, int) or isinstance(seq, bool) or not 0 < seq < MAX_SEQ or rating not in RATINGS:
+            await self._error(socket, None, "bad_request", session)
+            return
+        conversation = conversation_id(self.name, session)
+        rated = await self.db(self.feedback.record, conversation, rating, seq)
+        if rated is None:                              # not an answer of this conversation
+            await self._error(socket, None, "bad_request", session)
+            return
+        await self.push(session, {"type": "rated", "seq": rated.entry, "rating": rated.rating})
+        if rated.new:
+            reply = feedback_reply(rating, await self.db(self.store.conversation_language, conversation))
+            entry = await self.db(self.store.record_notice, conversation, reply)
+            await self.push(session, {"type": "message", "message": entry})
+
     @staticmethod
     def _metadata(raw: Any) -> Dict[str, str]:
         """Only what the widget may pass on: a language hint (identity tokens come in identity frames)."""
@@ -272,13 +300,30 @@ class WidgetAdapter(ChannelAdapter):
         if socket.closed:
             return False
         try:
-            await socket.send_json(frame)
+            await socket.send_json(self._for_customer(socket, frame))
         except (ConnectionError, RuntimeError):
             return False
         seq = frame["message"].get("seq") if frame.get("type") == "message" else None
         if isinstance(seq, int):
             self.shown[socket] = max(self.shown.get(socket, 0), seq)
         return True
+
+    def _for_customer(self, socket: web.WebSocketResponse, frame: Dict[str, Any]) -> Dict[str, Any]:
+        """`frame` as the customer's widget gets it: each answer with the line naming its documents, in the
+        language the entry (or the frame, or else what the socket was last shown) says."""
+        kind = frame.get("type")
+        if kind == "history":
+            language = frame.get("language") or self.languages.get(socket)
+            if language:
+                self.languages[socket] = language
+            return {**frame, "messages": [for_customer(entry, language) for entry in frame["messages"]]}
+        if kind == "message":
+            entry = frame["message"]
+            language = entry.get("language") or self.languages.get(socket)
+            if entry.get("language"):
+                self.languages[socket] = entry["language"]
+            return {**frame, "message": for_customer(entry, language)}
+        return frame
 
     async def catch_up(self) -> None:
         """After a Redis outage: send each socket of this replica what its transcript gained since it was last

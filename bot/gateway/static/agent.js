@@ -605,6 +605,9 @@
     var role = ROLES[entry.role] ? entry.role : "notice";
     var node = entryNode(open, role, str(entry.text), entry.at);
     node.setAttribute("data-seq", String(entry.seq));
+    if (role === "bot" && entry.source) {           // the documents the answer comes from, numbers and all
+      node.appendChild(el("div", { "class": "ac-entry-source" }, ["Source: " + str(entry.source)]));
+    }
     var buttons = Array.isArray(entry.buttons) ? entry.buttons.filter(function (b) { return b && b.title; }) : [];
     if (buttons.length) {
       var box = el("div", { "class": "ac-entry-buttons" }, ["Buttons offered:"]);

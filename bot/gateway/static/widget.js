@@ -32,7 +32,9 @@
       typing: "Assistant is typing\u2026", reconnecting: "Reconnecting\u2026", connecting: "Connecting\u2026",
       log: "Conversation", language: "Language", sending: "Sending\u2026", failed: "Not sent",
       customer: "You:", bot: "Assistant:", agent: "Agent:", notice: "Notice:",
-      counter: "{n} of 2000 characters", switchText: "English"
+      counter: "{n} of 2000 characters", switchText: "English",
+      helpful: "Was this helpful?", helpfulYes: "Yes, helpful", helpfulNo: "Not helpful",
+      rated: "Thank you for your feedback."
     },
     ms: {
       title: "Sembang dengan kami", subtitle: "Kaspersky Small Office Security oleh Unifi",
@@ -41,7 +43,9 @@
       typing: "Pembantu sedang menaip\u2026", reconnecting: "Menyambung semula\u2026", connecting: "Sedang menyambung\u2026",
       log: "Perbualan", language: "Bahasa", sending: "Sedang dihantar\u2026", failed: "Tidak dihantar",
       customer: "Anda:", bot: "Pembantu:", agent: "Ejen:", notice: "Makluman:",
-      counter: "{n} daripada 2000 aksara", switchText: "Bahasa Melayu"
+      counter: "{n} daripada 2000 aksara", switchText: "Bahasa Melayu",
+      helpful: "Adakah ini membantu?", helpfulYes: "Ya, membantu", helpfulNo: "Tidak membantu",
+      rated: "Terima kasih atas maklum balas anda."
     }
   };
 
@@ -158,6 +162,11 @@
     ".ksos-bubble a{color:#0b4fc2;text-decoration:underline}",
     ".ksos-message[data-role='customer']:not([data-state]) .ksos-bubble a{color:#fff}",
     ".ksos-meta{font-size:12px;color:#4d5656;margin-top:2px}",
+    ".ksos-source{display:block;font-size:12px;color:#4d5656;margin-top:6px}",
+    ".ksos-feedback{display:flex;align-items:center;gap:6px;margin-top:4px;font-size:13px;color:#4d5656}",
+    ".ksos-feedback-button{min-width:36px;min-height:32px;padding:2px 8px;border:1px solid #b8c2c2;",
+    "border-radius:999px;background:#fff;cursor:pointer}",
+    ".ksos-feedback-button:disabled{opacity:.6;cursor:default}",
     ".ksos-quick-replies{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}",
     ".ksos-quick-reply{padding:6px 12px;border:1px solid var(--ksos-brand);border-radius:999px;background:#fff;",
     "color:var(--ksos-brand)!important;cursor:pointer;text-align:left}",
@@ -398,6 +407,10 @@
     } else {
       node = messageNode(role, text);
       if (role === "customer" && message.client_id) node.setAttribute("data-client-id", String(message.client_id));
+      // The documents an answer comes from ("Source: KSOS FAQ (Unifi, Aug 2023)"), in the answer's language.
+      if (role === "bot" && typeof message.source_line === "string" && message.source_line) {
+        node.querySelector(".ksos-bubble").appendChild(el("span", { "class": "ksos-source" }, [message.source_line]));
+      }
     }
     if (message.at) { var when = new Date(message.at); if (!isNaN(when)) node.title = when.toLocaleString(); }
     var follow = nearEnd() || role === "customer";
@@ -413,6 +426,8 @@
     state.lastSeq = Math.max(state.lastSeq, message.seq);
     var buttons = Array.isArray(message.buttons) ? message.buttons : [];
     if (newest && role === "customer") pruneQuickReplies();
+    // "Was this helpful?" under the newest answer from the documents (it names its source).
+    if (newest && role === "bot" && message.source_line && !buttons.length) addFeedback(node, message.seq);
     if (newest && (role === "bot" || role === "agent") && buttons.length) {
       pruneQuickReplies();
       addQuickReplies(node, buttons);
@@ -430,6 +445,45 @@
       box.appendChild(button);
     });
     node.appendChild(box);
+  }
+
+  // --- "Was this helpful? 👍 👎" ----------------------------------------------------------------------------
+  function addFeedback(node, seq) {
+    pruneFeedback();
+    var box = el("div", { "class": "ksos-feedback", "data-seq": String(seq) });
+    box.appendChild(label("span", "helpful", { "class": "ksos-feedback-question" }));
+    [["up", "\uD83D\uDC4D", "helpfulYes"], ["down", "\uD83D\uDC4E", "helpfulNo"]].forEach(function (choice) {
+      var button = el("button", { type: "button", "class": "ksos-feedback-button", "data-rating": choice[0] });
+      button.appendChild(el("span", { "aria-hidden": "true" }, [choice[1]]));
+      button.appendChild(label("span", choice[2], { "class": "ksos-sr" }));
+      button.addEventListener("click", function () { rate(box, seq, choice[0]); });
+      box.appendChild(button);
+    });
+    node.appendChild(box);
+  }
+
+  /** Only the newest answer asks; an answer already rated keeps its thanks. */
+  function pruneFeedback() {
+    Array.prototype.forEach.call(ui.log.querySelectorAll(".ksos-feedback:not([data-rated])"),
+                                 function (box) { box.remove(); });
+  }
+
+  function rate(box, seq, rating) {
+    if (!state.socket || state.socket.readyState !== 1 || box.hasAttribute("data-sent")) return;
+    try { state.socket.send(JSON.stringify({ type: "feedback", seq: seq, rating: rating })); } catch (e) { return; }
+    box.setAttribute("data-sent", "");
+    Array.prototype.forEach.call(box.querySelectorAll("button"), function (b) { b.disabled = true; });
+  }
+
+  /** The gateway kept a rating (from this tab or another one, or before a reload). */
+  function showRated(seq, rating) {
+    if (typeof seq !== "number" || (rating !== "up" && rating !== "down")) return;
+    var box = ui.log.querySelector('.ksos-feedback[data-seq="' + seq + '"]');
+    if (!box) return;
+    box.textContent = "";
+    box.setAttribute("data-rated", rating);
+    box.appendChild(el("span", { "aria-hidden": "true" }, [rating === "up" ? "\uD83D\uDC4D " : "\uD83D\uDC4E "]));
+    box.appendChild(label("span", "rated"));
   }
 
   function pruneQuickReplies() {
@@ -624,6 +678,9 @@
         break;
       case "history":
         (Array.isArray(frame.messages) ? frame.messages : []).forEach(renderMessage);
+        if (frame.ratings && typeof frame.ratings === "object") {
+          Object.keys(frame.ratings).forEach(function (seq) { showRated(Number(seq), frame.ratings[seq]); });
+        }
         followLanguage(frame.language);
         state.ready = true;
         state.everConnected = true;
@@ -644,6 +701,9 @@
           ui.log.appendChild(greeting);
           scrollToEnd();
         }
+        break;
+      case "rated":
+        showRated(frame.seq, frame.rating);
         break;
       case "ack":
         dropFromOutbox(frame.id);
