@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import shutil
@@ -82,6 +83,11 @@ def predict(model_path: str, examples: Iterable[TestExample]) -> Tuple[List[Pred
     os.environ.update(added)
     try:
         from rasa.core.agent import Agent
+        from rasa.utils.log_utils import configure_structlog
+
+        # Rasa's structured log, unconfigured, prints every parse at debug level: with it, an evaluation would
+        # show the frozen set's messages and what they were taken for, which are not for tuning.
+        configure_structlog(logging.WARNING)
 
         agent = Agent.load(model_path)
     finally:
