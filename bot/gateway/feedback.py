@@ -14,8 +14,6 @@ from datetime import datetime
 from typing import Dict, NamedTuple, Optional, Tuple
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.clock import now_utc
 from bot.gateway.messages import ROLE_BOT, Button, Reply
@@ -26,7 +24,7 @@ from bot.gateway.store import GatewayStore
 UP, DOWN = "up", "down"
 RATINGS = (UP, DOWN)
 FEEDBACK_PAYLOAD = re.compile(r'^/feedback\{"rating":\s*"(up|down)"\}$')
-REQUEST_HUMAN = "/request_human"          # the assistant's own intent: a person takes over (bot/dialogue/handoff.py)
+TALK_TO_PERSON_PAYLOAD = "/request_human"   # the assistant's own intent: a person takes over (bot/dialogue/handoff.py)
 
 
 def feedback_payload(rating: str) -> str:
@@ -50,7 +48,7 @@ def feedback_reply(rating: str, language: Optional[str]) -> Reply:
     if rating == UP:
         return Reply(notice("feedback_thanks", language))
     return Reply(notice("feedback_sorry", language),
-                 buttons=(Button(notice("feedback_talk_to_person", language), REQUEST_HUMAN),))
+                 buttons=(Button(notice("feedback_talk_to_person", language), TALK_TO_PERSON_PAYLOAD),))
 
 
 def rating_of(payload: Optional[str]) -> Optional[str]:
@@ -89,11 +87,10 @@ class FeedbackStore:
             if entry is None or conversation is None:
                 return None
             # Rated twice at once (two tabs, two replicas): the first row stays.
-            insert = postgresql_insert if self.store.postgres else sqlite_insert
-            added = session.execute(insert(AnswerFeedback).values(
-                conversation_id=conversation_id, entry_id=entry.id, channel=conversation.channel,
-                language=conversation.language, rating=rating, created_at=now,
-            ).on_conflict_do_nothing(index_elements=["conversation_id", "entry_id"])).rowcount
+            added = session.execute(self.store.insert_ignoring_conflicts(
+                AnswerFeedback, ["conversation_id", "entry_id"], conversation_id=conversation_id,
+                entry_id=entry.id, channel=conversation.channel, language=conversation.language, rating=rating,
+                created_at=now)).rowcount
             kept = session.scalar(select(AnswerFeedback.rating).where(
                 AnswerFeedback.conversation_id == conversation_id, AnswerFeedback.entry_id == entry.id))
             return Rated(entry.id, kept, bool(added))

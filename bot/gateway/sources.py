@@ -8,10 +8,10 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from bot.nlu.language import SUPPORTED_LANGUAGES
 from bot.paths import RESOURCES_DIR
 
 SOURCES_FILE = RESOURCES_DIR / "gateway" / "sources.yml"
-LANGUAGES = ("en", "ms")
 
 
 @functools.lru_cache(maxsize=None)
@@ -19,7 +19,7 @@ def _sources() -> Dict[str, Any]:
     with open(SOURCES_FILE, encoding="utf-8") as handle:
         data = yaml.safe_load(handle)
     for entry in [*data["documents"], data["line"], data["separator"]]:
-        missing = [language for language in LANGUAGES if language not in entry]
+        missing = [language for language in SUPPORTED_LANGUAGES if language not in entry]
         if missing:
             raise ValueError(f"{SOURCES_FILE}: {entry} has no text for {', '.join(missing)}")
     # Longest prefix first, so that a prefix of another prefix never takes its documents.
@@ -47,7 +47,7 @@ def source_line(source: Optional[str], language: Optional[str]) -> Optional[str]
     named = documents(source)
     if not named:
         return None
-    language = language if language in LANGUAGES else "en"
+    language = language if language in SUPPORTED_LANGUAGES else "en"
     data = _sources()
     return data["line"][language].format(
         documents=data["separator"][language].join(document[language] for document in named))

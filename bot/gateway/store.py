@@ -211,6 +211,12 @@ class GatewayStore:
 
     # --- inbound ----------------------------------------------------------------------------------------------
 
+    def insert_ignoring_conflicts(self, model: Any, index_elements: List[str], **values: Any) -> Any:
+        """INSERT … ON CONFLICT (index_elements) DO NOTHING for this database's dialect: a row two writers may
+        add at once is added once."""
+        insert = postgresql_insert if self.postgres else sqlite_insert
+        return insert(model).values(**values).on_conflict_do_nothing(index_elements=index_elements)
+
     def record_inbound(self, message: InboundMessage, status: str = PENDING, language: Optional[str] = None,
                        now: Optional[datetime] = None, language_hint: Optional[str] = None,
                        claim: bool = False) -> Recorded:
@@ -230,10 +236,9 @@ class GatewayStore:
                 # Made if missing without a conflict between two first messages recorded at once, then locked
                 # (PostgreSQL): one conversation's messages are recorded one after the other, so "its only open
                 # message" below holds across replicas.
-                insert = postgresql_insert if self.postgres else sqlite_insert
-                session.execute(insert(Conversation).values(
-                    id=message.conversation_id, channel=message.channel, sender_id=message.sender_id,
-                    created_at=now, updated_at=now).on_conflict_do_nothing(index_elements=["id"]))
+                session.execute(self.insert_ignoring_conflicts(
+                    Conversation, ["id"], id=message.conversation_id, channel=message.channel,
+                    sender_id=message.sender_id, created_at=now, updated_at=now))
                 conversation = session.get(Conversation, message.conversation_id, with_for_update=self.postgres)
                 conversation.updated_at = now
                 take = claim and status == PENDING and not session.scalar(
