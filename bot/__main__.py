@@ -1,5 +1,5 @@
-"""Command line: python -m bot {train,serve,shell,eval,db,accounts,agents,report,audit} and the commands with their
-own options: {gateway,x,actions,rasa-server,rasa,bench,purge}."""
+"""Command line: python -m bot {train,serve,shell,eval,db,accounts,agents,report,review,audit} and the commands
+with their own options: {gateway,x,actions,rasa-server,rasa,bench,purge}."""
 from __future__ import annotations
 
 import argparse
@@ -270,6 +270,9 @@ def main(argv=None) -> int:
     from bot.analytics.report import add_parser as add_report_parser
 
     add_report_parser(commands)
+    from bot.gateway.review_export import add_parser as add_review_parser
+
+    add_review_parser(commands)
     from bot.cli.dependency_audit import add_parser as add_audit_parser
 
     add_audit_parser(commands)
@@ -277,7 +280,7 @@ def main(argv=None) -> int:
         commands.add_parser(name, help=help_text, add_help=False)
     argv = sys.argv[1:] if argv is None else list(argv)
     os.umask(0o077)                 # whatever a command creates (databases, logs, models) is private
-    if argv[:1] == ["agents"]:
+    if argv[:1] in (["agents"], ["review"]):
         without_ml_frameworks()
     try:
         if argv[:1] and argv[0] in PASS_THROUGH:

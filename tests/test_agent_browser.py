@@ -8,12 +8,16 @@ import json
 import random
 import re
 import string
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 import uuid
 
 import pytest
+import yaml
 
+from bot.paths import REPO_ROOT
 from conftest import skip_without_chromium
 
 TIMEOUT_MS = 30_000
@@ -330,7 +334,8 @@ def test_login_errors_sessions_and_csrf(agent_gateway, new_page):
                          ("POST", "/api/agent/conversations/widget:nobody/open"),
                          ("POST", "/api/agent/conversations/widget:nobody/reply"),
                          ("POST", "/api/agent/conversations/widget:nobody/resolve"),
-                         ("POST", "/api/agent/logout"), ("POST", "/api/assist/suggest")]:
+                         ("POST", "/api/agent/logout"), ("POST", "/api/assist/suggest"),
+                         ("GET", "/api/agent/review"), ("POST", "/api/agent/review/label")]:
         assert anonymous(method, url + path) == (401, {"error": "unauthorized"}), path
 
     page = new_page()
@@ -617,3 +622,89 @@ def test_too_many_failed_logins_are_throttled(agent_gateway, new_page):
     log_in(page, url, name)                                # blocked even with the right password
     expect(page.locator("#login-error")).to_have_text("Too many attempts, try again later")
     expect(page.locator("#console")).to_be_hidden()
+
+
+# --- the review queue -----------------------------------------------------------------------------------------
+
+def review_group(agent: Page, text: str):
+    return agent.locator(".ac-review-group").filter(has=agent.locator(".ac-review-text", has_text=text))
+
+
+def test_review_queue_labels_what_was_not_understood_and_what_got_a_thumbs_down(agent_gateway, new_page, tmp_path):
+    """Customers in the widget: two similar messages nobody could understand and an answer rated 👎. The agent
+    finds them in the review queue (grouped, with why they are there and what they were taken for), labels them,
+    and `python -m bot review export` writes them to a training file."""
+    tag = letters(8)
+    first, second = f"blorp {tag} wibble frazzle", f"blorp {tag} wibble frazzle again"
+    for text in (first, second):
+        customer = open_customer(new_page, agent_gateway.url)
+        seq = customer_says(customer, text)
+        customer.wait_for_function(
+            """seq => Array.from(document.querySelectorAll('.ksos-message[data-role="bot"][data-seq]'))
+                 .some(m => Number(m.dataset.seq) > seq)""", arg=seq, timeout=REPLY_TIMEOUT_MS)
+    rating = open_customer(new_page, agent_gateway.url)
+    question = f"what payment methods can i use {tag}"
+    bot_reply_after(rating, customer_says(rating, question), re.compile("JomPAY|Boost|FPX", re.I))
+    rating.locator('.ksos-feedback [data-rating="down"]').click()
+    expect(rating.locator('.ksos-feedback[data-rated="down"]')).to_have_count(1)
+
+    agent = open_console(new_page, agent_gateway.url, new_agent(agent_gateway, "rina"))
+    agent.get_by_role("button", name=re.compile("^Review queue")).click()
+    expect(agent.locator("#review")).to_be_visible()
+    expect(agent.locator("#main")).to_be_hidden()
+    expect(agent.locator("#review-title")).to_be_focused()
+    group = review_group(agent, first)
+    expect(group).to_have_count(1)
+    expect(group.locator(".ac-review-text")).to_have_text([second, first])           # one group, the newest first
+    expect(group.locator(".ac-review-meta").first).to_contain_text("Web chat")
+    expect(group.locator(".ac-review-meta").first).to_contain_text(re.compile("Not understood|Low confidence"))
+    rated = review_group(agent, question)
+    expect(rated.locator(".ac-review-meta")).to_contain_text("Rated")
+    expect(rated.locator(".ac-review-meta")).to_contain_text("answered as faq/payment_methods")
+
+    # A label is required; then the group goes and the agent is told what was saved.
+    group.get_by_role("button", name="Save label").click()
+    expect(agent.locator("#review-status")).to_have_text("Choose the right answer first.")
+    group.get_by_label("Right answer").select_option("not_covered")
+    group.get_by_role("button", name="Save label").click()
+    expect(agent.locator("#review-status")).to_have_text("Labelled 2 messages: Not covered by our documents.")
+    expect(review_group(agent, first)).to_have_count(0)
+    # The 👎 question was answered right after all: labelled with its answer, it is exported for training.
+    rated.get_by_label("Right answer").select_option("faq/payment_methods")
+    rated.get_by_role("button", name="Save label").click()
+    expect(agent.locator("#review-status")).to_contain_text("Labelled 1 message:")
+    expect(review_group(agent, question)).to_have_count(0)
+    agent.reload()
+    agent.get_by_role("button", name=re.compile("^Review queue")).click()
+    expect(agent.locator("#review-title")).to_be_focused()
+    expect(review_group(agent, question)).to_have_count(0)                           # kept
+
+    out = tmp_path / "reviewed.yml"
+    done = subprocess.run([sys.executable, "-m", "bot", "review", "export", "--out", str(out)], cwd=REPO_ROOT,
+                          env=agent_gateway.process.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    exported = yaml.safe_load(out.read_text())["nlu"]
+    by_label = {item["intent"]: item["examples"] for item in exported}
+    assert f"- {question}" in by_label["faq/payment_methods"]
+    assert tag not in "".join(examples for label, examples in by_label.items() if label != "faq/payment_methods")
+    again = subprocess.run([sys.executable, "-m", "bot", "review", "export", "--out", str(tmp_path / "again.yml")],
+                           cwd=REPO_ROOT, env=agent_gateway.process.env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "Nothing new to export" in again.stdout and not (tmp_path / "again.yml").exists()
+
+
+def test_review_api_refuses_what_the_console_would_never_send(agent_gateway):
+    console = agent_gateway.console(new_agent(agent_gateway, "zul"), PASSWORD)
+    status, body = console.call("GET", "/api/agent/review")
+    assert status == 200 and {"groups", "waiting", "labels"} <= set(body)
+    assert {"key": "not_covered", "title": "Not covered by our documents"} in body["labels"]
+    for bad in ({"items": [], "label": "faq/plans"}, {"items": ["1"], "label": "faq/plans"},
+                {"items": [True], "label": "faq/plans"}, {"items": [1.5], "label": "faq/plans"},
+                {"items": [2 ** 40], "label": "faq/plans"}, {"items": list(range(1, 300)), "label": "faq/plans"},
+                {"items": 1, "label": "faq/plans"}, {"items": [1], "label": "faq/none"}, {"items": [1], "label": 3},
+                {"items": [1]}, {"items": [1], "label": "<script>"}):
+        status, body = console.call("POST", "/api/agent/review/label", bad)
+        assert status == 400 and body["error"] in ("bad_request", "bad_label"), bad
+    assert console.call("POST", "/api/agent/review/label", {"items": [1], "label": "faq/plans"},
+                        csrf=False)[0] == 403
+    assert console.call("POST", "/api/agent/review/label", {"items": [10 ** 9], "label": "faq/plans"}) == \
+        (200, {"labelled": 0})                                  # no such message: nothing labelled

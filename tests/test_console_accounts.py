@@ -11,6 +11,7 @@ from bot.gateway.calls import DatabaseCalls
 from bot.gateway.config import GatewaySettings
 from bot.gateway.console import Console, parse_suggestion, same_origin
 from bot.gateway.handoffs import HandoffStore
+from bot.gateway.review import ReviewQueue
 from bot.gateway.store import GatewayStore
 from bot.gateway.suggestion_log import SuggestionLog
 from conftest import TEST_SECRETS
@@ -38,7 +39,7 @@ def console(demo_store, account_store_url):
                                                                    settings.shared.data_encryption_key))
     mark_verified(demo_store, VERIFIED, "1000000003", "code", now_utc(), channel="widget")
     yield Console(settings, store, db, AgentDirectory(store), HandoffStore(store), SuggestionLog(store), accounts,
-                  rasa=None, wake_worker=lambda: None)
+                  rasa=None, wake_worker=lambda: None, review=ReviewQueue(store))
     store.dispose()
     db.close()
 

@@ -13,13 +13,13 @@ from actions.actions import RESPONSES_SENT_BY_ACTIONS
 from bot.dialogue.knowledge import (
     knowledge_base,
     load_knowledge_base,
-    parse_examples,
     training_examples,
     ui_labels,
     variation_language,
 )
+from bot.nlu.held_out import HELD_OUT_SETS, held_out_messages, near_copy
 from bot.nlu.text import normalize_message
-from bot.paths import FROZEN_NLU_DIR, REPO_ROOT, TESTS_NLU_DIR
+from bot.paths import REPO_ROOT
 from bot.services import child_environment
 from bot.settings import load_settings
 
@@ -27,8 +27,6 @@ INTENTS_MD = REPO_ROOT.parent / "shared" / "intents.md"
 MAX_TEXT = 2000  # Messenger's limit
 MAX_TITLE = 20  # Messenger quick-reply title limit
 MIN_EXAMPLES = 12
-MAX_SIMILARITY_TO_HELD_OUT = 90
-MIN_WORDS_OF_A_COPY = 4         # in the frozen set, shorter messages may match a training example
 # Intents added beside the contract (intents.md allows additions): identity verification.
 ADDED_INTENTS = {"verify_identity", "log_out"}
 CLOSE_GROUPS = [("faq/bill_date", "faq/receive_bill", "faq/billing_cutoff")]
@@ -99,24 +97,15 @@ def test_no_example_is_trained_for_two_intents():
             assert seen.setdefault(key, label) == label, f"{text!r} in {seen[key]} and {label}"
 
 
-@pytest.mark.parametrize("folder, min_words", [(TESTS_NLU_DIR, 1), (FROZEN_NLU_DIR, MIN_WORDS_OF_A_COPY)],
-                         ids=["development", "frozen"])
+@pytest.mark.parametrize("folder, min_words", HELD_OUT_SETS, ids=["development", "frozen"])
 def test_held_out_set_is_not_in_training_data(folder, min_words):
-    """No training example is the same as, or a near-copy of, a held-out example (rapidfuzz token_sort >= 90).
-    The frozen test set was written blind to data/: a message of one to three words ("hi", "tq", "yes") there
-    says what every customer says, and matches a training example by coincidence, not as a copy; from four words
-    on, a match is a copy, and the training example goes (the frozen set never changes)."""
-    from rapidfuzz import fuzz, process
-
+    """No training example is the same as, or a near-copy of, a held-out message (bot/nlu/held_out.py: rapidfuzz
+    token_sort >= 90; in the frozen set, messages of four words or more). A match in the frozen set means the
+    training example goes (the frozen set never changes)."""
     trained = [normalize_message(t) for texts in training_examples().values() for t in texts]
-    for path in sorted(folder.glob("*.yml")):
-        for item in yaml.safe_load(path.read_text())["nlu"]:
-            for text in parse_examples(item["examples"]):
-                if len(normalize_message(text).split()) < min_words:
-                    continue
-                match = process.extractOne(normalize_message(text), trained, scorer=fuzz.token_sort_ratio,
-                                           score_cutoff=MAX_SIMILARITY_TO_HELD_OUT)
-                assert match is None, f"held-out {text!r} is (nearly) trained on: {match[0]!r}"
+    for held_out in held_out_messages(folder, min_words):
+        match = near_copy(held_out, trained)
+        assert match is None, f"held-out {held_out!r} is (nearly) trained on: {match!r}"
 
 
 @pytest.mark.parametrize("name", sorted(all_responses()))

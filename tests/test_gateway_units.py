@@ -20,6 +20,7 @@ from bot.gateway.notices import LANGUAGES, notice, notice_keys
 from bot.gateway.rasa_client import replies_after_message
 from bot.gateway.ratelimit import SenderRateLimiter
 from bot.gateway.worker import retry_delay
+from bot.nlu.understanding import Understanding
 from conftest import local_server
 
 # --- signatures -----------------------------------------------------------------------------------------------
@@ -345,7 +346,10 @@ def test_replies_after_message_reads_the_bot_events_that_followed_it():
     events = [
         {"event": "user", "text": "hi", "metadata": {"gateway_message_id": "widget:a"}},
         {"event": "bot", "text": "Hello"},
-        {"event": "user", "text": "plans", "metadata": {"gateway_message_id": "widget:b"}},
+        {"event": "user", "text": "plans", "metadata": {"gateway_message_id": "widget:b"},
+         "parse_data": {"intent": {"name": "faq", "confidence": 0.9},
+                        "response_selector": {"faq": {"response": {"intent_response_key": "faq/plans",
+                                                                   "confidence": 0.5}}}}},
         {"event": "action", "name": "utter_faq"},
         {"event": "bot", "text": "Three plans", "data": {"buttons": [{"title": "Yes", "payload": "/affirm"}]},
          "metadata": {"utter_action": "utter_faq/plans", "source": "FAQ 2"}},       # its source, for the agents
@@ -353,9 +357,12 @@ def test_replies_after_message_reads_the_bot_events_that_followed_it():
         {"event": "user", "text": "bye", "metadata": {}},
         {"event": "bot", "text": "Bye"},
     ]
-    assert replies_after_message(events, "widget:b") == [
+    answer = replies_after_message(events, "widget:b")
+    assert answer is not None and answer.replies == [
         {"text": "Three plans", "buttons": [{"title": "Yes", "payload": "/affirm"}], "source": "FAQ 2"},
         {"text": "Anything else?"}]
+    assert answer.understanding == Understanding("faq/plans", "faq/plans", 0.45)     # from the parse Rasa kept
+    assert replies_after_message(events, "widget:a").understanding is None           # no parse kept
     assert replies_after_message(events, "widget:zzz") is None
 
 

@@ -48,11 +48,11 @@ def test_round_robin_failover_and_return(monkeypatch):
         async with local_server(one.app()) as url_one, local_server(two.app()) as url_two:
             async with aiohttp.ClientSession() as session:
                 client = RasaClient([url_one, url_two], "token", session, timeout_seconds=1)
-                answers = [(await client.send("c", f"m{i}", "widget", {}))[0]["text"] for i in range(4)]
+                answers = [(await client.send("c", f"m{i}", "widget", {})).replies[0]["text"] for i in range(4)]
                 assert answers == ["one: m0", "two: m1", "one: m2", "two: m3"]           # round-robin
 
                 down = RasaClient([f"http://127.0.0.1:{closed_port}", url_two], "token", session, timeout_seconds=1)
-                assert [(await down.send("c", f"d{i}", "widget", {}))[0]["text"] for i in range(3)] == \
+                assert [(await down.send("c", f"d{i}", "widget", {})).replies[0]["text"] for i in range(3)] == \
                     ["two: d0", "two: d1", "two: d2"]                    # the refused turn went to two at once
                 assert list(down.servers_state().values()) == ["left out", "in use"]
                 assert await down.status(aiohttp.ClientTimeout(total=1)) == 200

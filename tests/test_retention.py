@@ -13,6 +13,7 @@ from bot.gateway import models as gateway
 from bot.gateway.feedback import FeedbackStore
 from bot.gateway.handoffs import HandoffStore
 from bot.gateway.messages import InboundMessage, Reply
+from bot.gateway.review import FELL_BACK
 from bot.gateway.shared_windows import DatabaseWindow
 from bot.gateway.store import GatewayStore
 from bot.privacy.retention import purge
@@ -43,7 +44,7 @@ def populated(demo_store, account_store_url):
     for moment, sender in ((OLD, "old"), (RECENT, "new")):
         row = store.record_inbound(InboundMessage("widget", sender, f"m-{sender}", text="hi"), now=moment).inbox_id
         store.claim(row, now=moment)
-        store.save_replies(row, [Reply("hello")], now=moment)
+        store.save_replies(row, [Reply("hello")], now=moment, review=[FELL_BACK])      # to the review queue
         answer = store.record_delivery(row, 0, Reply("hello"), now=moment)
         FeedbackStore(store).record(f"widget:{sender}", "up", answer["seq"], now=moment)
         store.widget_session(None, now=moment)
@@ -90,6 +91,7 @@ def test_purge_deletes_what_is_older_than_the_retention_period(populated, demo_s
     assert counts["webhook delivery ids"] == 2                     # after a week, whatever the retention
     assert counts["rate-limit events"] == 1                        # after a day
     assert counts["answer ratings"] == 1 and count(store, gateway.AnswerFeedback) == 1
+    assert counts["review queue messages"] == 1 and count(store, gateway.ReviewItem) == 1
     assert DatabaseWindow(store, 900, "login:").recent("ben", now=unix(NOW)) == [unix(NOW - timedelta(minutes=5))]
     assert not store.delivery_seen("twitter", "uuid-new") and store.delivery_seen("twitter", "uuid-yesterday")
     assert counts["conversations"] == 1                            # "old"; "waiting" keeps its open handoff

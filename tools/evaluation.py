@@ -25,12 +25,14 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
 
 from bot.dialogue.fallback import FALLBACK_INTENT
 from bot.dialogue.knowledge import parse_examples, training_examples
+from bot.gateway.review import low_confidence_below
+from bot.nlu.understanding import understanding_from_parse
 from bot.paths import FAQ_DIR, FROZEN_NLU_DIR, NLU_DIR, REPO_ROOT, TESTS_NLU_DIR, VAR_DIR
 from bot.services import child_environment, rasa_command
 from bot.settings import load_settings
@@ -52,6 +54,7 @@ class Prediction:
     example: TestExample
     top1: str
     answered: str  # top1, or nlu_fallback when the FallbackClassifier fired
+    confidence: float = 1.0     # of top1 (bot/nlu/understanding.py): below the review queue's threshold, reviewed
 
 
 def load_test_set(folder: Path = TESTS_NLU_DIR) -> List[TestExample]:
@@ -101,7 +104,8 @@ def predict(model_path: str, examples: Iterable[TestExample]) -> Tuple[List[Pred
             parse_data = await agent.parse_message(example.text)
             elapsed += time.perf_counter() - started
             top1, answered = predicted_labels(parse_data)
-            predictions.append(Prediction(example, top1, answered))
+            understanding = understanding_from_parse(parse_data)
+            predictions.append(Prediction(example, top1, answered, understanding.confidence if understanding else 0.0))
         return predictions, 1000 * elapsed / max(len(predictions), 1)
 
     return asyncio.run(run())
@@ -121,6 +125,36 @@ def accuracy_by_language(predictions: List[Prediction]) -> Dict[str, Dict[str, f
             "fallback_rate": sum(p.answered == FALLBACK_INTENT for p in items) / len(items),
         }
     return report
+
+
+REVIEW_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+
+
+def confidence_table(predictions: List[Prediction], thresholds: Sequence[float] = REVIEW_THRESHOLDS
+                     ) -> List[Tuple[float, int, int, int, int]]:
+    """For the review queue's low-confidence threshold (resources/gateway/review.yml), chosen on the
+    development set: per threshold, of the answered messages (not fallen back) below it, how many were answered
+    right and wrong, and of those at or above it, how many wrong slip past review and how many are right."""
+    answered = [p for p in predictions if p.answered != FALLBACK_INTENT]
+    rows = []
+    for threshold in thresholds:
+        below = [p for p in answered if p.confidence < threshold]
+        above = [p for p in answered if p.confidence >= threshold]
+        rows.append((threshold, sum(p.answered == p.example.label for p in below),
+                     sum(p.answered != p.example.label for p in below),
+                     sum(p.answered != p.example.label for p in above),
+                     sum(p.answered == p.example.label for p in above)))
+    return rows
+
+
+def format_confidence_table(rows: List[Tuple[float, int, int, int, int]], chosen: float) -> str:
+    lines = ["Review queue threshold (development set; answered messages below it go to the agents' review):",
+             "  threshold  below: right  wrong   at or above: wrong  right"]
+    for threshold, right_below, wrong_below, wrong_above, right_above in rows:
+        mark = "  <- resources/gateway/review.yml" if abs(threshold - chosen) < 1e-9 else ""
+        lines.append(f"  {threshold:>9.2f}  {right_below:>12}  {wrong_below:>5}   {wrong_above:>18}  "
+                     f"{right_above:>5}{mark}")
+    return "\n".join(lines)
 
 
 def write_confusion_matrix(predictions: List[Prediction], path: Path, title: str) -> None:
@@ -277,6 +311,8 @@ def main(args: argparse.Namespace) -> int:
                 write_confusion_matrix(predictions, EVAL_DIR / f"confusion_matrix_{key}.png",
                                        f"KSOS pipeline, {title}")
                 errors = mistakes(predictions)
+                if key == "development":
+                    print(format_confidence_table(confidence_table(predictions), low_confidence_below()))
                 if key == "development" and errors:            # the frozen set's misses are not for tuning
                     print(f"{len(errors)} answered wrongly or not at all:")
                     print("\n".join(errors))

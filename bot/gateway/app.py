@@ -36,6 +36,7 @@ from bot.gateway.feedback import FeedbackStore
 from bot.gateway.handoffs import HandoffStore
 from bot.gateway.inbox import Inbox, NoticeSender
 from bot.gateway.rasa_client import RasaClient
+from bot.gateway.review import ReviewQueue
 from bot.gateway.shared_windows import shared_rate_limiter
 from bot.gateway.store import GatewayStore
 from bot.gateway.suggestion_log import SuggestionLog
@@ -170,7 +171,7 @@ async def init_app(settings: Optional[GatewaySettings] = None) -> web.Applicatio
     for adapter in channels.values():
         adapter.add_routes(app)
     Console(settings, store, db, AgentDirectory(store), handoffs, SuggestionLog(store), accounts, rasa,
-            worker.wake).add_routes(app)
+            worker.wake, ReviewQueue(store)).add_routes(app)
 
     async def running(_app: web.Application) -> AsyncIterator[None]:
         if not await db(store.hold_replica_name):

@@ -39,6 +39,7 @@ from bot.gateway.json_input import BadJson, parse_json_object
 from bot.gateway.messages import MAX_TEXT_CHARS
 from bot.gateway.rasa_client import RasaClient
 from bot.gateway.ratelimit import counted
+from bot.gateway.review import MAX_LABELLED_AT_ONCE, ReviewQueue, review_labels
 from bot.gateway.shared_windows import window_for
 from bot.gateway.store import GatewayStore
 from bot.gateway.suggestion_log import SuggestionLog
@@ -82,15 +83,16 @@ async def json_body(request: web.Request) -> Dict[str, Any]:
 
 class Console:
     """Given the settings, the store and its thread pool, the agents and their sessions, the handoffs, the
-    suggestion log, the account side, Rasa (to parse for agent assist) and a way to wake the inbox worker (an
-    agent's reply or a hand-back is waiting in the inbox)."""
+    suggestion log, the account side, Rasa (to parse for agent assist), a way to wake the inbox worker (an
+    agent's reply or a hand-back is waiting in the inbox) and the review queue."""
 
     def __init__(self, settings: GatewaySettings, store: GatewayStore, db: DatabaseCalls, agents: AgentDirectory,
                  handoffs: HandoffStore, suggestions: SuggestionLog, accounts: AccountService, rasa: RasaClient,
-                 wake_worker: Callable[[], None]):
+                 wake_worker: Callable[[], None], review: ReviewQueue):
         self.settings, self.store, self.db = settings, store, db
         self.agents, self.handoffs, self.suggestions = agents, handoffs, suggestions
         self.accounts, self.rasa, self.wake_worker = accounts, rasa, wake_worker
+        self.review = review
         self.throttle = LoginThrottle(failures=window_for(store, LOGIN_WINDOW_SECONDS, "login:"))
 
     def add_routes(self, app: web.Application) -> None:
@@ -107,6 +109,8 @@ class Console:
         app.router.add_post("/api/agent/conversations/{conversation_id}/reply", self.guard(self.reply))
         app.router.add_post("/api/agent/conversations/{conversation_id}/resolve", self.guard(self.resolve))
         app.router.add_post("/api/assist/suggest", self.guard(self.suggest))
+        app.router.add_get("/api/agent/review", self.guard(self.review_queue))
+        app.router.add_post("/api/agent/review/label", self.guard(self.review_label))
 
     # --- pages ------------------------------------------------------------------------------------------------
 
@@ -259,6 +263,28 @@ class Console:
         logger.info("console: %s resolved %s", session.agent.name, conversation_id)
         self.wake_worker()
         return web.json_response({"status": "resolved"})
+
+    # --- review queue -----------------------------------------------------------------------------------------
+
+    async def review_queue(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        """The messages waiting for review (redacted), grouped by similarity, newest first; and the labels."""
+        groups, waiting = await self.db(self.review.pending)
+        labels = [{"key": key, "title": title} for key, title in review_labels().items()]
+        return web.json_response({"groups": [group.to_json() for group in groups], "waiting": waiting,
+                                  "labels": labels})
+
+    async def review_label(self, request: web.Request, session: ConsoleSession) -> web.StreamResponse:
+        body = await json_body(request)
+        items, label = body.get("items"), body.get("label")
+        if (not isinstance(items, list) or not 0 < len(items) <= MAX_LABELLED_AT_ONCE
+                or not all(isinstance(item, int) and not isinstance(item, bool) and 0 < item < 2 ** 31
+                           for item in items)):
+            return error(400, "bad_request", f"`items`: a list of 1 to {MAX_LABELLED_AT_ONCE} message ids.")
+        if not isinstance(label, str) or label not in review_labels():
+            return error(400, "bad_label", "`label`: one of the labels the review queue lists.")
+        labelled = await self.db(self.review.label, items, label, session.agent.id)
+        logger.info("console: %s labelled %d review message(s) %s", session.agent.name, labelled, label)
+        return web.json_response({"labelled": labelled})
 
     # --- agent assist -----------------------------------------------------------------------------------------
 

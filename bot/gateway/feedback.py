@@ -19,6 +19,7 @@ from bot.clock import now_utc
 from bot.gateway.messages import ROLE_BOT, Button, Reply
 from bot.gateway.models import AnswerFeedback, Conversation, TranscriptEntry
 from bot.gateway.notices import notice
+from bot.gateway.review import add_rated_down
 from bot.gateway.store import GatewayStore
 
 UP, DOWN = "up", "down"
@@ -93,6 +94,8 @@ class FeedbackStore:
                 created_at=now)).rowcount
             kept = session.scalar(select(AnswerFeedback.rating).where(
                 AnswerFeedback.conversation_id == conversation_id, AnswerFeedback.entry_id == entry.id))
+            if added and kept == DOWN:
+                add_rated_down(session, entry.inbox_id, conversation.language)     # to the agents' review queue
             return Rated(entry.id, kept, bool(added))
 
     def ratings(self, conversation_id: str) -> Dict[int, str]:

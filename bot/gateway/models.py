@@ -46,6 +46,29 @@ class AnswerFeedback(Base):
     __table_args__ = (UniqueConstraint("conversation_id", "entry_id", name="feedback_one_per_answer"),)
 
 
+class ReviewItem(Base):
+    """A customer message for the agents' review queue (bot/gateway/review.py): it fell back, was handed over,
+    got a 👎, or was answered with low confidence (`reasons`, comma-separated). Its text is redacted. An agent
+    labels it with the answer it should have had (`label`: "faq/plans", "greet" ...) or "not_covered";
+    `python -m bot review export` writes the labelled ones to a training file and marks them exported."""
+    __tablename__ = "gateway_review"
+    id = Column(Integer, primary_key=True)
+    inbox_id = Column(Integer, nullable=False, unique=True)  # one item per customer message
+    conversation_id = Column(String(200), nullable=False)
+    channel = Column(String(20), nullable=False)
+    language = Column(String(2))
+    text = Column(Text, nullable=False)
+    reasons = Column(String(100), nullable=False)
+    taken_for = Column(String(100))                       # the understanding's label ("nlu_fallback" ...)
+    guess = Column(String(100))                           # its best label other than the fallback
+    confidence = Column(Float)
+    received_at = Column(DateTime, nullable=False, index=True)
+    label = Column(String(100))
+    labelled_by = Column(Integer)                         # agent id
+    labelled_at = Column(DateTime)
+    exported_at = Column(DateTime)
+
+
 class InboxMessage(Base):
     __tablename__ = "gateway_inbox"
     id = Column(Integer, primary_key=True)
@@ -70,6 +93,7 @@ class InboxMessage(Base):
     received_at = Column(DateTime, nullable=False)
     answered_at = Column(DateTime)
     done_at = Column(DateTime)
+    understanding = Column(JSON)           # what Rasa took it for, how surely (bot/nlu/understanding.py)
     __table_args__ = (UniqueConstraint("channel", "message_id", name="inbox_channel_message_unique"),)
 
 

@@ -1,7 +1,8 @@
 """Rasa as the gateway uses it: our private gateway channel (bot/rasa_runtime/channel.py) for the customers' messages,
 and the HTTP API (both behind RASA_API_TOKEN) for the one question a retry needs answered: did an earlier attempt
 reach Rasa after all (the connection broke after sending)? Then the replies are read back from the
-conversation's tracker instead of sending the message a second time.
+conversation's tracker instead of sending the message a second time. Either way the answer comes with what the
+message was taken for (bot/nlu/understanding.py), for the agents' review queue.
 
 Several Rasa servers (RASA_URLS, sharing one tracker store and lock store) are used round-robin. A server that
 refuses connections is left out for a few seconds and the message goes to the next one at once (it certainly
@@ -18,6 +19,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from bot.nlu.understanding import HEADER as UNDERSTANDING_HEADER
+from bot.nlu.understanding import Understanding, understanding_from_parse
 from bot.rasa_runtime.api import CHANNEL_PATH, channel_headers
 from bot.vocabulary import response_source
 
@@ -35,6 +38,14 @@ class RasaUnavailable(Exception):
     def __init__(self, message: str, reached: bool):
         super().__init__(message)
         self.reached = reached
+
+
+@dataclass(frozen=True)
+class RasaAnswer:
+    """Rasa's messages for one customer message (REST-shaped), and what it took the message for (None when it
+    did not say: an older Rasa, a message it never parsed)."""
+    replies: List[Dict[str, Any]]
+    understanding: Optional[Understanding] = None
 
 
 @dataclass
@@ -129,7 +140,7 @@ class RasaClient:
                     pass
 
     async def send(self, conversation_id: str, text: str, channel: str,
-                   metadata: Mapping[str, Any]) -> List[Dict[str, Any]]:
+                   metadata: Mapping[str, Any]) -> RasaAnswer:
         """One turn. A server that refuses the connection is left out and the next one asked at once; once the
         request may have arrived, only the worker's retry (which reads the tracker first) tries again."""
         body = {"sender": conversation_id, "message": text, "input_channel": channel, "metadata": dict(metadata)}
@@ -143,7 +154,7 @@ class RasaClient:
                 if error.reached or len(tried) >= len(self.servers):
                     raise
 
-    async def _send_to(self, server: RasaServer, body: Dict[str, Any]) -> List[Dict[str, Any]]:
+    async def _send_to(self, server: RasaServer, body: Dict[str, Any]) -> RasaAnswer:
         try:
             async with self.session.post(f"{server.url}{CHANNEL_PATH}", json=body,
                                          headers=channel_headers(self.token), timeout=self.timeout) as response:
@@ -154,18 +165,20 @@ class RasaClient:
                     # the message must not be lost, so it is retried like an outage.
                     raise RasaUnavailable(f"Rasa answered HTTP {response.status}", reached=False)
                 replies = await response.json(content_type=None)
+                understanding = Understanding.from_header(response.headers.get(UNDERSTANDING_HEADER))
         except aiohttp.ClientConnectorError as error:
             self._left_out(server, "cannot connect")
             raise RasaUnavailable(f"cannot connect to Rasa: {error.os_error or error}", reached=False) from error
         except (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, ValueError) as error:
             raise RasaUnavailable(f"Rasa request failed: {type(error).__name__}", reached=True) from error
         self._back(server)
-        return [r for r in replies if isinstance(r, dict)] if isinstance(replies, list) else []
+        return RasaAnswer([r for r in replies if isinstance(r, dict)] if isinstance(replies, list) else [],
+                          understanding)
 
-    async def replies_already_given(self, conversation_id: str, gateway_message_id: str
-                                    ) -> Optional[List[Dict[str, Any]]]:
+    async def replies_already_given(self, conversation_id: str, gateway_message_id: str) -> Optional[RasaAnswer]:
         """If the tracker holds the user message tagged `gateway_message_id`, the bot messages that followed it
-        (REST-shaped); None if Rasa never got it. Raises RasaUnavailable when the tracker can't be read."""
+        (REST-shaped) and the message's parse; None if Rasa never got it. Raises RasaUnavailable when the tracker
+        can't be read."""
         url = f"{self.base_url}/conversations/{quote(conversation_id, safe='')}/tracker"
         try:
             async with self.session.get(url, params={"include_events": "ALL", **self.api_params},
@@ -180,13 +193,16 @@ class RasaClient:
         return replies_after_message(tracker.get("events") or [], gateway_message_id)
 
 
-def replies_after_message(events: List[Dict[str, Any]], gateway_message_id: str) -> Optional[List[Dict[str, Any]]]:
+def replies_after_message(events: List[Dict[str, Any]], gateway_message_id: str) -> Optional[RasaAnswer]:
     found, replies = False, []
+    understanding: Optional[Understanding] = None
     for event in events:
         kind = event.get("event")
         if not found:
             if kind == "user" and (event.get("metadata") or {}).get(GATEWAY_MESSAGE_KEY) == gateway_message_id:
                 found = True
+                parse_data = event.get("parse_data")
+                understanding = understanding_from_parse(parse_data) if isinstance(parse_data, dict) else None
             continue
         if kind == "user":
             break
@@ -203,4 +219,4 @@ def replies_after_message(events: List[Dict[str, Any]], gateway_message_id: str)
             if source:
                 reply["source"] = source
             replies.append(reply)
-    return replies if found else None
+    return RasaAnswer(replies, understanding) if found else None

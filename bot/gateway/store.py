@@ -43,6 +43,8 @@ from bot.gateway.models import (  # noqa: F401 - the statuses are part of this m
     WebhookDelivery,
     WidgetSession,
 )
+from bot.gateway.review import add_to_queue
+from bot.nlu.understanding import Understanding
 from bot.privacy.redaction import redact
 from bot.schema import SchemaGuard
 
@@ -369,7 +371,8 @@ class GatewayStore:
 
     def save_replies(self, row_id: int, replies: List[Reply], handoff_reason: Optional[str] = None,
                      handoff_language: Optional[str] = None, now: Optional[datetime] = None,
-                     delivered: bool = False, feedback_prompt: Optional[Callable[[Optional[str]], Reply]] = None
+                     delivered: bool = False, feedback_prompt: Optional[Callable[[Optional[str]], Reply]] = None,
+                     understanding: Optional[Understanding] = None, review: Sequence[str] = ()
                      ) -> List[Dict[str, Any]]:
         """Rasa answered: keep its replies (delivery can now be retried without asking Rasa again) and end any
         outage notice of the conversation. When the answer hands the conversation over to the agents
@@ -377,7 +380,8 @@ class GatewayStore:
         conversation's language): asked after these replies if the conversation was never asked, appended to
         `replies` and saved with them, so that a replica taking the message over delivers the same replies.
         `delivered` (a channel whose transcript is its delivery): the replies are recorded as delivered too, and
-        the message is done; returns their transcript entries."""
+        the message is done; returns their transcript entries. `understanding`: what Rasa took the message for,
+        kept with it; `review`: why it goes to the agents' review queue (bot/gateway/review.py), if it does."""
         now = now or now_utc()
         with self.session() as session:
             row = self._owned(session, row_id)
@@ -388,7 +392,9 @@ class GatewayStore:
             row.answered_at = now
             row.attempts = 0
             row.last_error = None
+            row.understanding = understanding.to_json() if understanding is not None else None
             conversation = session.get(Conversation, row.conversation_id)
+            add_to_queue(session, row, review, conversation.language if conversation else None, row.text)
             if conversation is not None:
                 conversation.hold_notice_at = None
                 if feedback_prompt is not None and conversation.feedback_asked_at is None:

@@ -23,9 +23,11 @@ from bot.gateway.feedback import FeedbackStore, feedback_prompt, feedback_reply,
 from bot.gateway.handoffs import HandoffStore
 from bot.gateway.inbox import NoticeSender
 from bot.gateway.messages import Reply, as_words, chosen_option, replies_from_rasa
-from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaClient, RasaUnavailable
+from bot.gateway.rasa_client import GATEWAY_MESSAGE_KEY, RasaAnswer, RasaClient, RasaUnavailable
+from bot.gateway.review import low_confidence_below, review_reasons
 from bot.gateway.store import PENDING, GatewayStore, InboxRow, LeaseLost
 from bot.nlu.language import detect_language
+from bot.nlu.text import is_payload
 
 logger = logging.getLogger(__name__)
 
@@ -215,21 +217,23 @@ class InboxWorker:
         # and has arrived before anything else is sent to the customer.
         typing = asyncio.ensure_future(adapter.show_typing(row.sender_id))
         rated: Optional[List[Reply]] = None
+        typed = not row.payload                 # a button says exactly what was wanted: not for the review queue
         try:
-            raw = None
+            answer = None
             if row.rasa_sent:
-                raw = await self.rasa.replies_already_given(row.conversation_id, key)
-                if raw is not None:
+                answer = await self.rasa.replies_already_given(row.conversation_id, key)
+                if answer is not None:
                     logger.info("inbox %s: Rasa had already answered; replies taken from its tracker", row.id)
-            if raw is None:
+            if answer is None:
                 text = await self._rasa_text(row)
+                typed = not is_payload(text)
                 rating = rating_of(text)
                 if rating is not None:          # a 👍 / 👎 quick reply: the gateway's own, never sent to Rasa
                     rated = await self._rate(row, rating)
-                    raw = []
+                    answer = RasaAnswer([])
                 else:
                     metadata = {**row.metadata, GATEWAY_MESSAGE_KEY: key}
-                    raw = await self.rasa.send(row.conversation_id, text, row.channel, metadata)
+                    answer = await self.rasa.send(row.conversation_id, text, row.channel, metadata)
         except RasaUnavailable as error:
             await typing                        # before the typing_off below
             delay = retry_delay(row.attempts + 1, self.settings.retry_max_seconds)
@@ -242,9 +246,11 @@ class InboxWorker:
             return None
         finally:
             await asyncio.wait([typing])        # done by now, unless something else broke off the turn
+        raw = answer.replies
         replies = rated if rated is not None else replies_from_rasa(raw)
         marker = next((message["custom"] for message in raw if handoff_reason(message.get("custom"))), None)
         handoff = handoff_reason(marker)
+        review = review_reasons(answer.understanding, handoff, typed, low_confidence_below())
         ask = None
         if self._asks_feedback(row, replies, handoff):
             # In the language of the question it follows (as the conversation's is set when a message is
@@ -254,7 +260,8 @@ class InboxWorker:
             def ask(conversation_language: Optional[str]) -> Reply:
                 return feedback_prompt(asked_in or conversation_language)
         entries = await self.db(store.save_replies, row.id, replies, handoff, handoff_language(marker),
-                                delivered=adapter.transcript_delivers, feedback_prompt=ask)
+                                delivered=adapter.transcript_delivers, feedback_prompt=ask,
+                                understanding=answer.understanding, review=review)
         if handoff:
             logger.info("inbox %s (%s): handed over to the agents (%s)", row.id, row.conversation_id, handoff)
         return replies, entries if adapter.transcript_delivers else None

@@ -3,8 +3,10 @@
 - ChatNormalizer (first): classifies the normalised text (bot.nlu.text.normalize_message), keeps the raw text.
 - InputGuard (after FallbackClassifier): unreadable input (empty, emoji only, another script) -> nlu_fallback.
 - RetrievalPayloadResolver: button payloads such as "/faq/plans" select that answer directly.
-- LanguageTagger (last): adds entity `language` (en/ms) that fills the `language` slot, or the language asked
+- LanguageTagger: adds entity `language` (en/ms) that fills the `language` slot, or the language asked
   for when the intent is switch_language; nothing when the message is too short to tell.
+- UnderstandingRecorder (last): leaves what the message was taken for, and how surely, for the gateway channel
+  (bot.nlu.understanding).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from bot.dialogue.fallback import FALLBACK_INTENT
 from bot.nlu import language as language_detection
 from bot.nlu.input_check import input_problem
 from bot.nlu.text import is_payload, normalize_message
+from bot.nlu.understanding import RECENT, understanding_from_parse
 
 RAW_TEXT = "raw_text"
 LANGUAGE_ENTITY = "language"
@@ -193,4 +196,24 @@ class LanguageTagger(_StatelessComponent):
                 "extractor": self.__class__.__name__,
             }
             message.set(ENTITIES, (message.get(ENTITIES) or []) + [entity], add_to_output=True)
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class UnderstandingRecorder(_StatelessComponent):
+    """Keeps each message's understanding in bot.nlu.understanding.RECENT under its id, for the gateway channel
+    to send back with the answer (messages without an id, /model/parse's, are not kept)."""
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            message_id = message.get("message_id")
+            if not message_id:
+                continue
+            understanding = understanding_from_parse({
+                "intent": message.get(INTENT),
+                "intent_ranking": message.get(INTENT_RANKING_KEY),
+                "response_selector": message.get(RESPONSE_SELECTOR_PROPERTY_NAME),
+            })
+            if understanding is not None:
+                RECENT.put(str(message_id), understanding)
         return messages

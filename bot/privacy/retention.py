@@ -68,6 +68,8 @@ def purge_gateway(store: GatewayStore, cutoff: datetime, now: datetime) -> Dict[
                 gateway.SuggestionSet.shown_at < cutoff)).rowcount,
             "answer ratings": session.execute(delete(gateway.AnswerFeedback).where(
                 gateway.AnswerFeedback.created_at < cutoff)).rowcount,
+            "review queue messages": session.execute(delete(gateway.ReviewItem).where(
+                gateway.ReviewItem.received_at < cutoff)).rowcount,
             "widget sessions": session.execute(delete(gateway.WidgetSession).where(
                 gateway.WidgetSession.last_seen_at < cutoff)).rowcount,
             "expired console sessions": session.execute(delete(gateway.AgentSession).where(

@@ -5,7 +5,9 @@ POST /webhooks/gateway/webhook needs `Authorization: Bearer <RASA_API_TOKEN>` (c
 otherwise) and a JSON object {"sender", "message", "input_channel"?, "metadata"?} (400 otherwise). It answers
 with a JSON list of the assistant's messages, each response whole — text, buttons, image and custom JSON of one
 response in one message, with the documents it comes from (its metadata's `source`, for the agents) — where
-Rasa's own collector splits a text at every blank line into separate bubbles. Registered in credentials.yml.
+Rasa's own collector splits a text at every blank line into separate bubbles. The header X-Understanding says
+what the message was taken for and how surely (bot/nlu/understanding.py), for the agents' review queue.
+Registered in credentials.yml.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.nlu.understanding import HEADER as UNDERSTANDING_HEADER
+from bot.nlu.understanding import RECENT as RECENT_UNDERSTANDINGS
 from bot.secret_compare import bearer, same_secret
 from bot.vocabulary import response_source
 
@@ -97,7 +101,12 @@ class GatewayInput(InputChannel):
             if channel not in CUSTOMER_CHANNELS + (CHANNEL_NAME,):
                 return bad_request("input_channel: widget, facebook, twitter or gateway")
             collector = WholeMessageCollector()
-            await on_new_message(UserMessage(text, collector, sender, input_channel=channel, metadata=metadata))
-            return response.json(collector.messages)
+            message = UserMessage(text, collector, sender, input_channel=channel, metadata=metadata)
+            try:
+                await on_new_message(message)
+            finally:
+                understanding = RECENT_UNDERSTANDINGS.take(message.message_id)
+            headers = {UNDERSTANDING_HEADER: understanding.header_value()} if understanding else None
+            return response.json(collector.messages, headers=headers)
 
         return webhook

@@ -19,6 +19,11 @@
   var CHANNELS = { widget: "Web chat", facebook: "Messenger", twitter: "X" };
   var LANGUAGES = { en: "English", ms: "Malay" };
   var SESSION_ENDED = "Your session has ended. Please log in again.";
+  var REVIEW_REASONS = { fallback: "Not understood", handoff: "Handed over", low_confidence: "Low confidence",
+                         rated_down: "Rated \uD83D\uDC4E" };
+  var NOT_COVERED = "not_covered";
+  var LABEL_GROUPS = [["faq/", "Answers from the FAQ"], ["support/", "Answers from the Support Rules"],
+                      ["", "Other intents"]];
 
   var ui = {};
   var state = {
@@ -31,6 +36,8 @@
     queueSeen: null,        // ids in the previous queue (null before the first one)
     open: null,             // the open conversation (see newOpen)
     drafts: {},             // conversation id -> {text, chosen, draft}: what was typed before switching
+    view: "conversations",  // or "review"
+    reviewLoading: false,
     problems: {},           // banner problems by source: send, poll, queue
     problemOrder: ["send", "poll", "queue"]
   };
@@ -233,8 +240,150 @@
     ui.agentName.textContent = state.agent.name;
     document.title = "Agent console — KSOS support by Unifi";
     showPlaceholder();
+    showView("conversations", false);
     refreshQueue();
+    refreshReview();
     ui.queueTitle.focus();
+  }
+
+  // --- the review queue ----------------------------------------------------------------------------------------
+  function showView(name, focus) {
+    state.view = name;
+    ui.main.hidden = name !== "conversations";
+    ui.review.hidden = name !== "review";
+    ui.viewConversations.setAttribute("aria-pressed", String(name === "conversations"));
+    ui.viewReview.setAttribute("aria-pressed", String(name === "review"));
+    if (name === "review") refreshReview();
+    if (focus) (name === "review" ? ui.reviewTitle : ui.queueTitle).focus();
+  }
+
+  function reviewStatus(text, kind) {
+    ui.reviewStatus.textContent = text || "";
+    if (kind) ui.reviewStatus.setAttribute("data-kind", kind); else ui.reviewStatus.removeAttribute("data-kind");
+  }
+
+  async function refreshReview() {
+    if (!state.live || state.reviewLoading) return;
+    state.reviewLoading = true;
+    var generation = state.generation;
+    try {
+      var answer = await api("GET", "/api/agent/review");
+      if (generation !== state.generation) return;
+      if (answer.status === 200) renderReview(answer.data);
+      else if (answer.status !== 401) reviewStatus("The review queue could not be loaded (HTTP " + answer.status +
+                                                   "). Try Refresh.", "error");
+    } catch (e) {
+      if (generation === state.generation) reviewStatus("Connection problem: the review queue could not be loaded. " +
+                                                        "Try Refresh.", "error");
+    } finally {
+      state.reviewLoading = false;
+    }
+  }
+
+  function showWaiting(waiting) {
+    waiting = Math.max(0, Number(waiting) || 0);
+    ui.reviewCount.textContent = waiting ? String(waiting) : "";
+    ui.reviewWaiting.textContent = waiting ? "(" + waiting + " waiting)" : "";
+  }
+
+  function renderReview(data) {
+    var groups = Array.isArray(data.groups) ? data.groups : [];
+    var labels = (Array.isArray(data.labels) ? data.labels : []).filter(function (l) {
+      return l && typeof l.key === "string" && typeof l.title === "string";
+    });
+    showWaiting(data.waiting);
+    ui.reviewGroups.textContent = "";
+    groups.forEach(function (group, index) {
+      if (group && Array.isArray(group.messages) && group.messages.length) {
+        ui.reviewGroups.appendChild(reviewGroupNode(group, index, labels));
+      }
+    });
+    ui.reviewEmpty.hidden = ui.reviewGroups.children.length > 0;
+  }
+
+  function labelSelect(id, labels) {
+    var select = el("select", { id: id });
+    select.appendChild(el("option", { value: "" }, ["Choose the right answer\u2026"]));
+    var notCovered = labels.filter(function (l) { return l.key === NOT_COVERED; })[0];
+    if (notCovered) select.appendChild(el("option", { value: NOT_COVERED }, [notCovered.title]));
+    var placed = {};
+    LABEL_GROUPS.forEach(function (pair) {
+      var members = labels.filter(function (l) {
+        return l.key !== NOT_COVERED && !placed[l.key] && l.key.indexOf(pair[0]) === 0;
+      });
+      if (!members.length) return;
+      var optgroup = el("optgroup", { label: pair[1] });
+      members.forEach(function (l) {
+        placed[l.key] = true;
+        optgroup.appendChild(el("option", { value: l.key }, [l.title + " (" + l.key + ")"]));
+      });
+      select.appendChild(optgroup);
+    });
+    return select;
+  }
+
+  function reviewMeta(message) {
+    var parts = [CHANNELS[message.channel] || str(message.channel)];
+    if (message.language) parts.push(LANGUAGES[message.language] || str(message.language));
+    var reasons = Array.isArray(message.reasons) ? message.reasons : [];
+    parts.push(reasons.map(function (r) { return REVIEW_REASONS[r] || str(r); }).join(", "));
+    if (message.guess) {
+      var sure = typeof message.confidence === "number" ? " " + Math.round(message.confidence * 100) + "%" : "";
+      parts.push((message.taken_for === "nlu_fallback" ? "best guess " : "answered as ") + message.guess + sure);
+    }
+    var meta = el("span", { "class": "ac-review-meta" }, [parts.join(" \u00b7 ") + " \u00b7 "]);
+    meta.appendChild(timeNode(message.received_at));
+    return meta;
+  }
+
+  function reviewGroupNode(group, index, labels) {
+    var node = el("article", { "class": "ac-review-group", "aria-labelledby": "review-group-" + index });
+    var count = group.messages.length;
+    node.appendChild(el("h3", { id: "review-group-" + index }, [
+      "\u201c" + truncate(group.example, 160) + "\u201d",
+      el("span", { "class": "ac-count" }, [" \u00b7 " + count + (count === 1 ? " message" : " messages")])]));
+    var list = el("ul", { "class": "ac-review-list" });
+    group.messages.forEach(function (message) {
+      if (!message || typeof message.id !== "number") return;
+      var box = el("input", { type: "checkbox", "data-id": String(message.id) });
+      box.checked = true;
+      var text = el("span", {}, [el("span", { "class": "ac-review-text", lang: str(message.language) || "en" },
+                                    [str(message.text)]), reviewMeta(message)]);
+      list.appendChild(el("li", { "class": "ac-review-item" }, [el("label", {}, [box, text])]));
+    });
+    node.appendChild(list);
+    var selectId = "review-label-" + index;
+    var select = labelSelect(selectId, labels);
+    var save = el("button", { type: "button", "class": "ac-button ac-primary ac-small" }, ["Save label"]);
+    save.addEventListener("click", function () { saveLabel(node, select, save); });
+    node.appendChild(el("div", { "class": "ac-review-bar" }, [
+      el("label", { "for": selectId }, ["Right answer"]), select, save]));
+    return node;
+  }
+
+  async function saveLabel(node, select, save) {
+    var ids = Array.prototype.filter.call(node.querySelectorAll("input[type=checkbox]"), function (box) {
+      return box.checked;
+    }).map(function (box) { return Number(box.getAttribute("data-id")); });
+    if (!select.value) { reviewStatus("Choose the right answer first.", "error"); select.focus(); return; }
+    if (!ids.length) { reviewStatus("Tick at least one message.", "error"); return; }
+    var chosen = select.options[select.selectedIndex].textContent;
+    save.disabled = true;
+    try {
+      var answer = await api("POST", "/api/agent/review/label", { items: ids, label: select.value });
+      if (answer.status === 200) {
+        var labelled = Number(answer.data.labelled) || 0;
+        reviewStatus("Labelled " + labelled + (labelled === 1 ? " message" : " messages") + ": " + chosen + ".");
+        refreshReview();
+        ui.reviewTitle.focus();
+      } else if (answer.status !== 401) {
+        reviewStatus(str(answer.data.message) || "The label was not saved (HTTP " + answer.status + ").", "error");
+      }
+    } catch (e) {
+      reviewStatus("Connection problem: the label was not saved. Try again.", "error");
+    } finally {
+      save.disabled = false;
+    }
   }
 
   // --- the queue ---------------------------------------------------------------------------------------------
@@ -959,6 +1108,16 @@
     ui.counter = $("reply-counter");
     ui.send = $("send");
     ui.resolve = $("resolve");
+    ui.main = $("main");
+    ui.review = $("review");
+    ui.reviewTitle = $("review-title");
+    ui.reviewWaiting = $("review-waiting");
+    ui.reviewCount = $("review-count");
+    ui.reviewStatus = $("review-status");
+    ui.reviewEmpty = $("review-empty");
+    ui.reviewGroups = $("review-groups");
+    ui.viewConversations = $("view-conversations");
+    ui.viewReview = $("view-review");
 
     ui.loginForm.addEventListener("submit", onLogin);
     ui.logout.addEventListener("click", onLogout);
@@ -970,6 +1129,9 @@
     ui.reply.addEventListener("input", function () { clearReplyError(); onReplyInput(); });
     ui.resolve.addEventListener("click", resolveConversation);
     ui.refresh.addEventListener("click", function () { if (state.open) requestSuggestions(state.open); });
+    ui.viewConversations.addEventListener("click", function () { showView("conversations", true); });
+    ui.viewReview.addEventListener("click", function () { showView("review", true); });
+    $("review-refresh").addEventListener("click", function () { reviewStatus(""); refreshReview(); });
 
     try {
       var answer = await api("GET", "/api/agent/me", undefined, true);
