@@ -1,4 +1,4 @@
-"""The development set (tests/nlu/, tuned on) must score >= 0.90 top-1 in every language; the frozen test set
+"""The development set (tests/nlu/, tuned on) must score >= 0.95 top-1 in every language; the frozen test set
 (tests/nlu_test/, written blind to data/, reported) must not fall below its floor with a fallback counted as a
 miss, and keeps its shape: every label of the contract, >= 8 messages each over English, Malay and mixed."""
 import hashlib
@@ -6,10 +6,10 @@ import hashlib
 from bot.paths import FROZEN_NLU_DIR
 from tools.evaluation import LANGUAGE_FILES, accuracy_by_language, load_test_set, predict
 
-MIN_ACCURACY = 0.90
-# A floor against regressions, below the frozen set's measured 0.87-0.90 (README, "Measured"): the target of
+MIN_ACCURACY = 0.95
+# A floor against regressions, below the frozen set's measured 0.944-0.974 (README, "Measured"): the target of
 # 0.95 is reported by `make eval`, not gated here.
-MIN_FROZEN_ANSWERED = 0.85
+MIN_FROZEN_ANSWERED = 0.92
 CONTRACT_LABELS = 56
 ADDED_INTENTS = {"verify_identity", "log_out"}         # beside the contract (intents.md allows additions)
 FROZEN_SHA256 = "f02b7f299352d47c9f52a52b33f805baca97fe04f4268c06b5a3feb8f99497dc"   # en + ms + mixed

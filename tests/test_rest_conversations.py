@@ -96,7 +96,7 @@ def test_fallback_suggests_then_gives_contact_channels(assistant):
 def test_fallback_in_malay_and_none_of_these(assistant):
     sender = new_sender()
     assistant.text(sender, "selamat pagi")
-    first = assistant.send(sender, "pasal akaun tu la")      # vague: some candidates, none confident
+    first = assistant.send(sender, "pasal benda tu")         # vague: some candidates, none confident
     assert first[0]["text"].startswith("Maaf, saya kurang pasti")
     assert first[0]["buttons"][-1] == {"title": "Tiada yang sesuai", "payload": "/deny"}
     # clicking a suggestion answers it (an account question also offers verification after the answer)

@@ -7,9 +7,9 @@ cross-validation on the training data.
   seeds and the intent contract; it is never changed, never trained on and never tuned on: it is what we report.
   Its misses are counted, not listed.
 A prediction is the full label: 'faq/billing_cutoff' for retrieval intents (intent + response selector),
-otherwise the intent name. "top-1" is the classifier's best label, ignoring the FallbackClassifier;
-"answered" (what the customer feels) also requires that the FallbackClassifier did not replace it with
-nlu_fallback: a fallback counts as a miss.
+otherwise the intent name. "top-1" is the classifier's best label, ignoring the fallback; "answered" (what the
+customer feels) also requires that the pipeline did not fall back (nlu_fallback: our FullLabelClassifier, or
+the default pipeline's FallbackClassifier): a fallback counts as a miss.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class TestExample:
 class Prediction:
     example: TestExample
     top1: str
-    answered: str  # top1, or nlu_fallback when the FallbackClassifier fired
+    answered: str  # top1, or nlu_fallback when the pipeline fell back
     confidence: float = 1.0     # of top1 (bot/nlu/understanding.py): below the review queue's threshold, reviewed
 
 

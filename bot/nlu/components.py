@@ -1,7 +1,10 @@
 """Custom Rasa 3.6 graph components (referenced from config.yml as bot.nlu.components.<Name>).
 
 - ChatNormalizer (first): classifies the normalised text (bot.nlu.text.normalize_message), keeps the raw text.
-- InputGuard (after FallbackClassifier): unreadable input (empty, emoji only, another script) -> nlu_fallback.
+- FullLabelClassifier (after the response selectors): a linear classifier over whole answers ("faq/plans",
+  "greet") on character and word n-grams, blended with DIET's and the response selectors' scores; falls back
+  (nlu_fallback) when the best answer is unsure or too close to the next (it replaces Rasa's FallbackClassifier).
+- InputGuard (after it): unreadable input (empty, emoji only, another script) -> nlu_fallback.
 - RetrievalPayloadResolver: button payloads such as "/faq/plans" select that answer directly.
 - LanguageTagger: adds entity `language` (en/ms) that fills the `language` slot, or the language asked
   for when the intent is switch_language; nothing when the message is too short to tell.
@@ -11,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from typing import Any, Dict, List, Optional, Text
 
@@ -85,6 +89,82 @@ def _set_intent(message: Message, intent: Text, confidence: float = 1.0) -> None
     ranked = {"name": intent, "confidence": confidence}
     message.set(INTENT, ranked, add_to_output=True)
     message.set(INTENT_RANKING_KEY, [ranked], add_to_output=True)
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
+class FullLabelClassifier(GraphComponent):
+    """Blends two views of which answer a message wants, and falls back when neither is sure.
+
+    DIET gives P(intent) and each response selector P(answer | faq or support): their product is a score per
+    whole answer ("faq/plans"). A logistic regression on TF-IDF character n-grams (2-5, within words) and words
+    (1-2) of the normalised text, trained on the same examples with the whole answers as classes
+    (bot/nlu/full_label.py), gives another. The blend, `lexical_weight` of the second and the rest of the first,
+    decides: the answer with the highest blended score, unless that score is below `fallback_threshold` or within
+    `ambiguity_threshold` of the runner-up, or fewer than `min_known_words` of its words (two or more) were ever
+    seen in training, when the message falls back (nlu_fallback, as Rasa's FallbackClassifier would). The
+    parse keeps Rasa's shape: intent_ranking is the blend summed per intent and each response selector's ranking
+    the blend within its intent, so that intent x answer confidence is the answer's blended score."""
+
+    FILE_NAME = "full_label_classifier.pkl"
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        return {"lexical_weight": 0.5, "fallback_threshold": 0.15, "ambiguity_threshold": 0.0,
+                "min_known_words": 0.5, "regularisation": 20.0, "random_seed": 42}
+
+    def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
+                 classifier: Any = None):
+        self.config = {**self.get_default_config(), **config}
+        self._model_storage, self._resource = model_storage, resource
+        self._classifier = classifier
+
+    @classmethod
+    def create(cls, config, model_storage, resource, execution_context) -> "FullLabelClassifier":
+        return cls(config, model_storage, resource)
+
+    @classmethod
+    def load(cls, config, model_storage, resource, execution_context, **kwargs: Any) -> "FullLabelClassifier":
+        try:
+            with model_storage.read_from(resource) as directory:
+                # Our own model file, written by train() below (a model is trusted like Rasa's own pickles).
+                classifier = pickle.loads((directory / cls.FILE_NAME).read_bytes())  # noqa: S301
+        except (ValueError, FileNotFoundError):
+            classifier = None
+        return cls(config, model_storage, resource, classifier)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        from bot.nlu.full_label import train_full_label_classifier
+
+        examples = [(example.get(TEXT), example.get(INTENT_RESPONSE_KEY) or example.get(INTENT))
+                    for example in training_data.intent_examples if example.get(TEXT) and example.get(INTENT)]
+        self._classifier = train_full_label_classifier(examples, self.config["regularisation"],
+                                                       self.config["random_seed"])
+        with self._model_storage.write_to(self._resource) as directory:
+            (directory / self.FILE_NAME).write_bytes(pickle.dumps(self._classifier))
+        return self._resource
+
+    def process(self, messages: List[Message]) -> List[Message]:
+        from bot.nlu.full_label import blend, decide, diet_scores, parse_fields
+
+        for message in messages:
+            text = message.get(TEXT)
+            if self._classifier is None or not text or is_payload(raw_text(message)) or not message.get(INTENT):
+                continue
+            diet = diet_scores(message.get(INTENT_RANKING_KEY) or [],
+                               message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {})
+            lexical = self._classifier.scores(text)
+            blended = blend(diet, lexical, self.config["lexical_weight"])
+            best, fell_back = decide(blended, self.config["fallback_threshold"], self.config["ambiguity_threshold"])
+            # Mostly words never seen in training ("blorf snargle wumpus"): not understood, whatever the scores.
+            fell_back = fell_back or self._classifier.known_share(text) < self.config["min_known_words"]
+            intent, ranking, selector = parse_fields(blended, best, message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {})
+            if fell_back:
+                fallback = {"name": FALLBACK_INTENT, "confidence": self.config["fallback_threshold"]}
+                intent, ranking = fallback, [fallback] + ranking
+            message.set(INTENT, intent, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
+            message.set(RESPONSE_SELECTOR_PROPERTY_NAME, selector, add_to_output=True)
+        return messages
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
