@@ -15,15 +15,25 @@ COMPUTED_ACCOUNT_INTENTS = ("ask_termination_penalty", "ask_account_status", "as
 ACCOUNT_INTENTS = (LOST_ACTIVATION_CODE, *COMPUTED_ACCOUNT_INTENTS)
 
 
+# A ResponseSelector without `retrieval_intent` answers for all of them, under this key of the parse.
+DEFAULT_SELECTOR = "default"
+
+
+def selected_response(parse_data: Mapping[str, Any], intent: Optional[str]) -> Mapping[str, Any]:
+    """The response selector's pick for retrieval intent `intent` ({"intent_response_key", "confidence" ...}):
+    its own selector's, else the one selector's for all of them; {} for none or another intent."""
+    if intent not in RETRIEVAL_INTENTS:
+        return {}
+    selector = parse_data.get("response_selector") or {}
+    picked = selector.get(intent) or selector.get(DEFAULT_SELECTOR) or {}
+    response = picked.get("response") if isinstance(picked, Mapping) else None
+    return response if isinstance(response, Mapping) else {}
+
+
 def full_label(parse_data: Mapping[str, Any], intent: Optional[str]) -> str:
     """"faq/plans" for a retrieval intent (its response selector's pick), else the intent name ("" for none)."""
-    if intent in RETRIEVAL_INTENTS:
-        selector = parse_data.get("response_selector") or {}
-        picked = selector.get(intent) or selector.get("default") or {}
-        key = (picked.get("response") or {}).get("intent_response_key")
-        if key:
-            return str(key)
-    return intent or ""
+    key = selected_response(parse_data, intent).get("intent_response_key")
+    return str(key) if key else intent or ""
 
 
 def response_source(message: Mapping[str, Any]) -> Optional[str]:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import yaml
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.analytics.grouping import group_similar
@@ -82,10 +82,9 @@ def _merged(existing: str, added: Iterable[str]) -> str:
     return ",".join(reason for reason in REASONS if reason in reasons)
 
 
-def add_to_queue(session: Session, row: InboxMessage, reasons: Sequence[str], language: Optional[str],
-                 text: str) -> None:
-    """Put inbox message `row` in the queue for `reasons` (or add them to its item), in the caller's
-    transaction; `text`: its redacted words."""
+def add_to_queue(session: Session, row: InboxMessage, reasons: Sequence[str], language: Optional[str]) -> None:
+    """Put inbox message `row` (its text already redacted) in the queue for `reasons` (or add them to its
+    item), in the caller's transaction."""
     if not reasons:
         return
     item = session.scalars(select(ReviewItem).where(ReviewItem.inbox_id == row.id)).first()
@@ -95,7 +94,7 @@ def add_to_queue(session: Session, row: InboxMessage, reasons: Sequence[str], la
     understanding = Understanding.from_json(row.understanding)
     session.add(ReviewItem(
         inbox_id=row.id, conversation_id=row.conversation_id, channel=row.channel, language=language,
-        text=text, reasons=_merged("", reasons), taken_for=understanding.label if understanding else None,
+        text=row.text, reasons=_merged("", reasons), taken_for=understanding.label if understanding else None,
         guess=understanding.guess if understanding else None,
         confidence=understanding.confidence if understanding else None, received_at=row.received_at))
 
@@ -104,7 +103,7 @@ def add_rated_down(session: Session, inbox_id: Optional[int], language: Optional
     """The answer to inbox message `inbox_id` got a 👎: the message goes to the queue (if it was typed)."""
     row = session.get(InboxMessage, inbox_id) if inbox_id is not None else None
     if row is not None and row.text and not row.payload:
-        add_to_queue(session, row, [RATED_DOWN], language, row.text)
+        add_to_queue(session, row, [RATED_DOWN], language)
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,7 @@ class ReviewQueue:
             rows = session.scalars(select(ReviewItem).where(waiting)
                                    .order_by(ReviewItem.received_at.desc(), ReviewItem.id.desc())
                                    .limit(limit)).all()
-            total = session.query(ReviewItem).filter(waiting).count()
+            total = session.scalar(select(func.count()).select_from(ReviewItem).where(waiting))
             messages = {row.id: QueuedMessage(row.id, row.text, tuple(row.reasons.split(",")), row.taken_for,
                                               row.guess, row.confidence, row.channel, row.language, row.received_at)
                         for row in rows}

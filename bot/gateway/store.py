@@ -394,7 +394,7 @@ class GatewayStore:
             row.last_error = None
             row.understanding = understanding.to_json() if understanding is not None else None
             conversation = session.get(Conversation, row.conversation_id)
-            add_to_queue(session, row, review, conversation.language if conversation else None, row.text)
+            add_to_queue(session, row, review, conversation.language if conversation else None)
             if conversation is not None:
                 conversation.hold_notice_at = None
                 if feedback_prompt is not None and conversation.feedback_asked_at is None:

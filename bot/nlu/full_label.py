@@ -9,11 +9,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from bot.vocabulary import RETRIEVAL_INTENTS
+from bot.vocabulary import DEFAULT_SELECTOR, RETRIEVAL_INTENTS
 
 RANKING_LENGTH = 10
 SELECTOR_KEYS = ("all_retrieval_intents",)
-DEFAULT_SELECTOR = "default"           # a ResponseSelector without `retrieval_intent` answers for all of them
 WORD = re.compile(r"[a-z]{2,}")
 
 

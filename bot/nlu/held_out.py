@@ -17,6 +17,7 @@ from typing import Iterable, List, Optional, Tuple
 import yaml
 from rapidfuzz import fuzz, process
 
+from bot.dialogue.knowledge import parse_examples
 from bot.nlu.text import normalize_message
 from bot.paths import FROZEN_NLU_DIR, TESTS_NLU_DIR
 
@@ -30,11 +31,10 @@ def held_out_messages(folder: Path, min_words: int = 1) -> List[str]:
     messages = []
     for path in sorted(folder.glob("*.yml")):
         for item in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
-            for line in str(item.get("examples", "")).splitlines():
-                if line.strip().startswith("- "):
-                    text = normalize_message(line.strip()[2:].strip())
-                    if len(text.split()) >= min_words:
-                        messages.append(text)
+            for example in parse_examples(str(item.get("examples", ""))):
+                text = normalize_message(example)
+                if len(text.split()) >= min_words:
+                    messages.append(text)
     return messages
 
 

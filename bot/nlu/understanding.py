@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from bot.vocabulary import full_label
+from bot.vocabulary import full_label, selected_response
 
 FALLBACK_LABEL = "nlu_fallback"
 HEADER = "X-Understanding"
@@ -71,13 +71,6 @@ def _confidence(entry: Any) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
 
 
-def _selector_confidence(parse_data: Mapping[str, Any], intent: str) -> Optional[float]:
-    selector = parse_data.get("response_selector") or {}
-    picked = selector.get(intent) if isinstance(selector, Mapping) else None
-    response = picked.get("response") if isinstance(picked, Mapping) else None
-    return _confidence(response) if isinstance(response, Mapping) and response.get("intent_response_key") else None
-
-
 def understanding_from_parse(parse_data: Mapping[str, Any]) -> Optional[Understanding]:
     """The understanding of a Rasa parse ({"intent", "intent_ranking", "response_selector"}); None without an
     intent."""
@@ -94,9 +87,9 @@ def understanding_from_parse(parse_data: Mapping[str, Any]) -> Optional[Understa
     if not isinstance(best_name, str) or not best_name:
         return Understanding(FALLBACK_LABEL, "", 0.0)
     confidence = _confidence(best)
-    answer_confidence = _selector_confidence(parse_data, best_name)
-    if answer_confidence is not None:
-        confidence *= answer_confidence
+    answer = selected_response(parse_data, best_name)
+    if answer.get("intent_response_key"):
+        confidence *= _confidence(answer)
     guess = full_label(parse_data, best_name)[:MAX_LABEL_CHARS]
     label = FALLBACK_LABEL if name == FALLBACK_LABEL else guess
     return Understanding(label, guess, min(max(confidence, 0.0), 1.0))
