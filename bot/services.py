@@ -129,6 +129,11 @@ class ServiceGroup:
     def start_more(self, names: List[str]) -> None:
         for service in self.services:
             if service.name in names and service.process is None:
+                if service.is_ready():
+                    # Another process (one left from an earlier run) already answers on this service's port: the
+                    # child would fail to bind while wait_ready() took the stranger for it.
+                    raise RuntimeError(f"{service.name}: something already answers at {service.ready_url}; stop "
+                                       "it first (a process left from an earlier run?)")
                 service.log_path = self.log_dir / f"{service.name}.log"
                 self._launch(service, mode="w")
         self.write_status()

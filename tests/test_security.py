@@ -436,7 +436,7 @@ def test_typed_commands_reach_rasa_as_words(agent_gateway, assistant, background
     # So does a button the assistant offered: "None of these" after a "did you mean ...?".
     session = switched[0]["session"]
     offered = widget_exchange(background_loop, agent_gateway.url, [{**hello, "session": session}, {
-        "type": "message", "id": str(uuid.uuid4()), "text": "qwerty zxcv plmokn"}], until=done)
+        "type": "message", "id": str(uuid.uuid4()), "text": "pasal benda tu"}], until=done)     # vague
     buttons = [b for f in offered if f["type"] == "message" for b in f["message"]["buttons"]]
     assert buttons and buttons[-1]["payload"] == "/deny"
     widget_exchange(background_loop, agent_gateway.url, [{**hello, "session": session}, {

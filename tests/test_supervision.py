@@ -164,3 +164,32 @@ def test_serve_starts_a_killed_rasa_action_server_and_gateway_again(model_path, 
         assert f"supervisor: {name} exited with code -9" in output and f"supervisor: {name} started again" in output
         assert f"--- supervisor: {name} exited with code -9" in (tmp_path / "logs" / f"{name}.log").read_text()
     assert serve.returncode == 0 and "Stopped." in output
+
+
+@pytest.mark.integration
+def test_a_port_someone_else_answers_on_is_refused_before_anything_starts(tmp_path):
+    """A server left from an earlier run answers /status: starting our own would fail to bind while the wait for
+    readiness took the stranger for it (how a killed test run's Rasa once answered the next run's tests)."""
+    import http.server
+    import threading
+
+    class Status(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    stranger = http.server.HTTPServer(("127.0.0.1", 0), Status)
+    threading.Thread(target=stranger.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{stranger.server_address[1]}/status"
+        group = ServiceGroup([Service("rasa", ["/bin/false"], url)])
+        with pytest.raises(RuntimeError, match="something already answers"):
+            group.start({}, log_dir=tmp_path)
+        assert group.services[0].process is None                  # nothing was started
+    finally:
+        stranger.shutdown()

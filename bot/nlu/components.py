@@ -1,9 +1,9 @@
 """Custom Rasa 3.6 graph components (referenced from config.yml as bot.nlu.components.<Name>).
 
 - ChatNormalizer (first): classifies the normalised text (bot.nlu.text.normalize_message), keeps the raw text.
-- FullLabelClassifier (after the response selectors): a linear classifier over whole answers ("faq/plans",
-  "greet") on character and word n-grams, blended with DIET's and the response selectors' scores; falls back
-  (nlu_fallback) when the best answer is unsure or too close to the next (it replaces Rasa's FallbackClassifier).
+- FullLabelClassifier (the classifier): a linear classifier over whole answers ("faq/plans", "greet") on
+  character and word n-grams, Malay stems and a multilingual sentence embedding; falls back (nlu_fallback) when
+  the best answer is unsure or too close to the next.
 - InputGuard (after it): unreadable input (empty, emoji only, another script) -> nlu_fallback.
 - RetrievalPayloadResolver: button payloads such as "/faq/plans" select that answer directly.
 - LanguageTagger: adds entity `language` (en/ms) that fills the `language` slot, or the language asked
@@ -93,24 +93,26 @@ def _set_intent(message: Message, intent: Text, confidence: float = 1.0) -> None
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
 class FullLabelClassifier(GraphComponent):
-    """Blends two views of which answer a message wants, and falls back when neither is sure.
+    """Decides which whole answer a message wants ("faq/plans", "greet"), and falls back when it is not sure.
 
-    DIET gives P(intent) and each response selector P(answer | faq or support): their product is a score per
-    whole answer ("faq/plans"). A logistic regression on TF-IDF character n-grams (2-5, within words) and words
-    (1-2) of the normalised text, trained on the same examples with the whole answers as classes
-    (bot/nlu/full_label.py), gives another. The blend, `lexical_weight` of the second and the rest of the first,
-    decides: the answer with the highest blended score, unless that score is below `fallback_threshold` or within
-    `ambiguity_threshold` of the runner-up, or fewer than `min_known_words` of its words (two or more) were ever
-    seen in training, when the message falls back (nlu_fallback, as Rasa's FallbackClassifier would). The
-    parse keeps Rasa's shape: intent_ranking is the blend summed per intent and each response selector's ranking
-    the blend within its intent, so that intent x answer confidence is the answer's blended score."""
+    One logistic regression per answer (bot/nlu/full_label.py) over TF-IDF character n-grams (2-5, within words),
+    words (1-2) and Malay stems of the normalised text, and the message's multilingual sentence embedding
+    (bot/nlu/sentence_embedding.py) times `embedding_weight`. The answer with the highest score wins, unless
+    that score is below `fallback_threshold` (`conversation_threshold` for a conversation intent such as
+    goodbye) or within `ambiguity_threshold` of the runner-up, or fewer than
+    `min_known_words` of its words (two or more) were ever seen in training, when the message falls back
+    (nlu_fallback). The parse keeps Rasa's shape: intent_ranking is the scores summed per intent, and a
+    response selector's output for faq/* and support/* holds the scores within each intent, so that intent x
+    answer confidence is the answer's score. It replaces DIET, the ResponseSelector and Rasa's
+    FallbackClassifier (chosen by cross-validation: README, Measured)."""
 
     FILE_NAME = "full_label_classifier.pkl"
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        return {"lexical_weight": 0.5, "fallback_threshold": 0.15, "ambiguity_threshold": 0.0,
-                "min_known_words": 0.5, "regularisation": 20.0, "random_seed": 42}
+        return {"embedding_weight": 5.0, "embedding_threads": 1, "fallback_threshold": 0.1,
+                "conversation_threshold": 0.55, "ambiguity_threshold": 0.0, "min_known_words": 0.5,
+                "regularisation": 50.0, "random_seed": 42}
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
                  classifier: Any = None):
@@ -132,32 +134,36 @@ class FullLabelClassifier(GraphComponent):
             classifier = None
         return cls(config, model_storage, resource, classifier)
 
+    def _embed(self, texts: List[Text]) -> Any:
+        from bot.nlu.sentence_embedding import embed
+
+        return embed(texts, self.config["embedding_threads"])
+
     def train(self, training_data: TrainingData) -> Resource:
         from bot.nlu.full_label import train_full_label_classifier
 
         examples = [(example.get(TEXT), example.get(INTENT_RESPONSE_KEY) or example.get(INTENT))
                     for example in training_data.intent_examples if example.get(TEXT) and example.get(INTENT)]
-        self._classifier = train_full_label_classifier(examples, self.config["regularisation"],
-                                                       self.config["random_seed"])
+        self._classifier = train_full_label_classifier(
+            examples, self._embed([text for text, _ in examples]), self.config["embedding_weight"],
+            self.config["regularisation"], self.config["random_seed"])
         with self._model_storage.write_to(self._resource) as directory:
             (directory / self.FILE_NAME).write_bytes(pickle.dumps(self._classifier))
         return self._resource
 
     def process(self, messages: List[Message]) -> List[Message]:
-        from bot.nlu.full_label import blend, decide, diet_scores, parse_fields
+        from bot.nlu.full_label import decide, parse_fields
 
         for message in messages:
             text = message.get(TEXT)
-            if self._classifier is None or not text or is_payload(raw_text(message)) or not message.get(INTENT):
+            if self._classifier is None or not text or is_payload(raw_text(message)):
                 continue
-            diet = diet_scores(message.get(INTENT_RANKING_KEY) or [],
-                               message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {})
-            lexical = self._classifier.scores(text)
-            blended = blend(diet, lexical, self.config["lexical_weight"])
-            best, fell_back = decide(blended, self.config["fallback_threshold"], self.config["ambiguity_threshold"])
+            scores = self._classifier.scores(text, self._embed([text])[0])
+            best, fell_back = decide(scores, self.config["fallback_threshold"], self.config["ambiguity_threshold"],
+                                     self.config["conversation_threshold"])
             # Mostly words never seen in training ("blorf snargle wumpus"): not understood, whatever the scores.
             fell_back = fell_back or self._classifier.known_share(text) < self.config["min_known_words"]
-            intent, ranking, selector = parse_fields(blended, best, message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {})
+            intent, ranking, selector = parse_fields(scores, best)
             if fell_back:
                 fallback = {"name": FALLBACK_INTENT, "confidence": self.config["fallback_threshold"]}
                 intent, ranking = fallback, [fallback] + ranking

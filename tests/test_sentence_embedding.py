@@ -1,0 +1,24 @@
+"""The multilingual sentence embedding (bot/nlu/sentence_embedding.py): it comes with the package and needs no
+network (a unit test: conftest refuses every socket connect and every process), and it puts a Malay question
+next to its English paraphrase."""
+import numpy as np
+
+from bot.nlu.sentence_embedding import DIMENSIONS, embed
+
+MALAY = ["berapa harga pelan ini", "saya lupa kata laluan", "macam mana nak bayar bil",
+         "komputer saya dijangkiti virus", "bagaimana untuk menamatkan langganan"]
+ENGLISH = ["how much is this plan", "I forgot my password", "how do I pay my bill",
+           "my computer is infected with a virus", "how do I end my subscription"]
+
+
+def test_unit_vectors_offline_and_the_same_every_time():
+    vectors = embed(["berapa harga pelan", "how much is the plan"])
+    assert vectors.shape == (2, DIMENSIONS) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert np.array_equal(embed(["berapa harga pelan"])[0], vectors[0])
+    assert embed([]).shape == (0, DIMENSIONS)
+
+
+def test_a_malay_question_is_nearest_its_english_paraphrase():
+    similarity = embed(MALAY) @ embed(ENGLISH).T
+    assert list(similarity.argmax(axis=1)) == list(range(len(MALAY)))
