@@ -17,9 +17,11 @@ from bot.dialogue.handoff import (
 )
 from bot.dialogue.knowledge import knowledge_base, ui_labels
 from bot.nlu.input_check import input_problem
+from bot.vocabulary import SECOND_QUESTION_ENTITY
 
 # Responses that only custom actions send (so no rule names them; `rasa data validate` reports them unused).
 RESPONSES_SENT_BY_ACTIONS = (
+    "utter_also_asked",
     "utter_did_you_mean",
     "utter_ask_rephrase",
     "utter_input_empty",
@@ -96,4 +98,25 @@ class ActionNluFallback(Action):
         none_label = ui_labels()["none_of_these"]
         buttons.append({"title": none_label.get(language, none_label["en"]), "payload": "/deny"})
         dispatcher.utter_message(response="utter_did_you_mean", buttons=buttons)
+        return []
+
+
+class ActionAnswerSecondQuestion(Action):
+    """A second question in the same message ("how much is Starter? and can I pay with JomPAY?"): its answer of
+    the knowledge base, which the NLU found in a part of the message (entity `second_question`,
+    bot/nlu/questions.py), after a line that names it."""
+
+    def name(self) -> Text:
+        return "action_answer_second_question"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[Dict[Text, Any]]:
+        kb = knowledge_base()
+        key = next(tracker.get_latest_entity_values(SECOND_QUESTION_ENTITY), None)
+        if key is None or key not in kb or "/" not in key:
+            return []
+        answer = kb.get(key)
+        dispatcher.utter_message(response="utter_also_asked", title=answer.title(tracker.get_slot("language")))
+        dispatcher.utter_message(response=answer.response)
         return []

@@ -15,6 +15,9 @@ COMPUTED_ACCOUNT_INTENTS = ("ask_termination_penalty", "ask_account_status", "as
 ACCOUNT_INTENTS = (LOST_ACTIVATION_CODE, *COMPUTED_ACCOUNT_INTENTS)
 
 
+# The entity that carries a second question's answer key ("faq/payment_methods") asked in the same message.
+SECOND_QUESTION_ENTITY = "second_question"
+
 # A ResponseSelector without `retrieval_intent` answers for all of them, under this key of the parse.
 DEFAULT_SELECTOR = "default"
 

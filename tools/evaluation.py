@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -55,6 +55,7 @@ class Prediction:
     top1: str
     answered: str  # top1, or nlu_fallback when the pipeline fell back
     confidence: float = 1.0     # of top1 (bot/nlu/understanding.py): below the review queue's threshold, reviewed
+    parse: Dict[str, Any] = field(default_factory=dict)     # the whole parse, when asked for (keep_parse)
 
 
 def load_test_set(folder: Path = TESTS_NLU_DIR) -> List[TestExample]:
@@ -78,7 +79,8 @@ def predicted_labels(parse_data: Dict) -> Tuple[str, str]:
     return top1, answered
 
 
-def predict(model_path: str, examples: Iterable[TestExample]) -> Tuple[List[Prediction], float]:
+def predict(model_path: str, examples: Iterable[TestExample], keep_parse: bool = False
+            ) -> Tuple[List[Prediction], float]:
     """Parse every example with the model in-process; returns predictions and mean parse time (ms). The model is
     loaded with the variables our processes get (bot/services.py), set for the load only: the caller's
     environment is left as it was (an in-process caller, such as a test session, keeps its own)."""
@@ -105,7 +107,8 @@ def predict(model_path: str, examples: Iterable[TestExample]) -> Tuple[List[Pred
             elapsed += time.perf_counter() - started
             top1, answered = predicted_labels(parse_data)
             understanding = understanding_from_parse(parse_data)
-            predictions.append(Prediction(example, top1, answered, understanding.confidence if understanding else 0.0))
+            predictions.append(Prediction(example, top1, answered, understanding.confidence if understanding else 0.0,
+                                          parse_data if keep_parse else {}))
         return predictions, 1000 * elapsed / max(len(predictions), 1)
 
     return asyncio.run(run())
@@ -221,6 +224,55 @@ def format_report(name: str, report: Dict[str, Dict[str, float]], parse_ms: Opti
     return "\n".join(lines)
 
 
+# --- two questions in one message ---------------------------------------------------------------------------
+
+TWO_QUESTIONS_FILE = REPO_ROOT / "tests" / "nlu_multi" / "two_questions.yml"
+
+
+@dataclass(frozen=True)
+class TwoQuestionResult:
+    text: str
+    language: str
+    expected: Tuple[str, ...]    # the first answer, and the second one if the message asks two questions
+    first: str                   # what the message was answered with (nlu_fallback for a fallback)
+    second: Optional[str]        # the second answer given (entity second_question), if any
+
+
+def predict_two_questions(model_path: str, path: Path = TWO_QUESTIONS_FILE) -> List[TwoQuestionResult]:
+    """Every message of the two-questions development set through the model: its answer and second answer."""
+    from bot.vocabulary import SECOND_QUESTION_ENTITY
+
+    items = yaml.safe_load(path.read_text(encoding="utf-8"))["messages"]
+    examples = [TestExample(item["text"], item["answers"][0], item["language"]) for item in items]
+    predictions, _ = predict(model_path, examples, keep_parse=True)
+    results = []
+    for item, prediction in zip(items, predictions, strict=False):
+        seconds = [entity.get("value") for entity in prediction.parse.get("entities") or []
+                   if entity.get("entity") == SECOND_QUESTION_ENTITY]
+        results.append(TwoQuestionResult(item["text"], item["language"], tuple(item["answers"]), prediction.answered,
+                                         seconds[0] if seconds else None))
+    return results
+
+
+def format_two_questions(results: List[TwoQuestionResult]) -> str:
+    """Two questions: how many got both answers right; one question told at length: how many got a second
+    answer they did not ask for."""
+    two = [r for r in results if len(r.expected) == 2]
+    one = [r for r in results if len(r.expected) == 1]
+    both = sum(r.first == r.expected[0] and r.second == r.expected[1] for r in two)
+    first = sum(r.first == r.expected[0] for r in results)
+    wrong_second = sum(r.second is not None and r.second != r.expected[1] for r in two)
+    unasked = sum(r.second is not None for r in one)
+    lines = [f"Two questions in one message (development set, {TWO_QUESTIONS_FILE.relative_to(REPO_ROOT)}):",
+             f"  first answer right: {first} of {len(results)}",
+             f"  two questions, both answered right: {both} of {len(two)} (a wrong second answer: {wrong_second})",
+             f"  one question told at length, a second answer not asked for: {unasked} of {len(one)}"]
+    lines += [f"  [{r.language}] {r.text!r}: expected {' + '.join(r.expected)}, got {r.first}"
+              f"{' + ' + r.second if r.second else ''}"
+              for r in results if (r.first, r.second) != (*r.expected, None)[:2]]
+    return "\n".join(lines)
+
+
 # --- cross-validation on the training data ----------------------------------------------------------------------
 
 def cross_validation_folds(examples: Dict[str, List[str]], folds: int, seed: int = 42
@@ -319,6 +371,9 @@ def main(args: argparse.Namespace) -> int:
                 elif errors:
                     print(f"{len(errors)} answered wrongly or not at all (not listed: the frozen set is not for "
                           "tuning)")
+        print()
+    if TWO_QUESTIONS_FILE.exists():
+        print(format_two_questions(predict_two_questions(model)))
         print()
     if args.folds:
         print(f"== {args.folds}-fold cross-validation of our pipeline on the training data ==", flush=True)

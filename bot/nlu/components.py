@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import pickle
 import re
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -38,6 +38,7 @@ from bot.nlu import language as language_detection
 from bot.nlu.input_check import input_problem
 from bot.nlu.text import is_payload, normalize_message
 from bot.nlu.understanding import RECENT, understanding_from_parse
+from bot.vocabulary import SECOND_QUESTION_ENTITY
 
 RAW_TEXT = "raw_text"
 LANGUAGE_ENTITY = "language"
@@ -104,7 +105,8 @@ class FullLabelClassifier(GraphComponent):
     (nlu_fallback). The parse keeps Rasa's shape: intent_ranking is the scores summed per intent, and a
     response selector's output for faq/* and support/* holds the scores within each intent, so that intent x
     answer confidence is the answer's score. It replaces DIET, the ResponseSelector and Rasa's
-    FallbackClassifier (chosen by cross-validation: README, Measured)."""
+    FallbackClassifier (chosen by cross-validation: README, Measured). A message of several parts whose part
+    asks for another answer of the knowledge base gets entity `second_question` (answered after the first)."""
 
     FILE_NAME = "full_label_classifier.pkl"
 
@@ -112,6 +114,7 @@ class FullLabelClassifier(GraphComponent):
     def get_default_config() -> Dict[Text, Any]:
         return {"embedding_weight": 5.0, "embedding_threads": 1, "fallback_threshold": 0.1,
                 "conversation_threshold": 0.55, "ambiguity_threshold": 0.0, "min_known_words": 0.5,
+                "second_question_threshold": 0.5,
                 "regularisation": 50.0, "random_seed": 42}
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
@@ -163,14 +166,35 @@ class FullLabelClassifier(GraphComponent):
                                      self.config["conversation_threshold"])
             # Mostly words never seen in training ("blorf snargle wumpus"): not understood, whatever the scores.
             fell_back = fell_back or self._classifier.known_share(text) < self.config["min_known_words"]
+            second = None
+            if not fell_back and best is not None:
+                best, second = self._two_questions(text, best)
             intent, ranking, selector = parse_fields(scores, best)
             if fell_back:
                 fallback = {"name": FALLBACK_INTENT, "confidence": self.config["fallback_threshold"]}
                 intent, ranking = fallback, [fallback] + ranking
+            if second is not None:
+                entity = {"entity": SECOND_QUESTION_ENTITY, "value": second, "start": 0,
+                          "end": len(raw_text(message)), "confidence": 1.0, "extractor": self.__class__.__name__}
+                message.set(ENTITIES, (message.get(ENTITIES) or []) + [entity], add_to_output=True)
             message.set(INTENT, intent, add_to_output=True)
             message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
             message.set(RESPONSE_SELECTOR_PROPERTY_NAME, selector, add_to_output=True)
         return messages
+
+    def _two_questions(self, text: Text, best: Text) -> Tuple[Text, Optional[Text]]:
+        """(first answer, second answer or None): where a part of a message of several parts asks for another
+        answer of the knowledge base, scoring `second_question_threshold` or more on that part alone
+        (bot/nlu/questions.py), both are answered, in the order the message asks them."""
+        from bot.nlu.full_label import order_two_answers
+        from bot.nlu.questions import question_parts
+
+        parts = question_parts(text)
+        if len(parts) < 2 or "/" not in best:
+            return best, None
+        embeddings = self._embed(parts)
+        part_scores = [self._classifier.scores(part, vector) for part, vector in zip(parts, embeddings, strict=True)]
+        return order_two_answers(part_scores, best, self.config["second_question_threshold"])
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)

@@ -103,6 +103,22 @@ def decide(scores: Mapping[str, float], fallback_threshold: float, ambiguity_thr
     return best, score < threshold or score - runner_up < ambiguity_threshold
 
 
+def order_two_answers(part_scores: Sequence[Mapping[str, float]], first: str, threshold: float
+                      ) -> Tuple[str, Optional[str]]:
+    """A message's parts' scores -> (first answer, second answer or None). The second is the surest answer of
+    the knowledge base, other than `first` (the whole message's), that is a part's best and scores `threshold` or
+    more there; the two are put in the order of their parts (`first` where no part's best is it: first)."""
+    bests = [max(scores.items(), key=lambda item: (item[1], item[0])) if scores else ("", 0.0)
+             for scores in part_scores]
+    candidates = [(score, index, label) for index, (label, score) in enumerate(bests)
+                  if "/" in label and label != first and score >= threshold]
+    if not candidates:
+        return first, None
+    _, second_at, second = max(candidates)
+    first_at = next((index for index, (label, _) in enumerate(bests) if label == first), -1)
+    return (second, first) if second_at < first_at else (first, second)
+
+
 def base_intent(label: str) -> str:
     return label.split("/", 1)[0]
 
