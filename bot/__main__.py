@@ -256,6 +256,9 @@ def main(argv=None) -> int:
     evaluate.add_argument("--min-accuracy", type=float, default=None,
                           help="exit 1 if a language of the frozen set scores below (a fallback counts as a miss)")
     evaluate.add_argument("--model", default=None, help="evaluate this model instead of training a fresh one")
+    evaluate.add_argument("--baseline-model", default=None,
+                          help="with --baseline: Rasa's default pipeline already trained on the same data (its "
+                               "training takes about 30 minutes here), e.g. var/eval/default-pipeline.tar.gz")
     evaluate.set_defaults(func=cmd_eval)
     database = commands.add_parser("db", help="the database schema (Alembic migrations)")
     database.add_argument("action", choices=["upgrade", "current"],

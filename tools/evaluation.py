@@ -347,7 +347,10 @@ def main(args: argparse.Namespace) -> int:
     model = args.model or load_settings().model_path
     pipelines = [("ours", "Our pipeline (config.yml)", model)]
     results: Dict[str, Dict[str, Any]] = {}
-    if args.baseline:
+    if args.baseline and getattr(args, "baseline_model", None):
+        pipelines.append(("default_pipeline", "Rasa default pipeline (rasa init config, trained before)",
+                          args.baseline_model))
+    elif args.baseline:
         started = time.monotonic()
         pipelines.append(("default_pipeline", "Rasa default pipeline (rasa init config)", train_baseline()))
         results["default_pipeline_train_seconds"] = {"seconds": round(time.monotonic() - started, 1)}
