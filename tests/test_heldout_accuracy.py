@@ -7,9 +7,9 @@ from bot.paths import FROZEN_NLU_DIR
 from tools.evaluation import LANGUAGE_FILES, accuracy_by_language, load_test_set, predict
 
 MIN_ACCURACY = 0.95
-# A floor against regressions, below the frozen set's measured 0.944-0.974 (README, "Measured"): the target of
-# 0.95 is reported by `make eval`, not gated here.
-MIN_FROZEN_ANSWERED = 0.92
+# The target, met on 5 December 2026 (0.959 / 0.973 / 0.990: README, "Measured"): a model that falls
+# below it in any language fails. `make eval` reports the figures.
+MIN_FROZEN_ANSWERED = 0.95
 CONTRACT_LABELS = 56
 ADDED_INTENTS = {"verify_identity", "log_out"}         # beside the contract (intents.md allows additions)
 FROZEN_SHA256 = "f02b7f299352d47c9f52a52b33f805baca97fe04f4268c06b5a3feb8f99497dc"   # en + ms + mixed
