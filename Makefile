@@ -24,7 +24,7 @@ help:
 	@echo "make cluster  two gateways, two Rasa, two action servers behind HAProxy (PostgreSQL, Redis)"
 	@echo "make shell  talk to the assistant in this terminal"
 	@echo "make train  train models/ksos.tar.gz if data or config changed"
-	@echo "make eval   NLU accuracy per language (fallback counted as a miss): development set, frozen test set, Rasa's default pipeline, 5-fold cross-validation"
+	@echo "make eval   NLU accuracy per language (fallback counted as a miss): development set, frozen test set, Rasa's default pipeline, two questions in one message, 5-fold cross-validation"
 	@echo "make bench  latency, throughput, memory: ours vs a stock rasa init bot; agent-assist accuracy"
 	@echo "make bench-cluster  turns/s at 10/50/200 conversations: 1 vs 2 replicas of each vs stock Rasa"
 	@echo "make agent NAME=aisyah   create an agent for the console at /agent"
