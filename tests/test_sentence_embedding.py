@@ -22,3 +22,18 @@ def test_unit_vectors_offline_and_the_same_every_time():
 def test_a_malay_question_is_nearest_its_english_paraphrase():
     similarity = embed(MALAY) @ embed(ENGLISH).T
     assert list(similarity.argmax(axis=1)) == list(range(len(MALAY)))
+
+
+def test_the_thread_count_reaches_the_engine_even_after_scikit_learn():
+    """scikit-learn (imported by Rasa before us) starts the OpenMP runtime the engine then shares, so an
+    environment variable set later changes nothing: the count is set on the runtime (one thread, then two)."""
+    import sklearn.linear_model  # noqa: F401  - as in Rasa: scikit-learn's OpenMP runtime is loaded first
+    import threadpoolctl
+
+    def engine_threads():
+        return {info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "openmp"}
+
+    embed(["berapa harga pelan"], threads=1)
+    assert engine_threads() == {1}
+    embed(["berapa harga pelan"], threads=2)
+    assert engine_threads() == {2}

@@ -112,7 +112,7 @@ class FullLabelClassifier(GraphComponent):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        return {"embedding_weight": 5.0, "embedding_threads": 1, "fallback_threshold": 0.1,
+        return {"embedding_weight": 5.0, "embedding_threads": 2, "fallback_threshold": 0.1,
                 "conversation_threshold": 0.55, "ambiguity_threshold": 0.0, "min_known_words": 0.5,
                 "second_question_threshold": 0.5,
                 "regularisation": 50.0, "random_seed": 42}
