@@ -17,7 +17,7 @@ from bot.dialogue.handoff import (
 )
 from bot.dialogue.knowledge import knowledge_base, ui_labels
 from bot.nlu.input_check import input_problem
-from bot.vocabulary import SECOND_QUESTION_ENTITY
+from bot.vocabulary import SECOND_QUESTION_ENTITY, is_retrieval_answer
 
 # Responses that only custom actions send (so no rule names them; `rasa data validate` reports them unused).
 RESPONSES_SENT_BY_ACTIONS = (
@@ -114,7 +114,7 @@ class ActionAnswerSecondQuestion(Action):
     ) -> List[Dict[Text, Any]]:
         kb = knowledge_base()
         key = next(tracker.get_latest_entity_values(SECOND_QUESTION_ENTITY), None)
-        if key is None or key not in kb or "/" not in key:
+        if key is None or key not in kb or not is_retrieval_answer(key):
             return []
         answer = kb.get(key)
         dispatcher.utter_message(response="utter_also_asked", title=answer.title(tracker.get_slot("language")))

@@ -15,6 +15,12 @@ COMPUTED_ACCOUNT_INTENTS = ("ask_termination_penalty", "ask_account_status", "as
 ACCOUNT_INTENTS = (LOST_ACTIVATION_CODE, *COMPUTED_ACCOUNT_INTENTS)
 
 
+def is_retrieval_answer(label: str) -> bool:
+    """"faq/plans", "support/eula": an answer of a retrieval intent, i.e. of the knowledge base (not "greet", not an
+    account intent, not the bare intent "faq")."""
+    return "/" in label
+
+
 # The entity that carries a second question's answer key ("faq/payment_methods") asked in the same message.
 SECOND_QUESTION_ENTITY = "second_question"
 

