@@ -1,5 +1,7 @@
 """The whole-answer classifier (bot/nlu/full_label.py), on plain data; the real sentence embedding is
 tested in tests/test_sentence_embedding.py."""
+import pickle
+
 import numpy as np
 import pytest
 
@@ -96,3 +98,25 @@ def test_a_conversation_intent_needs_more_than_an_answer():
     assert decide({"faq/plans": 0.45, "goodbye": 0.55}, 0.1, 0.0, 0.5) == ("goodbye", False)
     assert decide({"faq/plans": 0.45, "goodbye": 0.30}, 0.1, 0.0, 0.5) == ("faq/plans", False)
     assert decide({"ask_my_subscription": 0.45, "goodbye": 0.30}, 0.1, 0.0, 0.5) == ("ask_my_subscription", False)
+
+
+def test_sparse_margins_equal_scikit_learns_transform():
+    """The direct TF-IDF arithmetic (no scikit-learn checks at parse time) gives scikit-learn's numbers: repeated
+    terms (sublinear tf), unseen terms, Malay stems, punctuation, other scripts, nothing known at all."""
+    examples = [("berapa harga plan starter", "faq/plans"), ("plan plan apa yang ada", "faq/plans"),
+                ("macam mana nak membayar bil", "faq/payment_methods"), ("boleh bayar guna kad kredit?",
+                                                                                    "faq/payment_methods"), ("hello there", "greet"), ("hi hi selamat pagi", "greet")]
+    model = train_full_label_classifier(examples, np.zeros((len(examples), 8)), embedding_weight=1.0)
+    for text in ["berapa harga plan", "plan plan plan plan", "pembayaran bil bulan ni", "blorf snargle",
+                 "", "hi!!! hello?", "harga 价格 plan", "boleh bayar guna kad kredit? hi hi"]:
+        expected = np.asarray(model.features.transform([text]) @ model.weights).ravel()
+        assert model.sparse_margins(text) == pytest.approx(expected, abs=1e-12), text
+
+
+def test_a_pickled_model_scores_the_same():
+    examples = [("berapa harga plan", "faq/plans"), ("hello there", "greet"), ("selamat pagi", "greet")]
+    model = train_full_label_classifier(examples, np.zeros((3, 8)), embedding_weight=1.0)
+    before = model.scores("harga plan", np.zeros(8))
+    restored = pickle.loads(pickle.dumps(model))
+    assert restored._blocks is None                   # the lookups are rebuilt, not stored
+    assert restored.scores("harga plan", np.zeros(8)) == pytest.approx(before)

@@ -24,6 +24,8 @@ def test_a_message_is_cut_where_a_second_question_starts(text, parts):
     "saya juga nak tahu harga",
     "how much? ok",                                    # short pieces stay with their neighbour
     "harga",
+    "got an email from no-reply@kaspersky.com.my about my subscription, is that really from you",
+    "is version 2.5 of the app supported on windows 11",
 ])
 def test_one_question_stays_whole(text):
     assert len(question_parts(text)) == 1

@@ -3,7 +3,7 @@ network (a unit test: conftest refuses every socket connect and every process), 
 next to its English paraphrase."""
 import numpy as np
 
-from bot.nlu.sentence_embedding import DIMENSIONS, embed
+from bot.nlu.sentence_embedding import BATCH, DIMENSIONS, embed
 
 MALAY = ["berapa harga pelan ini", "saya lupa kata laluan", "macam mana nak bayar bil",
          "komputer saya dijangkiti virus", "bagaimana untuk menamatkan langganan"]
@@ -17,6 +17,13 @@ def test_unit_vectors_offline_and_the_same_every_time():
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     assert np.array_equal(embed(["berapa harga pelan"])[0], vectors[0])
     assert embed([]).shape == (0, DIMENSIONS)
+
+
+def test_texts_embedded_together_are_embedded_as_alone():
+    texts = (MALAY + ENGLISH)[:BATCH + 1]                # more than one engine call
+    together = embed(texts)
+    assert together.shape == (len(texts), DIMENSIONS)
+    assert np.allclose(together, np.vstack([embed([text]) for text in texts]), atol=1e-6)
 
 
 def test_a_malay_question_is_nearest_its_english_paraphrase():

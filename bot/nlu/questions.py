@@ -3,7 +3,8 @@ parts, so that each can be classified on its own (bot/nlu/components.py FullLabe
 decides the first answer; a part whose answer is another one of the knowledge base, surely enough, is answered
 after it).
 
-A part ends at a question mark, a full stop, an exclamation mark or a new line, or before a word that joins a
+A part ends at a question mark, a full stop (not one inside "kaspersky.com" or "1.5"), an exclamation mark or a
+new line, or before a word that joins a
 second question ("also", "lagi satu"...: resources/lexicon/question_joiners.yml). Parts of fewer than
 MIN_PART_WORDS words are joined to the part before ("plans and prices" stays whole).
 """
@@ -18,7 +19,7 @@ import yaml
 from bot.paths import LEXICON_DIR
 
 MIN_PART_WORDS = 3
-SENTENCE_END = re.compile(r"[?!.\n]+")
+SENTENCE_END = re.compile(r"(?:[?!\n]|\.(?!\w))+")
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
