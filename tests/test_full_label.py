@@ -104,8 +104,9 @@ def test_sparse_margins_equal_scikit_learns_transform():
     """The direct TF-IDF arithmetic (no scikit-learn checks at parse time) gives scikit-learn's numbers: repeated
     terms (sublinear tf), unseen terms, Malay stems, punctuation, other scripts, nothing known at all."""
     examples = [("berapa harga plan starter", "faq/plans"), ("plan plan apa yang ada", "faq/plans"),
-                ("macam mana nak membayar bil", "faq/payment_methods"), ("boleh bayar guna kad kredit?",
-                                                                                    "faq/payment_methods"), ("hello there", "greet"), ("hi hi selamat pagi", "greet")]
+                ("macam mana nak membayar bil", "faq/payment_methods"),
+                ("boleh bayar guna kad kredit?", "faq/payment_methods"),
+                ("hello there", "greet"), ("hi hi selamat pagi", "greet")]
     model = train_full_label_classifier(examples, np.zeros((len(examples), 8)), embedding_weight=1.0)
     for text in ["berapa harga plan", "plan plan plan plan", "pembayaran bil bulan ni", "blorf snargle",
                  "", "hi!!! hello?", "harga 价格 plan", "boleh bayar guna kad kredit? hi hi"]:
