@@ -44,3 +44,5 @@ def test_the_thread_count_reaches_the_engine_even_after_scikit_learn():
     assert engine_threads() == {1}
     embed(["berapa harga pelan"], threads=2)
     assert engine_threads() == {2}
+    # ... and BLAS on one thread, whose spinning second thread would take a core from the engine's.
+    assert {info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"} == {1}

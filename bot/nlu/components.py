@@ -137,18 +137,35 @@ class FullLabelClassifier(GraphComponent):
             classifier = None
         return cls(config, model_storage, resource, classifier)
 
-    def _embed(self, texts: List[Text]) -> Any:
-        from bot.nlu.sentence_embedding import embed
+    def _embed_messages(self, texts: List[Text]) -> List[Tuple[Any, List[Text], Any]]:
+        """For each normalised message: its sentence embedding, its question parts (bot/nlu/questions.py) and,
+        for a message of several parts, the parts' embeddings. A message of several parts is embedded part by
+        part, and its own embedding is theirs combined by token count (sentence_embedding.combine): the
+        message's tokens go through the model once instead of twice (once whole, once for its parts)."""
+        from bot.nlu.questions import question_parts
+        from bot.nlu.sentence_embedding import combine, embed, token_counts
 
-        return embed(texts, self.config["embedding_threads"])
+        parts = [question_parts(text) for text in texts]
+        pieces = [(pieces if len(pieces) >= 2 else [text]) for text, pieces in zip(texts, parts, strict=True)]
+        vectors = embed([piece for each in pieces for piece in each], self.config["embedding_threads"])
+        results, start = [], 0
+        for text_parts, text_pieces in zip(parts, pieces, strict=True):
+            own = vectors[start:start + len(text_pieces)]
+            start += len(text_pieces)
+            if len(text_pieces) == 1:
+                results.append((own[0], text_parts, None))
+            else:
+                results.append((combine(own, token_counts(text_pieces)), text_parts, own))
+        return results
 
     def train(self, training_data: TrainingData) -> Resource:
         from bot.nlu.full_label import train_full_label_classifier
 
         examples = [(example.get(TEXT), example.get(INTENT_RESPONSE_KEY) or example.get(INTENT))
                     for example in training_data.intent_examples if example.get(TEXT) and example.get(INTENT)]
+        embeddings = [whole for whole, _, _ in self._embed_messages([text for text, _ in examples])]
         self._classifier = train_full_label_classifier(
-            examples, self._embed([text for text, _ in examples]), self.config["embedding_weight"],
+            examples, embeddings, self.config["embedding_weight"],
             self.config["regularisation"], self.config["random_seed"])
         with self._model_storage.write_to(self._resource) as directory:
             (directory / self.FILE_NAME).write_bytes(pickle.dumps(self._classifier))
@@ -161,14 +178,15 @@ class FullLabelClassifier(GraphComponent):
             text = message.get(TEXT)
             if self._classifier is None or not text or is_payload(raw_text(message)):
                 continue
-            scores = self._classifier.scores(text, self._embed([text])[0])
+            [(embedding, parts, part_embeddings)] = self._embed_messages([text])
+            scores = self._classifier.scores(text, embedding)
             best, fell_back = decide(scores, self.config["fallback_threshold"], self.config["ambiguity_threshold"],
                                      self.config["conversation_threshold"])
             # Mostly words never seen in training ("blorf snargle wumpus"): not understood, whatever the scores.
             fell_back = fell_back or self._classifier.known_share(text) < self.config["min_known_words"]
             second = None
             if not fell_back and best is not None:
-                best, second = self._two_questions(text, best)
+                best, second = self._two_questions(parts, part_embeddings, best)
             intent, ranking, selector = parse_fields(scores, best)
             if fell_back:
                 fallback = {"name": FALLBACK_INTENT, "confidence": self.config["fallback_threshold"]}
@@ -182,18 +200,16 @@ class FullLabelClassifier(GraphComponent):
             message.set(RESPONSE_SELECTOR_PROPERTY_NAME, selector, add_to_output=True)
         return messages
 
-    def _two_questions(self, text: Text, best: Text) -> Tuple[Text, Optional[Text]]:
+    def _two_questions(self, parts: List[Text], part_embeddings: Any, best: Text) -> Tuple[Text, Optional[Text]]:
         """(first answer, second answer or None): where a part of a message of several parts asks for another
         answer of the knowledge base, scoring `second_question_threshold` or more on that part alone
         (bot/nlu/questions.py), both are answered, in the order the message asks them."""
         from bot.nlu.full_label import order_two_answers
-        from bot.nlu.questions import question_parts
 
-        parts = question_parts(text)
-        if len(parts) < 2 or not is_retrieval_answer(best):
+        if len(parts) < 2 or part_embeddings is None or not is_retrieval_answer(best):
             return best, None
-        embeddings = self._embed(parts)
-        part_scores = [self._classifier.scores(part, vector) for part, vector in zip(parts, embeddings, strict=True)]
+        part_scores = [self._classifier.scores(part, vector)
+                       for part, vector in zip(parts, part_embeddings, strict=True)]
         return order_two_answers(part_scores, best, self.config["second_question_threshold"])
 
 
