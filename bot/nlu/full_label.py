@@ -41,7 +41,8 @@ def _tfidf_blocks(features: Any) -> Tuple[_TfidfBlock, ...]:
     blocks, offset = [], 0
     for _, vectorizer in features.transformer_list:
         vocabulary = vectorizer.vocabulary_
-        assert vectorizer.sublinear_tf and vectorizer.norm == "l2" and vectorizer.use_idf, vectorizer
+        if not (vectorizer.sublinear_tf and vectorizer.norm == "l2" and vectorizer.use_idf):
+            raise ValueError(f"only sublinear, l2-normalised TF-IDF is computed directly, not {vectorizer}")
         blocks.append(_TfidfBlock(vectorizer.build_analyzer(),
                                   {term: offset + column for term, column in vocabulary.items()},
                                   {offset + column: float(idf) for column, idf in enumerate(vectorizer.idf_)}))
@@ -62,18 +63,23 @@ class FullLabelModel:
     labels: Tuple[str, ...]
     embedding_weight: float
     known_words: FrozenSet[str] = frozenset()     # the words of the training examples
-    _blocks: Optional[Tuple[_TfidfBlock, ...]] = field(default=None, repr=False, compare=False)
+    _blocks: Tuple[_TfidfBlock, ...] = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._blocks = _tfidf_blocks(self.features)
 
     def __getstate__(self) -> Dict[str, Any]:
-        return {**self.__dict__, "_blocks": None}     # rebuilt from `features` on first use, not stored
+        return {**self.__dict__, "_blocks": ()}       # not stored: rebuilt from `features` when loaded
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
 
     def sparse_margins(self, text: str) -> Any:
         """The sparse features' share of each label's margin, (labels,) float64: the TF-IDF vector's dot product
         with `weights`, over the message's own terms only."""
         import numpy as np
 
-        if self._blocks is None:
-            self._blocks = _tfidf_blocks(self.features)
         columns: List[int] = []
         values: List[float] = []
         for block in self._blocks:
