@@ -255,7 +255,8 @@ def main(argv=None) -> int:
                           help="also cross-validate our pipeline on the training data with this many folds")
     evaluate.add_argument("--min-accuracy", type=float, default=None,
                           help="exit 1 if a language of the frozen set scores below (a fallback counts as a miss)")
-    evaluate.add_argument("--model", default=None, help="evaluate this model instead of training a fresh one")
+    evaluate.add_argument("--model", default=None, help="evaluate this model instead of $RASA_MODEL "
+                          "(models/ksos.tar.gz) as it is; make eval trains that first when its inputs changed")
     evaluate.add_argument("--baseline-model", default=None,
                           help="with --baseline: Rasa's default pipeline already trained on the same data (its "
                                "training takes about 30 minutes here), e.g. var/eval/default-pipeline.tar.gz")

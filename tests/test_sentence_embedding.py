@@ -46,3 +46,15 @@ def test_the_thread_count_reaches_the_engine_even_after_scikit_learn():
     assert engine_threads() == {2}
     # ... and BLAS on one thread, whose spinning second thread would take a core from the engine's.
     assert {info["num_threads"] for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"} == {1}
+
+
+def test_pieces_combine_by_their_token_counts_into_a_unit_vector():
+    from bot.nlu.sentence_embedding import combine, token_counts
+
+    first, second = np.eye(DIMENSIONS, dtype=np.float32)[:2]
+    combined = combine(np.vstack([first, second]), [3, 1])
+    assert combined.dtype == np.float32 and np.isclose(np.linalg.norm(combined), 1.0)
+    assert np.allclose(combined[:2], np.array([3, 1]) / np.sqrt(10))
+    # The engine's count: the "query: " prefix and two special tokens come with every text.
+    short, longer = token_counts(["harga", "berapa harga pelan starter sebulan"])
+    assert 3 < short < longer

@@ -146,10 +146,11 @@ class FullLabelClassifier(GraphComponent):
         from bot.nlu.sentence_embedding import combine, embed, token_counts
 
         parts = [question_parts(text) for text in texts]
-        pieces = [(pieces if len(pieces) >= 2 else [text]) for text, pieces in zip(texts, parts, strict=True)]
-        vectors = embed([piece for each in pieces for piece in each], self.config["embedding_threads"])
+        embedded = [(own_parts if len(own_parts) >= 2 else [text])
+                    for text, own_parts in zip(texts, parts, strict=True)]
+        vectors = embed([piece for pieces in embedded for piece in pieces], self.config["embedding_threads"])
         results, start = [], 0
-        for text_parts, text_pieces in zip(parts, pieces, strict=True):
+        for text_parts, text_pieces in zip(parts, embedded, strict=True):
             own = vectors[start:start + len(text_pieces)]
             start += len(text_pieces)
             if len(text_pieces) == 1:
@@ -206,7 +207,7 @@ class FullLabelClassifier(GraphComponent):
         (bot/nlu/questions.py), both are answered, in the order the message asks them."""
         from bot.nlu.full_label import order_two_answers
 
-        if len(parts) < 2 or part_embeddings is None or not is_retrieval_answer(best):
+        if part_embeddings is None or not is_retrieval_answer(best):       # one part: one question
             return best, None
         part_scores = [self._classifier.scores(part, vector)
                        for part, vector in zip(parts, part_embeddings, strict=True)]

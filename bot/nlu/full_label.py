@@ -201,7 +201,7 @@ def parse_fields(scores: Mapping[str, float], best: Optional[str]
                           and label != retrieval), key=lambda item: (-item[1], item[0]))
         if total <= 0 or not answers:
             continue
-        top = best if best and base_intent(best) == retrieval and "/" in best else answers[0][0]
+        top = best if best and base_intent(best) == retrieval and is_retrieval_answer(best) else answers[0][0]
         response = {"responses": [], "confidence": scores[top] / total, "intent_response_key": top,
                     "utter_action": f"utter_{top}"}
         output[retrieval] = {"response": response, "ranking": [
